@@ -1,0 +1,533 @@
+"""The ``lmpipe`` command line (DESIGN section 7).
+
+Every error a user can fix is one line on stderr (``lmpipe: error: ...``) and exit status 2;
+anything else is a bug, reported in one line with exit status 1; ``--debug`` shows tracebacks.
+Prefect is imported only by the commands that run flows, so ``sql``/``report``/``check`` are quick.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lm.errors import ConfigError, LmpipeError
+
+app = typer.Typer(
+    name="lmpipe",
+    help="Perplexity benchmarks from unigram to LSTM: n-gram and RNN language models on your corpora.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+HomeOpt = Annotated[
+    Path,
+    typer.Option("--home", envvar="LMPIPE_HOME", help="Root for everything a run writes (warehouse, cache, reports).",
+                 file_okay=False),
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+_DEBUG = False
+
+# Offline, quiet defaults for Prefect (a user's environment still wins).
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "lmpipe",
+}
+
+
+def _setup(home: Path, debug: bool) -> Path:
+    global _DEBUG
+    _DEBUG = _DEBUG or debug
+    home = home.expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def _prefect_env(home: Path) -> None:
+    for k, v in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(k, v)
+    os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(home / ".lmpipe" / "prefect-results"))
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"lmpipe: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _emit_json(obj: dict[str, Any]) -> None:
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and (math.isinf(v) or math.isnan(v)):
+            return str(v)  # JSON has no inf/nan: "inf" keeps the value readable
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    typer.echo(json.dumps(clean(obj), ensure_ascii=False, sort_keys=True))
+
+
+def _parse_set(values: list[str]) -> dict[str, Any]:
+    """``--set neural.hidden=256`` -> {"neural": {"hidden": 256}} (values parsed as TOML)."""
+    import tomllib
+
+    out: dict[str, Any] = {}
+    for item in values:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. neural.hidden=256")
+        key, raw = item.split("=", 1)
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+# ----------------------------------------------------------------------------- run
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Option("--config", help="Experiment TOML file.", dir_okay=False)] = None,
+    profile: Annotated[str, typer.Option("--profile", help="quick (minutes) or full (hours).")] = "quick",
+    corpus: Annotated[list[str] | None, typer.Option("--corpus", help="Corpus name (repeatable); replaces the config's list.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config value, e.g. neural.hidden=256 (repeatable).")] = None,
+    runner: Annotated[str, typer.Option("--runner", help="Task runner: thread or dask.")] = "thread",
+    dask_address: Annotated[str | None, typer.Option("--dask-address", help="Existing Dask scheduler, e.g. tcp://host:8786.")] = None,
+    home: HomeOpt = Path("."),
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run the perplexity benchmark flow over the experiment's corpora, n values and architectures, ending in a report."""
+    from lm.config import build_config
+
+    home = _setup(home, debug)
+    overrides = _parse_set(set_ or [])
+    if corpus:
+        overrides["corpora"] = [{"name": c} for c in corpus]
+    cfg = build_config(config, profile, overrides)
+    if runner not in ("thread", "dask"):
+        raise ConfigError(f"unknown runner {runner!r}; choose thread or dask")
+    _prefect_env(home)
+    from flows.benchmark import run_benchmark
+
+    out = run_benchmark(cfg, home, runner=runner, dask_address=dask_address)
+    if json_out:
+        _emit_json(out)
+    else:
+        typer.echo(f"run {out['run_id']} done; report: {out['report']}")
+
+
+# ----------------------------------------------------------------------------- ngram
+
+
+def _own_corpus_name(path: str) -> str:
+    stem = Path(path.split("*")[0] or "corpus").name or "corpus"
+    stem = re.sub(r"\.(txt|gz|zip)$", "", stem)
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "_", stem).strip("._-") or "corpus"
+    return name[:60]
+
+
+def _ingest_for(home: Path, corpus: str | None, train: str | None, valid: str | None, test: str | None,
+                tokenizer: str | None, min_freq: int, normalize: str, encoding_errors: str):
+    from lm.pipeline import Home, ingest_corpus
+
+    if corpus and (train or test):
+        raise ConfigError("give either --corpus NAME or --train/--test files, not both")
+    if corpus:
+        spec: dict[str, Any] = {"name": corpus}
+        if tokenizer is None:
+            from lm.corpus import check_name, load_registry
+
+            check_name(corpus)
+            entry = load_registry().get(corpus)
+            tokenizer = entry.tokenizer if entry else "char"
+    elif train and test:
+        spec = {"name": _own_corpus_name(train), "train": train, "valid": valid, "test": test}
+    else:
+        raise ConfigError("give --corpus NAME, or --train FILE and --test FILE")
+    from lm.tokenize import get_tokenizer
+
+    tokenizer = tokenizer or "whitespace"
+    get_tokenizer(tokenizer)
+    vocab = {"min_freq": min_freq, "normalize": normalize, "encoding_errors": encoding_errors}
+    return Home(home), ingest_corpus(Home(home), spec, tokenizer, vocab)
+
+
+@app.command()
+def ngram(
+    order: Annotated[int, typer.Option("--order", help="n-gram order N (1 = unigram).")],
+    smoothing: Annotated[str, typer.Option("--smoothing", help="mle, add-k, witten-bell, absolute, kn, mkn, katz, stupid-backoff.")] = "mkn",
+    train: Annotated[str | None, typer.Option("--train", help="Training text (file, folder or glob; .gz/.zip fine).")] = None,
+    test: Annotated[str | None, typer.Option("--test", help="Test text.")] = None,
+    valid: Annotated[str | None, typer.Option("--valid", help="Validation text (optional).")] = None,
+    corpus: Annotated[str | None, typer.Option("--corpus", help="A registry corpus and its splits instead of files.")] = None,
+    tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="char, word or whitespace (default: whitespace for files, the corpus's own for --corpus).")] = None,
+    k: Annotated[float, typer.Option("--k", help="add-k's k (1 = Laplace).")] = 1.0,
+    discount: Annotated[float | None, typer.Option("--discount", help="Fixed discount for absolute/kn (default: estimated).")] = None,
+    no_discount_fallback: Annotated[bool, typer.Option("--no-discount-fallback", help="mkn: fail instead of using KenLM's fallback discounts.")] = False,
+    min_freq: Annotated[int, typer.Option("--min-freq", help="Keep tokens seen at least this often in training.")] = 1,
+    normalize: Annotated[str, typer.Option("--normalize", help="none, or d2l (letters and spaces, lower case).")] = "none",
+    encoding_errors: Annotated[str, typer.Option("--encoding-errors", help="strict (error on bad UTF-8) or replace.")] = "strict",
+    arpa: Annotated[Path | None, typer.Option("--arpa", help="Write the model as an ARPA file.", dir_okay=False)] = None,
+    home: HomeOpt = Path("."),
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Estimate one n-gram model and score the test (and validation) text, like SRILM's ngram -ppl."""
+    from datetime import UTC, datetime
+
+    from lm.config import SMOOTHING
+    from lm.pipeline import evaluate_ngram
+    from lm.record import new_run_id, record_run
+
+    home = _setup(home, debug)
+    if order < 1:
+        raise ConfigError(f"--order must be at least 1 (got {order})")
+    if smoothing not in SMOOTHING:
+        raise ConfigError(f"unknown smoothing {smoothing!r}; choose one of: {', '.join(SMOOTHING)}")
+    if k <= 0:
+        raise ConfigError(f"--k must be positive (got {k})")
+    if encoding_errors not in ("strict", "replace"):
+        raise ConfigError(f"--encoding-errors must be strict or replace (got {encoding_errors!r})")
+    started = datetime.now(UTC)
+    h, ing = _ingest_for(home, corpus, train, valid, test, tokenizer, min_freq, normalize, encoding_errors)
+    params: dict[str, Any] = {}
+    if smoothing == "add-k":
+        params["k"] = k
+    if smoothing in ("absolute", "kn") and discount is not None:
+        params["discount"] = discount
+    if smoothing == "mkn":
+        params["discount_fallback"] = not no_discount_fallback
+    result = evaluate_ngram(h, ing, smoothing, order, params, arpa_out=arpa)
+    run_id = new_run_id(started)
+    record_run(h.warehouse, run_id, f"ngram-{ing.corpus}", "ngram",
+               {"order": order, "smoothing": smoothing, "params": params, "corpus": ing.corpus,
+                "tokenizer": ing.tokenizer}, started, [ing], [(ing, result)])
+    _print_scores(ing, result, run_id, json_out, arpa)
+
+
+def _print_scores(ing: Any, result: dict[str, Any], run_id: str, json_out: bool, arpa: Path | None = None) -> None:
+    m = result["metrics"]
+    main = m.get("test") or m.get("valid")
+    if json_out:
+        out: dict[str, Any] = {
+            "run_id": run_id,
+            "corpus": ing.corpus,
+            "tokenizer": ing.tokenizer,
+            "model": result["model"],
+            "n": result.get("n"),
+            "perplexity": main["perplexity"],
+            "perplexity_excluding_oov": main["perplexity_excluding_oov"],
+            "oov": main["oov"],
+            "tokens": main["tokens"],
+            "zero_prob": main["zero_prob"],
+            "bits_per_token": main["bits_per_token"],
+            "bits_per_byte": main["bits_per_byte"],
+            "test_perplexity": m["test"]["perplexity"] if "test" in m else None,
+            "valid_perplexity": m["valid"]["perplexity"] if "valid" in m else None,
+            "parameters": result.get("parameters"),
+            "train_seconds": result.get("train_seconds"),
+            "cached": result.get("cached", False),
+        }
+        for key in ("epochs_run", "tokens_per_second", "wall_seconds", "best_epoch", "stopped"):
+            if key in result:
+                out["epochs" if key == "epochs_run" else key] = result[key]
+        if arpa is not None:
+            out["arpa"] = str(arpa)
+        _emit_json(out)
+        return
+    label = f"{result['model']} n={result['n']}" if result.get("n") else result["model"]
+    typer.echo(f"{ing.corpus} ({ing.tokenizer}), {label}, run {run_id}")
+    for split in ("valid", "test"):
+        if split in m:
+            s = m[split]
+            typer.echo(
+                f"  {split:5s}: {s['tokens']} tokens, {s['oov']} OOVs, {s['zero_prob']} zeroprobs, "
+                f"ppl= {s['perplexity']:.6g} ppl(excl. OOV)= {s['perplexity_excluding_oov']:.6g} "
+                f"bits/token= {s['bits_per_token']:.4f} bits/byte= {s['bits_per_byte']:.4f}"
+            )
+    if arpa is not None:
+        typer.echo(f"  ARPA written to {arpa}")
+
+
+# ----------------------------------------------------------------------------- train
+
+
+@app.command("train")
+def train_cmd(
+    arch: Annotated[str, typer.Option("--arch", help="rnn-scratch, gru-scratch, lstm-scratch, rnn, rnn-relu, gru, lstm.")] = "gru",
+    corpus: Annotated[str | None, typer.Option("--corpus", help="A registry corpus.")] = None,
+    train: Annotated[str | None, typer.Option("--train", help="Training text instead of --corpus.")] = None,
+    valid: Annotated[str | None, typer.Option("--valid", help="Validation text.")] = None,
+    test: Annotated[str | None, typer.Option("--test", help="Test text.")] = None,
+    tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="char, word or whitespace.")] = None,
+    hidden: Annotated[int, typer.Option("--hidden")] = 256,
+    layers: Annotated[int, typer.Option("--layers")] = 1,
+    embed: Annotated[int, typer.Option("--embed")] = 128,
+    dropout: Annotated[float, typer.Option("--dropout")] = 0.0,
+    tied: Annotated[bool, typer.Option("--tied")] = False,
+    epochs: Annotated[int | None, typer.Option("--epochs")] = 10,
+    seq_len: Annotated[int, typer.Option("--seq-len")] = 35,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    sampling: Annotated[str, typer.Option("--sampling", help="sequential or random.")] = "sequential",
+    optimizer: Annotated[str, typer.Option("--optimizer", help="sgd, adam or adamw.")] = "adam",
+    lr: Annotated[float, typer.Option("--lr")] = 1e-3,
+    clip: Annotated[float, typer.Option("--clip", help="Max global gradient norm.")] = 1.0,
+    weight_decay: Annotated[float, typer.Option("--weight-decay")] = 0.0,
+    lr_decay: Annotated[float, typer.Option("--lr-decay", help="LR factor on a validation plateau (1 = off).")] = 1.0,
+    patience: Annotated[int | None, typer.Option("--patience", help="Stop after this many epochs without improvement.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Wall-clock budget.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    min_freq: Annotated[int, typer.Option("--min-freq")] = 1,
+    normalize: Annotated[str, typer.Option("--normalize", help="none or d2l.")] = "none",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the unfinished training of this configuration.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Train again even if this configuration finished before.")] = False,
+    home: HomeOpt = Path("."),
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Train one neural language model, evaluate it on validation and test, and store the run."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from lm.config import ARCHITECTURES
+    from lm.pipeline import neural_result_dir, train_neural
+    from lm.record import new_run_id, record_run
+
+    home = _setup(home, debug)
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    settings = {
+        "arch": arch, "embed": embed, "hidden": hidden, "layers": layers, "dropout": dropout, "tied": tied,
+        "epochs": epochs, "max_minutes": max_minutes, "seq_len": seq_len, "batch_size": batch_size,
+        "sampling": sampling, "optimizer": optimizer, "lr": lr, "clip": clip, "weight_decay": weight_decay,
+        "lr_decay": lr_decay, "patience": patience, "seed": seed, "device": device,
+    }
+    _check_train_settings(settings)
+    started = datetime.now(UTC)
+    h, ing = _ingest_for(home, corpus, train, valid, test, tokenizer, min_freq, normalize, "strict")
+    out_dir = neural_result_dir(h, ing, settings)
+    if force or not resume:
+        # a fresh training: drop an unfinished checkpoint (and, with --force, a finished result)
+        if force:
+            (out_dir / "result.json").unlink(missing_ok=True)
+        if not (out_dir / "result.json").exists():
+            shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
+
+    def progress(row: dict[str, Any]) -> None:
+        if not json_out:
+            typer.echo(
+                f"epoch {row['epoch']:3d}  train ppl {row['train_perplexity']:9.3f}  valid ppl "
+                f"{row['valid_perplexity']:9.3f}  lr {row['learning_rate']:.3g}  {row['tokens_per_second']:,.0f} tok/s",
+                err=True,
+            )
+
+    result = train_neural(h, ing, settings, {"length": 60}, on_epoch=progress, resume=True)
+    run_id = new_run_id(started)
+    record_run(h.warehouse, run_id, f"train-{ing.corpus}", "train", {"train": settings, "corpus": ing.corpus,
+               "tokenizer": ing.tokenizer}, started, [ing], [(ing, result)])
+    _print_scores(ing, result, run_id, json_out)
+
+
+def _check_train_settings(settings: dict[str, Any]) -> None:
+    from lm.neural import TrainConfig
+    from lm.neural.config import ConfigError as NeuralConfigError
+
+    try:
+        TrainConfig.from_dict(settings)
+    except NeuralConfigError as e:
+        raise ConfigError(str(e)) from None
+
+
+# ----------------------------------------------------------------------------- generate
+
+
+@app.command()
+def generate(
+    run_id: Annotated[str, typer.Option("--run", help="A run that trained a neural model.")],
+    prefix: Annotated[str, typer.Option("--prefix", help="Text to continue.")],
+    length: Annotated[int, typer.Option("--length", help="Tokens to generate.")] = 100,
+    temperature: Annotated[float, typer.Option("--temperature")] = 1.0,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Always take the most likely token.")] = False,
+    top_k: Annotated[int | None, typer.Option("--top-k")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Architecture, when the run trained several.")] = None,
+    corpus: Annotated[str | None, typer.Option("--corpus", help="Corpus, when the run has several.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    home: HomeOpt = Path("."),
+    debug: DebugOpt = False,
+) -> None:
+    """Continue a prefix with a model trained in a run."""
+    from lm.generation import generate_from_run
+
+    home = _setup(home, debug)
+    if length < 0:
+        raise ConfigError(f"--length must be >= 0 (got {length})")
+    if not greedy and temperature <= 0:
+        raise ConfigError(f"--temperature must be positive (got {temperature}); or use --greedy")
+    text = generate_from_run(home, run_id, prefix, length, greedy=greedy, temperature=temperature,
+                             top_k=top_k, model=model, corpus=corpus, seed=seed)
+    typer.echo(text)
+
+
+# ----------------------------------------------------------------------------- report, sql, check
+
+
+@app.command()
+def report(
+    run_id: Annotated[str | None, typer.Option("--run", help="Run to report (default: the newest).")] = None,
+    home: HomeOpt = Path("."),
+    debug: DebugOpt = False,
+) -> None:
+    """(Re)write a run's report from the warehouse alone."""
+    from lm import report as rep
+    from lm.pipeline import Home
+
+    h = Home(_setup(home, debug))
+    run_id = run_id or rep.newest_run(h.warehouse)
+    path = rep.write_report(h.warehouse, h.reports_dir, run_id)
+    typer.echo(str(path))
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="One read-only SQL statement over the views.")] = "",
+    fmt: Annotated[str, typer.Option("--format", help="table, csv, json or markdown.")] = "table",
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the DuckDB file of views from the Parquet files first.")] = False,
+    home: HomeOpt = Path("."),
+    debug: DebugOpt = False,
+) -> None:
+    """Query the warehouse views (read-only): runs, corpora, splits, vocab, tokens, ngrams, results, epochs, samples, benchmarks."""
+    from lm.pipeline import Home
+    from lm.query import FORMATS, format_rows, run_query
+    from lm.warehouse import rebuild_database
+
+    h = Home(_setup(home, debug))
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown --format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if not query.strip():
+        if rebuild:
+            typer.echo(str(rebuild_database(h.warehouse)))
+            return
+        raise ConfigError('give a query, e.g. lmpipe sql "select * from results limit 5"')
+    cols, rows = run_query(h.warehouse, query, rebuild=rebuild)
+    sys.stdout.write(format_rows(cols, rows, fmt))
+
+
+@app.command()
+def check(
+    repair: Annotated[bool, typer.Option("--repair", help="Remove damaged, temporary and orphaned files.")] = False,
+    home: HomeOpt = Path("."),
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Verify the warehouse: every dataset readable, row counts as recorded, nothing half-written or orphaned."""
+    from lm.check import check_warehouse
+    from lm.pipeline import Home
+
+    h = Home(_setup(home, debug))
+    report_ = check_warehouse(h.warehouse, repair=repair)
+    if json_out:
+        _emit_json(report_.as_dict())
+    else:
+        for line in report_.lines():
+            typer.echo(line)
+    if report_.problems and not repair:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    config: Annotated[Path | None, typer.Option("--config", help="Experiment TOML (its [schedule] gives the cron).", dir_okay=False)] = None,
+    profile: Annotated[str, typer.Option("--profile")] = "quick",
+    cron: Annotated[str | None, typer.Option("--cron", help="Override the schedule, e.g. '0 3 * * *'.")] = None,
+    runner: Annotated[str, typer.Option("--runner", help="thread or dask.")] = "thread",
+    home: HomeOpt = Path("."),
+    debug: DebugOpt = False,
+) -> None:
+    """Register the deployments with their schedules and serve them (needs PREFECT_API_URL for the UI)."""
+    from lm.config import build_config
+
+    home = _setup(home, debug)
+    cfg = build_config(config, profile, {"schedule": {"cron": cron}} if cron else None)
+    _prefect_env(home)
+    from flows.deployments import serve_all
+
+    serve_all(cfg, home, runner)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def main() -> None:
+    """Console entry point: one-line errors, no traceback unless --debug."""
+    global _DEBUG
+    _DEBUG = "--debug" in sys.argv[1:]
+    try:
+        app(standalone_mode=False)
+    except LmpipeError as e:
+        if _DEBUG:
+            raise
+        typer.echo(f"lmpipe: error: {_one_line(str(e))}", err=True)
+        sys.exit(e.exit_code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("lmpipe: interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, non-zero
+        import click
+
+        if isinstance(e, click.ClickException):
+            typer.echo(f"lmpipe: error: {_one_line(e.format_message())}", err=True)
+            sys.exit(e.exit_code)
+        if _DEBUG:
+            raise
+        known = _known_error(e)
+        typer.echo(f"lmpipe: error: {known or f'{type(e).__name__}: {_one_line(str(e))}'}"
+                   f"{'' if known else ' (run again with --debug for the traceback)'}", err=True)
+        sys.exit(2 if known else 1)
+
+
+def _known_error(e: BaseException) -> str | None:
+    """Errors from the library layers that are the user's to fix, found anywhere in the chain."""
+    from lm.vocab import VocabularyError
+
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, LmpipeError | VocabularyError):
+            return _one_line(str(e))
+        mod = type(e).__module__
+        if mod.startswith("lm.") and isinstance(e, ValueError | RuntimeError):
+            return _one_line(str(e))
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    return None
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Task runners chosen at run time: threads by default, a Dask cluster when named."""
+
+from __future__ import annotations
+
+import os
+
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from lm.errors import ConfigError
+
+RUNNERS = ("thread", "dask")
+
+
+def make_runner(kind: str = "thread", dask_address: str | None = None, workers: int | None = None):
+    """``thread``: a bounded thread pool; ``dask``: a local 2-worker cluster (one thread each,
+    so trainings in different processes stay deterministic) or the cluster at ``dask_address``."""
+    if kind == "thread":
+        return ThreadPoolTaskRunner(max_workers=workers or max(2, os.cpu_count() or 2))
+    if kind == "dask":
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError:
+            raise ConfigError(
+                "--runner dask needs prefect-dask; install it with: pip install 'lmpipe[dask]'"
+            ) from None
+        if dask_address:
+            return DaskTaskRunner(address=dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers or 2, "threads_per_worker": 1,
+                                              "processes": True, "dashboard_address": None})
+    raise ConfigError(f"unknown runner {kind!r}; choose one of: {', '.join(RUNNERS)}")

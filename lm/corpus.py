@@ -1,0 +1,349 @@
+"""Corpora: the registry, a verified download-once cache, and reading text line by line.
+
+A corpus is a named registry entry (``data/corpora.toml``: URL + sha256), a local file,
+folder or glob (plain, ``.gz`` or ``.zip``), or explicit train/valid/test files. Text is read as
+bytes line by line (``\\n``), decoded as strict UTF-8 (an error names the file and byte
+offset) unless ``errors="replace"``, which counts what it replaced.
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import gzip
+import io
+import os
+import re
+import tomllib
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lm.errors import CorpusError
+from lm.fileio import atomic_path, sha256_file, sha256_text
+
+REGISTRY_PATH = Path(__file__).resolve().parent.parent / "data" / "corpora.toml"
+SPLITS = ("train", "valid", "test")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
+TEXT_SUFFIXES = (".txt", ".text", ".tokens", ".gz", ".zip", "")
+READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    name: str
+    title: str
+    url: str
+    file: str
+    sha256: str
+    language: str
+    tokenizer: str
+    members: dict[str, str] = field(default_factory=dict)
+    prefixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TextSource:
+    """One text to read: a plain or gzip file, or a member of a zip archive."""
+
+    path: Path
+    member: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.member}" if self.member else str(self.path)
+
+
+@dataclass(frozen=True)
+class CorpusSource:
+    """Where a corpus's text is: either ``all`` (split by the contiguous rule) or one list of
+    sources per split. ``sha256`` identifies the content (a cache key component)."""
+
+    name: str
+    sha256: str
+    parts: dict[str, tuple[TextSource, ...]]
+    tokenizer: str = "char"
+    prefixes: tuple[str, ...] = ()
+    origin: str = ""
+
+    @property
+    def has_own_split(self) -> bool:
+        return "all" not in self.parts
+
+
+def load_registry(path: Path = REGISTRY_PATH) -> dict[str, RegistryEntry]:
+    with open(path, "rb") as f:
+        raw = tomllib.load(f)
+    return {
+        name: RegistryEntry(
+            name=name,
+            title=e["title"],
+            url=e["url"],
+            file=e["file"],
+            sha256=e["sha256"],
+            language=e.get("language", ""),
+            tokenizer=e.get("tokenizer", "char"),
+            members=dict(e.get("members", {})),
+            prefixes=tuple(e.get("prefixes", ())),
+        )
+        for name, e in raw.items()
+    }
+
+
+def check_name(name: str, what: str = "corpus name") -> str:
+    """Refuse names that could escape the home folder (``../x``, ``/abs``) or are not plain."""
+    if not NAME_RE.match(name) or ".." in name:
+        raise CorpusError(
+            f"{what} {name!r} is not a plain name (letters, digits, '_', '-', '.', '+'; "
+            "no '/', no '..'); give a file with --train/--test or define it in the config"
+        )
+    return name
+
+
+# ----------------------------------------------------------------------------- fetching
+
+
+def fetch(entry: RegistryEntry, cache_dir: Path, corpora_dir: Path | None = None) -> Path:
+    """The verified local path of a registry file: from ``corpora_dir`` if it holds it, else
+    from the cache, else downloaded into the cache (temporary name, checked, then renamed:
+    a partial or mismatching download is never kept)."""
+    if corpora_dir is not None:
+        local = corpora_dir / entry.file
+        if local.is_file():
+            _verify(local, entry)
+            return local
+    cached = cache_dir / entry.file
+    if cached.is_file():
+        _verify(cached, entry)
+        return cached
+    try:
+        with atomic_path(cached) as tmp:
+            _download(entry.url, tmp)
+            got = sha256_file(tmp)
+            if got != entry.sha256:
+                raise CorpusError(
+                    f"download of {entry.url} has sha256 {got}, expected {entry.sha256}; "
+                    f"nothing was kept: retry, or put a verified {entry.file} in $LMPIPE_CORPORA_DIR"
+                )
+    except OSError as e:
+        where = corpora_dir or "$LMPIPE_CORPORA_DIR"
+        raise CorpusError(
+            f"cannot download corpus {entry.name!r} from {entry.url} ({_reason(e)}); offline? "
+            f"put {entry.file} (sha256 {entry.sha256[:12]}…) into {where} or into {cache_dir}"
+        ) from e
+    return cached
+
+
+def _download(url: str, dest: Path) -> None:
+    with urllib.request.urlopen(url, timeout=60) as resp, open(dest, "wb") as out:
+        while block := resp.read(READ_CHUNK):
+            out.write(block)
+
+
+def _reason(e: OSError) -> str:
+    if isinstance(e, urllib.error.URLError):
+        return str(e.reason)
+    return e.strerror or type(e).__name__
+
+
+def _verify(path: Path, entry: RegistryEntry) -> None:
+    got = sha256_file(path)
+    if got != entry.sha256:
+        raise CorpusError(
+            f"{path} has sha256 {got}, expected {entry.sha256} for corpus {entry.name!r}; "
+            "replace it with the published file or remove it to download again"
+        )
+
+
+# ----------------------------------------------------------------------------- resolving
+
+
+def resolve_registry(
+    name: str, cache_dir: Path, corpora_dir: Path | None = None
+) -> CorpusSource:
+    registry = load_registry()
+    if name not in registry:
+        check_name(name)
+        raise CorpusError(
+            f"unknown corpus {name!r}; known corpora: {', '.join(sorted(registry))} "
+            "(or give files with --train/--test, or define the corpus in the config)"
+        )
+    entry = registry[name]
+    path = fetch(entry, cache_dir, corpora_dir)
+    members = entry.members or {"all": None}
+    parts = {split: (TextSource(path, member),) for split, member in members.items()}
+    return CorpusSource(
+        name=name,
+        sha256=entry.sha256,
+        parts=parts,
+        tokenizer=entry.tokenizer,
+        prefixes=entry.prefixes,
+        origin=entry.url,
+    )
+
+
+def expand_path(spec: str | Path) -> tuple[TextSource, ...]:
+    """A file, a folder (every text file below it, sorted) or a glob, as text sources."""
+    spec_s = str(spec)
+    if any(ch in spec_s for ch in "*?["):
+        paths = sorted(Path(p) for p in globmod.glob(spec_s, recursive=True) if Path(p).is_file())
+        if not paths:
+            raise CorpusError(f"the pattern {spec_s!r} matches no file; check the path")
+    else:
+        p = Path(spec_s)
+        if not p.exists():
+            raise CorpusError(f"corpus path {spec_s} does not exist; check the path")
+        if p.is_dir():
+            paths = sorted(
+                q
+                for q in p.rglob("*")
+                if q.is_file()
+                and not any(part.startswith(".") for part in q.relative_to(p).parts)
+                and q.suffix.lower() in TEXT_SUFFIXES
+            )
+            if not paths:
+                raise CorpusError(
+                    f"folder {p} holds no text files (.txt, .gz, .zip or no suffix); "
+                    "point at the folder that holds the corpus"
+                )
+        else:
+            paths = [p]
+    out: list[TextSource] = []
+    for p in paths:
+        if p.suffix.lower() == ".zip":
+            out.extend(TextSource(p, m) for m in _zip_text_members(p))
+        else:
+            out.append(TextSource(p))
+    return tuple(out)
+
+
+def _zip_text_members(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [
+                i.filename
+                for i in z.infolist()
+                if not i.is_dir() and not Path(i.filename).name.startswith(".")
+                and not i.filename.startswith("__MACOSX/")
+            ]
+    except (zipfile.BadZipFile, OSError) as e:
+        raise CorpusError(f"{path} is not a readable zip archive ({e}); re-download it") from e
+    if not names:
+        raise CorpusError(f"zip archive {path} holds no file; check the archive")
+    return sorted(names)
+
+
+def resolve_files(
+    name: str,
+    all_text: str | Path | None = None,
+    train: str | Path | None = None,
+    valid: str | Path | None = None,
+    test: str | Path | None = None,
+    tokenizer: str = "char",
+    prefixes: tuple[str, ...] = (),
+) -> CorpusSource:
+    """A user's own corpus: one text split by the contiguous rule, or explicit split files
+    (train and test required; valid optional)."""
+    check_name(name)
+    parts: dict[str, tuple[TextSource, ...]] = {}
+    if all_text is not None:
+        parts["all"] = expand_path(all_text)
+    else:
+        if train is None or test is None:
+            raise CorpusError(f"corpus {name!r}: give either one text or both train and test files")
+        parts["train"] = expand_path(train)
+        parts["test"] = expand_path(test)
+        if valid is not None:
+            parts["valid"] = expand_path(valid)
+    digest = sha256_text(
+        *(f"{split}={src}:{sha256_file(src.path)}" for split, srcs in parts.items() for src in srcs)
+    )
+    origin = ", ".join(f"{k}={';'.join(map(str, v))}" for k, v in parts.items())
+    return CorpusSource(
+        name=name, sha256=digest, parts=parts, tokenizer=tokenizer, prefixes=prefixes, origin=origin
+    )
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+@dataclass
+class DecodeStats:
+    """Counts gathered while reading; ``replaced`` is non-zero only with errors="replace"."""
+
+    replaced: int = 0
+    raw_lines: int = 0
+
+
+def _open_binary(src: TextSource) -> io.BufferedIOBase:
+    path = src.path
+    if not path.exists():
+        raise CorpusError(f"corpus file {path} does not exist; check the path")
+    if src.member is not None:
+        try:
+            z = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as e:
+            raise CorpusError(f"{path} is not a readable zip archive ({e}); re-download it") from e
+        try:
+            return z.open(src.member)  # type: ignore[return-value]
+        except KeyError as e:
+            raise CorpusError(
+                f"zip archive {path} has no member {src.member!r} "
+                f"(it has: {', '.join(z.namelist()[:5])}); use the published archive"
+            ) from e
+    if path.suffix.lower() == ".gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def iter_lines(
+    src: TextSource, errors: str = "strict", stats: DecodeStats | None = None
+) -> Iterator[str]:
+    """Decoded lines of ``src`` without their newline, streamed (one line in memory at a time).
+
+    Raises ``CorpusError`` naming the file and byte offset on bytes that are not UTF-8
+    (``errors="strict"``), on NUL bytes (a binary file), and on a corrupt archive."""
+    stats = stats if stats is not None else DecodeStats()
+    offset = 0
+    try:
+        with _open_binary(src) as f:
+            for raw in f:
+                if b"\x00" in raw:
+                    at = offset + raw.index(b"\x00")
+                    raise CorpusError(
+                        f"{src} contains NUL bytes at byte {at}: "
+                        "it looks like a binary file, not text; point at the text file"
+                    )
+                stats.raw_lines += 1
+                yield _decode(raw, src, offset, errors, stats).rstrip("\r\n")
+                offset += len(raw)
+    except (gzip.BadGzipFile, zlib.error, EOFError, zipfile.BadZipFile) as e:
+        raise CorpusError(f"{src} is a corrupt or truncated archive ({e}); re-create it") from e
+
+
+def _decode(raw: bytes, src: TextSource, offset: int, errors: str, stats: DecodeStats) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if errors != "replace":
+            raise CorpusError(
+                f"{src} is not valid UTF-8 at byte {offset + e.start} "
+                f"(bytes {raw[e.start:e.end]!r}); fix the file or pass --encoding-errors replace"
+            ) from e
+    out: list[str] = []
+    pos = 0
+    while True:
+        try:
+            out.append(raw[pos:].decode("utf-8"))
+            return "".join(out)
+        except UnicodeDecodeError as e:
+            out.append(raw[pos : pos + e.start].decode("utf-8"))
+            out.append("\ufffd")
+            stats.replaced += 1
+            pos += e.end
+
+
+def source_bytes(srcs: tuple[TextSource, ...]) -> int:
+    return sum(os.path.getsize(s.path) for s in srcs)

@@ -1,0 +1,47 @@
+"""What every recurrent language model here shares: the forward contract, the state, the mask of
+the ids that are never predicted, and the factory from a ``TrainConfig``.
+
+Contract: ``model(ids, state) -> (logits, state)`` with ``ids`` int64 (batch, steps), ``logits``
+(batch, steps, vocab) already masked (``<s>`` and ``<pad>`` at ``-inf``, so softmax normalises
+over the predictable vocabulary), ``state`` a tuple of tensors (``None`` = fresh zero state).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lm.vocab import BOS, PAD
+
+State = tuple[torch.Tensor, ...]
+NEVER_PREDICTED: tuple[int, ...] = (BOS, PAD)
+
+
+class LanguageModel(nn.Module):
+    """Base class: subclasses implement ``forward`` and ``begin_state``."""
+
+    def __init__(self, vocab_size: int) -> None:
+        super().__init__()
+        if vocab_size <= max(NEVER_PREDICTED):
+            raise ValueError(f"vocab_size must exceed the reserved ids; got {vocab_size}")
+        self.vocab_size = vocab_size
+        mask = torch.zeros(vocab_size)
+        mask[list(NEVER_PREDICTED)] = float("-inf")
+        # (vocab,) added to every logit row; not part of the state dict (it is a constant).
+        self.register_buffer("logit_mask", mask, persistent=False)
+
+    def begin_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        raise NotImplementedError
+
+    def masked(self, logits: torch.Tensor) -> torch.Tensor:
+        """(..., vocab) logits with the never-predicted ids at -inf."""
+        return logits + self.logit_mask.to(logits.dtype)
+
+
+def detach_state(state: State | None) -> State | None:
+    """Cut the graph between windows (truncated BPTT) and keep the values."""
+    return None if state is None else tuple(s.detach() for s in state)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,155 @@
+"""d2l's from-scratch RNN, GRU and LSTM (d2l 2nd ed. sections 8.5, 9.1, 9.2), same parameter
+names and initialisation (weights N(0, 0.01^2), biases 0), one layer.
+
+Made fast without changing the maths: d2l's one-hot product ``one_hot(X) @ W_x*`` is the row
+lookup ``W_x*[X]`` (``F.embedding``), done for the whole window at once together with the input bias; only the
+recurrence ``H @ W_h*`` runs step by step (the gates' recurrent weights concatenated into one
+matmul), and the output layer is one matmul over all steps.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lm.neural.models import LanguageModel, State
+
+SIGMA = 0.01
+
+
+def _weight(*shape: int) -> nn.Parameter:
+    return nn.Parameter(torch.randn(*shape) * SIGMA)
+
+
+def _bias(n: int) -> nn.Parameter:
+    return nn.Parameter(torch.zeros(n))
+
+
+class _ScratchBase(LanguageModel):
+    """Shared output layer (``W_hq``, ``b_q``), output dropout and zero state."""
+
+    n_states = 1
+
+    def __init__(self, vocab_size: int, hidden: int, dropout: float = 0.0) -> None:
+        super().__init__(vocab_size)
+        self.hidden = hidden
+        self.W_hq = _weight(hidden, vocab_size)
+        self.b_q = _bias(vocab_size)
+        self.drop = nn.Dropout(dropout)
+
+    def begin_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        z = torch.zeros(batch_size, self.hidden, device=device, dtype=self.W_hq.dtype)
+        return tuple(z.clone() for _ in range(self.n_states))
+
+    def _output(self, h: torch.Tensor) -> torch.Tensor:
+        # h: (batch, steps, hidden) -> logits (batch, steps, vocab), one matmul
+        return self.masked(self.drop(h) @ self.W_hq + self.b_q)
+
+
+class _TanhRecurrence(torch.autograd.Function):
+    """H_t = tanh(A_t + H_{t-1} W) for all t, with hand-written backpropagation through time.
+
+    Same maths as autograd through the step loop, but each step is two kernels forward and three
+    backward, and dW is one matmul over all steps instead of one per step.
+    """
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
+    def forward(ctx, a: torch.Tensor, h0: torch.Tensor, w: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        # a: (steps, batch, hidden) input projections incl. bias; h0: (batch, hidden); w: (hidden, hidden)
+        hs = torch.empty_like(a)  # (steps, batch, hidden)
+        h = h0
+        for t in range(a.shape[0]):
+            h = torch.addmm(a[t], h, w, out=hs[t]).tanh_()
+        ctx.save_for_backward(h0, w, hs)
+        return hs
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        h0, w, hs = ctx.saved_tensors
+        dtanh = 1 - hs * hs  # (steps, batch, hidden)
+        da = dtanh * grad  # dL/dA_t, so far only through the outputs H_t themselves
+        w_t = w.t()
+        dh = da[-1] @ w_t  # dL/dH_{t-1} through the recurrence
+        for t in range(hs.shape[0] - 2, -1, -1):
+            da[t].addcmul_(dh, dtanh[t])
+            dh = da[t] @ w_t
+        h_prev = torch.cat((h0.unsqueeze(0), hs[:-1]))  # (steps, batch, hidden)
+        dw = h_prev.flatten(0, 1).t() @ da.flatten(0, 1)  # (hidden, hidden), one matmul
+        return da, dh, dw
+
+
+class RNNScratch(_ScratchBase):
+    """H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h);  O_t = H_t W_hq + b_q."""
+
+    def __init__(self, vocab_size: int, hidden: int, dropout: float = 0.0) -> None:
+        super().__init__(vocab_size, hidden, dropout)
+        self.W_xh = _weight(vocab_size, hidden)
+        self.W_hh = _weight(hidden, hidden)
+        self.b_h = _bias(hidden)
+
+    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        (h,) = state if state is not None else self.begin_state(ids.shape[0], ids.device)
+        a = F.embedding(ids.t(), self.W_xh) + self.b_h  # (steps, batch, hidden) = one_hot(X) W_xh + b_h
+        hs = _TanhRecurrence.apply(a, h, self.W_hh)  # (steps, batch, hidden)
+        return self._output(hs.transpose(0, 1)), (hs[-1],)
+
+
+class GRUScratch(_ScratchBase):
+    """Z = sig(X W_xz + H W_hz + b_z), R = sig(X W_xr + H W_hr + b_r),
+    H~ = tanh(X W_xh + (R * H) W_hh + b_h), H = Z * H + (1 - Z) * H~."""
+
+    def __init__(self, vocab_size: int, hidden: int, dropout: float = 0.0) -> None:
+        super().__init__(vocab_size, hidden, dropout)
+        for g in ("z", "r", "h"):
+            setattr(self, f"W_x{g}", _weight(vocab_size, hidden))
+            setattr(self, f"W_h{g}", _weight(hidden, hidden))
+            setattr(self, f"b_{g}", _bias(hidden))
+
+    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        (h,) = state if state is not None else self.begin_state(ids.shape[0], ids.device)
+        n = self.hidden
+        w_x = torch.cat((self.W_xz, self.W_xr, self.W_xh), dim=1)  # (vocab, 3 hidden)
+        b = torch.cat((self.b_z, self.b_r, self.b_h))  # (3 hidden,)
+        xw = (F.embedding(ids, w_x) + b).unbind(1)  # steps x (batch, 3 hidden)
+        w_zr = torch.cat((self.W_hz, self.W_hr), dim=1)  # (hidden, 2 hidden)
+        hs = []
+        for x_t in xw:
+            zr = torch.sigmoid(torch.addmm(x_t[:, : 2 * n], h, w_zr))  # (batch, 2 hidden)
+            z, r = zr[:, :n], zr[:, n:]
+            h_tilde = torch.tanh(torch.addmm(x_t[:, 2 * n :], r * h, self.W_hh))
+            h = h_tilde + z * (h - h_tilde)  # = Z * H + (1 - Z) * H~
+            hs.append(h)
+        return self._output(torch.stack(hs, dim=1)), (h,)
+
+
+class LSTMScratch(_ScratchBase):
+    """I, F, O = sig(X W_x* + H W_h* + b_*), C~ = tanh(X W_xc + H W_hc + b_c),
+    C = F * C + I * C~, H = O * tanh(C)."""
+
+    n_states = 2
+
+    def __init__(self, vocab_size: int, hidden: int, dropout: float = 0.0) -> None:
+        super().__init__(vocab_size, hidden, dropout)
+        for g in ("i", "f", "o", "c"):
+            setattr(self, f"W_x{g}", _weight(vocab_size, hidden))
+            setattr(self, f"W_h{g}", _weight(hidden, hidden))
+            setattr(self, f"b_{g}", _bias(hidden))
+
+    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        h, c = state if state is not None else self.begin_state(ids.shape[0], ids.device)
+        n = self.hidden
+        w_x = torch.cat((self.W_xi, self.W_xf, self.W_xo, self.W_xc), dim=1)  # (vocab, 4 hidden)
+        b = torch.cat((self.b_i, self.b_f, self.b_o, self.b_c))  # (4 hidden,)
+        w_h = torch.cat((self.W_hi, self.W_hf, self.W_ho, self.W_hc), dim=1)  # (hidden, 4 hidden)
+        xw = (F.embedding(ids, w_x) + b).unbind(1)  # steps x (batch, 4 hidden)
+        hs = []
+        for x_t in xw:
+            gates = torch.addmm(x_t, h, w_h)  # (batch, 4 hidden)
+            ifo = torch.sigmoid(gates[:, : 3 * n])
+            c = ifo[:, n : 2 * n] * c + ifo[:, :n] * torch.tanh(gates[:, 3 * n :])
+            h = ifo[:, 2 * n :] * torch.tanh(c)
+            hs.append(h)
+        return self._output(torch.stack(hs, dim=1)), (h, c)

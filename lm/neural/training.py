@@ -1,0 +1,276 @@
+"""Train one recurrent language model: d2l's loop (truncated BPTT over sequential or random
+windows, gradient clipping) plus what a long run needs — Adam/AdamW, learning-rate decay on a
+validation plateau, early stopping, a wall-clock budget, divergence detection, an atomic
+checkpoint after every epoch with exact resumption, and the weights of the best validation
+perplexity kept and returned.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lm.neural.batching import batches, num_batches
+from lm.neural.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    capture_rng,
+    checkpoint_path,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from lm.neural.config import RESUMABLE_CHANGES, TrainConfig
+from lm.neural.device import resolve_device
+from lm.neural.evaluate import evaluate, perplexity
+from lm.neural.factory import build_model
+from lm.neural.models import LanguageModel, State, count_parameters, detach_state
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or gradient norm became NaN/inf; the last good checkpoint (if any) is kept."""
+
+    def __init__(self, message: str, epoch: int, checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.checkpoint = checkpoint
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """``stopped``: ``epochs`` | ``time budget`` | ``early stopping``. ``tokens_per_second``
+    counts training tokens over training time (validation excluded), all epochs."""
+
+    best_epoch: int
+    best_valid_perplexity: float
+    epochs_run: int
+    wall_seconds: float
+    tokens_per_second: float
+    parameters: int
+    stopped: str
+    resumed_from_epoch: int
+    history: list[dict[str, Any]] = field(repr=False)
+
+
+def make_optimizer(config: TrainConfig, model: LanguageModel) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def clip_gradients(params: list[torch.Tensor], max_norm: float | None) -> torch.Tensor:
+    """Scale gradients so that their global L2 norm is at most ``max_norm`` (None: leave them);
+    returns the norm before clipping."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads)
+    if max_norm is not None:
+        torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)
+    return norm
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed python, numpy and torch (CPU and CUDA); return the batch iterator's generator."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def _check_resumable(ckpt: dict[str, Any], config: TrainConfig, vocab_size: int, fingerprint: str, path: Path) -> None:
+    if ckpt["vocab_fingerprint"] != fingerprint or ckpt["vocab_size"] != vocab_size:
+        raise CheckpointError(f"cannot resume {path}: it was trained on another vocabulary")
+    old, new = ckpt["config"], config.as_dict()
+    changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k])
+    if changed:
+        diff = ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in changed)
+        raise CheckpointError(f"cannot resume {path} with a different configuration ({diff})")
+
+
+def _diverged(what: str, value: float, epoch: int, batch: int, config: TrainConfig, ckpt: Path | None) -> TrainingDiverged:
+    kept = f"last good checkpoint: epoch {epoch - 1} in {ckpt}" if ckpt and epoch > 1 else "no checkpoint kept"
+    clip = f"clip={config.clip}" if config.clip is not None else "no clipping (set clip, e.g. 1.0)"
+    msg = (
+        f"training diverged in epoch {epoch}, batch {batch}: {what} became {value}; "
+        f"lower the learning rate (lr={config.lr:g}) or clip gradients ({clip}); {kept}"
+    )
+    return TrainingDiverged(msg, epoch, ckpt if epoch > 1 else None)
+
+
+def train(
+    config: TrainConfig,
+    train_stream: np.ndarray,
+    valid_stream: np.ndarray,
+    vocab_size: int,
+    *,
+    vocab_fingerprint: str,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[LanguageModel, TrainResult]:
+    """Train ``config.arch`` on ``train_stream``, select on ``valid_stream`` (exact evaluation);
+    return the model with the best validation perplexity and a summary.
+
+    With ``checkpoint_dir`` a checkpoint is written there after every epoch (before
+    ``on_epoch`` is called); ``resume=True`` continues from it (or starts afresh if there is
+    none) and, on CPU, ends with exactly the weights of an uninterrupted run.
+    """
+    wall_start = time.perf_counter()
+    device = resolve_device(config.device)
+    if num_batches(len(train_stream), config.batch_size, config.seq_len) < 1:
+        raise ValueError(
+            f"the training stream ({len(train_stream)} tokens) is too short for one batch of "
+            f"{config.batch_size} x {config.seq_len}; lower batch_size or seq_len"
+        )
+    if len(valid_stream) == 0:
+        raise ValueError("the validation stream is empty")
+    rng = seed_everything(config.seed)
+    model = build_model(config, vocab_size).to(device)
+    optimizer = make_optimizer(config, model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    ckpt_file = checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
+
+    epoch, best_epoch, bad_epochs, elapsed_before = 0, 0, 0, 0.0
+    best_ppl = math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    history: list[dict[str, Any]] = []
+    if resume and ckpt_file is not None and ckpt_file.exists():
+        ckpt = load_checkpoint(ckpt_file)
+        _check_resumable(ckpt, config, vocab_size, vocab_fingerprint, ckpt_file)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        restore_rng(ckpt["rng"], rng)
+        epoch, best_epoch, bad_epochs = ckpt["epoch"], ckpt["best_epoch"], ckpt["bad_epochs"]
+        best_ppl, elapsed_before, history = ckpt["best_valid_perplexity"], ckpt["elapsed_seconds"], ckpt["history"]
+        best_state = ckpt["best_model"]
+    resumed_from = epoch
+
+    budget = config.max_minutes * 60.0 if config.max_minutes is not None else math.inf
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda")
+
+    def elapsed() -> float:
+        return elapsed_before + time.perf_counter() - wall_start
+
+    def stop_reason(out_of_time: bool) -> str | None:
+        if config.epochs is not None and epoch >= config.epochs:
+            return "epochs"
+        if out_of_time or elapsed() >= budget:
+            return "time budget"
+        if config.patience is not None and bad_epochs >= config.patience:
+            return "early stopping"
+        return None
+
+    out_of_time = False
+    while (stopped := stop_reason(out_of_time)) is None:
+        epoch += 1
+        epoch_start = time.perf_counter()
+        # leave time for this epoch's validation, estimated by the previous one
+        deadline = budget - (history[-1]["valid_seconds"] if history else 0.0)
+        lr = optimizer.param_groups[0]["lr"]
+        model.train()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        norm_sum, norm_max, steps, tokens = 0.0, 0.0, 0, 0
+        state: State | None = None
+        for x, y in batches(train_stream, config.batch_size, config.seq_len, config.sampling, rng):
+            if steps and elapsed() >= deadline:
+                out_of_time = True
+                break
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)  # (batch, seq_len)
+            # random sampling: windows are unrelated, start each fresh (d2l); sequential: carry
+            state = None if config.sampling == "random" else detach_state(state)
+            with amp:
+                logits, state = model(x, state)  # (batch, seq_len, vocab)
+            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            if not torch.isfinite(loss):
+                raise _diverged("the loss", loss.item(), epoch, steps + 1, config, ckpt_file)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = clip_gradients(params, config.clip).item()
+            if not math.isfinite(norm):
+                raise _diverged("the gradient norm", norm, epoch, steps + 1, config, ckpt_file)
+            optimizer.step()
+            loss_sum += loss.detach() * y.numel()
+            norm_sum, norm_max = norm_sum + norm, max(norm_max, norm)
+            steps, tokens = steps + 1, tokens + y.numel()
+        train_seconds = time.perf_counter() - epoch_start
+
+        valid_start = time.perf_counter()
+        valid_ppl = perplexity(evaluate(model, valid_stream, config.eval_window))
+        valid_seconds = time.perf_counter() - valid_start
+        if valid_ppl < best_ppl:
+            best_ppl, best_epoch, bad_epochs = valid_ppl, epoch, 0
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+            for group in optimizer.param_groups:
+                group["lr"] *= config.lr_decay
+        metrics = {
+            "epoch": epoch,
+            "train_perplexity": math.exp(loss_sum.item() / tokens),
+            "valid_perplexity": valid_ppl,
+            "tokens_per_second": tokens / train_seconds,
+            "learning_rate": lr,
+            "grad_norm": norm_sum / steps,
+            "grad_norm_max": norm_max,
+            "seconds": time.perf_counter() - epoch_start,
+            "train_seconds": train_seconds,
+            "valid_seconds": valid_seconds,
+            "tokens": tokens,
+            "batches": steps,
+            "complete": not out_of_time,
+        }
+        history.append(metrics)
+        if ckpt_file is not None:
+            save_checkpoint(
+                ckpt_file,
+                {
+                    "format": FORMAT,
+                    "config": config.as_dict(),
+                    "vocab_fingerprint": vocab_fingerprint,
+                    "vocab_size": vocab_size,
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "best_model": best_state,
+                    "optimizer": optimizer.state_dict(),
+                    "rng": capture_rng(rng),
+                    "best_epoch": best_epoch,
+                    "best_valid_perplexity": best_ppl,
+                    "bad_epochs": bad_epochs,
+                    "elapsed_seconds": elapsed(),
+                    "history": history,
+                },
+            )
+        if on_epoch is not None:
+            on_epoch(dict(metrics))
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    train_tokens = sum(h["tokens"] for h in history)
+    train_time = sum(h["train_seconds"] for h in history)
+    return model, TrainResult(
+        best_epoch=best_epoch,
+        best_valid_perplexity=best_ppl,
+        epochs_run=epoch,
+        wall_seconds=elapsed(),
+        tokens_per_second=train_tokens / train_time if train_time else 0.0,
+        parameters=count_parameters(model),
+        stopped=stopped,
+        resumed_from_epoch=resumed_from,
+        history=history,
+    )

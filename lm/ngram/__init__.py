@@ -1,0 +1,1 @@
+"""N-gram language models: counting, estimation, scoring, ARPA I/O."""

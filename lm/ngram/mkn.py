@@ -1,0 +1,235 @@
+"""Interpolated modified Kneser-Ney exactly as KenLM's ``lmplz`` estimates it (KENLM_MKN.md).
+
+The stages follow lmplz's pipeline, one function each: adjusted counts (§2,
+``adjust_counts.cc``), count-of-counts with the last-n-gram quirk (§3.3), discounts (§3.2),
+initial probabilities and interpolation weights (§4, ``initial_probabilities.cc``) and the
+interpolation (§5, ``interpolate.cc``). Everything is float32 with the rounding order of the C++
+code and ``log10f`` from the C library (Arrow's float32 ``log10`` calls it), so the ARPA values
+are bit-identical to KenLM's.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lm.ngram.counting import COUNT_OF_COUNTS, count_of_counts
+from lm.ngram.scoring import BackoffTables
+from lm.ngram.trie import SuffixTrie
+from lm.vocab import BOS, EOS, PAD, UNK
+
+F32 = np.float32
+DEFAULT_FALLBACK: tuple[float, float, float] = (0.5, 1.0, 1.5)
+"""lmplz's ``--discount_fallback`` default D1, D2, D3+."""
+
+
+class DiscountError(ValueError):
+    """Modified Kneser-Ney discounts cannot be estimated for an order (lmplz aborts here)."""
+
+
+class DiscountFallbackWarning(UserWarning):
+    """An order's discounts were replaced by the fallback values."""
+
+
+def log10f(x: np.ndarray) -> np.ndarray:
+    """Single-precision log10 of the C library, as KenLM calls it. numpy's own float32 log10
+    (SIMD) differs from glibc's ``log10f`` in about half of all inputs; Arrow's kernel calls
+    ``log10f`` element by element."""
+    return pc.log10(pa.array(np.asarray(x, dtype=F32))).to_numpy(zero_copy_only=False)
+
+
+def adjusted_counts(trie: SuffixTrie) -> list[np.ndarray]:
+    """a(g) per order (§2): raw counts at the highest order and for n-grams that start with
+    ``<s>``; otherwise the continuation count N1+(. g). A unigram-only model uses raw counts."""
+    out: list[np.ndarray] = []
+    for n in range(1, trie.order + 1):
+        if n == trie.order:
+            out.append(trie.count[n - 1].copy())
+            continue
+        a = trie.children(n)
+        starts_bos = trie.token[n - 1] == BOS
+        a[starts_bos] = trie.count[n - 1][starts_bos]
+        out.append(a)
+    return out
+
+
+def first_appearance_ranks(stream: np.ndarray, width: int, unk_is_word: bool) -> np.ndarray:
+    """KenLM's word ids (§1): ``<unk>``=0, ``<s>``=1, ``</s>``=2, then words in order of first
+    appearance. Only the suffix order of §3.3 depends on them. A literal ``<unk>`` that occurs in
+    the training text is numbered like a word when it is treated as one."""
+    ids, first = np.unique(stream, return_index=True)
+    words = ids[np.argsort(first, kind="stable")]
+    fixed = [UNK, BOS, EOS] if not unk_is_word else [BOS, EOS]
+    words = words[~np.isin(words, fixed)]
+    ranks = np.full(width, width + 1, dtype=np.int64)
+    ranks[UNK], ranks[BOS], ranks[EOS] = 0, 1, 2
+    ranks[words] = np.arange(3, 3 + words.size)
+    return ranks
+
+
+def count_of_counts_kenlm(
+    trie: SuffixTrie, adjusted: Sequence[np.ndarray], ranks: np.ndarray
+) -> np.ndarray:
+    """t_{n,k}, k = 1..4 (§3.1), with the quirk of §3.3: the suffixes of the greatest full
+    N-gram in suffix order count with their raw count instead of their adjusted count."""
+    t = np.stack([count_of_counts(a) for a in adjusted])
+    grams = trie.grams(trie.order)
+    if trie.order == 1 or grams.size == 0:
+        return t
+    # every full N-gram ends in a node of the highest order or collapses into a <s>-n-gram
+    full = _full_ngrams_with_collapsed(trie)
+    r = ranks[full]
+    g_star = full[np.lexsort(r.T)[-1]]
+    for k in range(1, trie.order):
+        suffix = g_star[trie.order - k :]
+        row = int(trie.lookup(suffix[None, :])[0])
+        a, c = int(adjusted[k - 1][row]), int(trie.count[k - 1][row])
+        if 1 <= a <= COUNT_OF_COUNTS:
+            t[k - 1, a - 1] -= 1
+        if 1 <= c <= COUNT_OF_COUNTS:
+            t[k - 1, c - 1] += 1
+        if suffix[0] == BOS:
+            break
+    return t
+
+
+def _full_ngrams_with_collapsed(trie: SuffixTrie) -> np.ndarray:
+    """The padded full N-grams (U, N): highest-order nodes plus the collapsed ones, which are
+    the ``<s>``-initial nodes of lower orders padded back with ``<s>`` on the left."""
+    n_max = trie.order
+    parts = [trie.grams(n_max)]
+    for n in range(1, n_max):
+        g = trie.grams(n)
+        g = g[(g[:, 0] == BOS) & (trie.count[n - 1] > 0)]
+        pad = np.full((len(g), n_max - n), BOS, dtype=np.int32)
+        parts.append(np.hstack([pad, g]))
+    return np.vstack(parts)
+
+
+def discounts(
+    t: np.ndarray, fallback: Sequence[float] | None = DEFAULT_FALLBACK
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """D1, D2, D3+ per order in float32 (§3.2): y = t1/(t1+2 t2), D_k = k - (k+1) y t_{k+1}/t_k.
+
+    An order fails when t1, t2 or t3 is 0 or a D_k falls outside [0, k]; it then takes
+    ``fallback`` with a :class:`DiscountFallbackWarning`, or raises :class:`DiscountError` when
+    ``fallback`` is None. Returns the (N, 3) discounts and the orders that fell back."""
+    out = np.zeros((len(t), 3), dtype=F32)
+    fell_back: list[int] = []
+    for i, row in enumerate(t):
+        t1, t2, t3, t4 = (int(x) for x in row)
+        d = _chen_goodman(t1, t2, t3, t4)
+        if d is not None:
+            out[i] = d
+            continue
+        n = i + 1
+        msg = (
+            f"modified Kneser-Ney cannot estimate discounts for order {n}: count-of-counts "
+            f"t1..t4 = {t1}, {t2}, {t3}, {t4} (a count-of-count of 0, typical of tiny or "
+            "character-level data)"
+        )
+        if fallback is None:
+            raise DiscountError(msg + "; allow discount_fallback to use fixed discounts")
+        out[i] = np.asarray(fallback, dtype=F32)
+        fell_back.append(n)
+        warnings.warn(
+            msg + f"; using the fallback discounts D1, D2, D3+ = {tuple(fallback)}, as lmplz "
+            "--discount_fallback does",
+            DiscountFallbackWarning,
+            stacklevel=3,
+        )
+    return out, tuple(fell_back)
+
+
+def _chen_goodman(t1: int, t2: int, t3: int, t4: int) -> np.ndarray | None:
+    if t1 == 0 or t2 == 0 or t3 == 0:
+        return None
+    y = F32(t1) / F32(float(t1 + 2 * t2))
+    tk = [F32(t1), F32(t2), F32(t3), F32(t4)]
+    d = np.array(
+        [F32(k) - ((F32(k + 1) * y) * tk[k]) / tk[k - 1] for k in (1, 2, 3)], dtype=F32
+    )
+    if np.any(d < 0) or np.any(d > np.array([1, 2, 3], dtype=F32)):
+        return None
+    return d
+
+
+@dataclass(frozen=True)
+class MknModelTables:
+    """Everything lmplz computes: per order the adjusted counts, discounts, interpolated
+    probabilities p (float32) and the interpolation weight gamma of every node as a context
+    (0 where it is none), plus the ARPA values (log10, float32)."""
+
+    adjusted: tuple[np.ndarray, ...]
+    count_of_counts: np.ndarray
+    discounts: np.ndarray
+    fallback_orders: tuple[int, ...]
+    prob: tuple[np.ndarray, ...]
+    gamma: tuple[np.ndarray, ...]
+    tables: BackoffTables
+
+
+def estimate_mkn(
+    trie: SuffixTrie,
+    ranks: np.ndarray,
+    uniform_size: int,
+    *,
+    discount_fallback: Sequence[float] | None = DEFAULT_FALLBACK,
+) -> MknModelTables:
+    """Run lmplz's stages on a suffix trie. ``uniform_size`` is V of the uniform distribution
+    (§5); ``ranks`` are KenLM's word ids (:func:`first_appearance_ranks`)."""
+    adjusted = adjusted_counts(trie)
+    t = count_of_counts_kenlm(trie, adjusted, ranks)
+    d, fell_back = discounts(t, discount_fallback)
+    uniform = F32(1.0 / float(F32(uniform_size)))
+    prob: list[np.ndarray] = []
+    gamma: list[np.ndarray] = []
+    for n in range(1, trie.order + 1):
+        a = adjusted[n - 1]
+        ctx = trie.context[n - 1]
+        n_ctx = 1 if n == 1 else trie.size(n - 1)
+        u, g = _initial_probabilities(a, ctx, n_ctx, d[n - 1])
+        if n == 1:
+            p = (u + F32(g[0] * uniform)).astype(F32)
+            p[BOS] = F32(1.0)
+            p[PAD] = F32(0.0)
+        else:
+            p = (u + (g[ctx] * prob[n - 2][trie.parent[n - 1]]).astype(F32)).astype(F32)
+            gamma.append(g)
+        prob.append(p)
+    gamma.append(np.zeros(trie.size(trie.order), dtype=F32))
+    logp = tuple(np.minimum(log10f(p), F32(0.0)) for p in prob)
+    backoff = tuple(np.where(g > 0, log10f(np.where(g > 0, g, 1)), F32(0.0)).astype(F32)
+                    for g in gamma[:-1])
+    return MknModelTables(
+        adjusted=tuple(adjusted),
+        count_of_counts=t,
+        discounts=d,
+        fallback_orders=fell_back,
+        prob=tuple(prob),
+        gamma=tuple(gamma),
+        tables=BackoffTables(logp=logp, backoff=backoff),
+    )
+
+
+def _initial_probabilities(
+    a: np.ndarray, ctx: np.ndarray, n_ctx: int, d: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """u(h w) = (a - D(a)) / S(h) and gamma(h) = (D1 N1 + D2 N2 + D3 N3+) / S(h), float32 with
+    lmplz's rounding order (§4). gamma is 0 for nodes that are no context."""
+    s = np.bincount(ctx, weights=a, minlength=n_ctx).astype(F32)
+    n1 = np.bincount(ctx, weights=a == 1, minlength=n_ctx).astype(F32)
+    n2 = np.bincount(ctx, weights=a == 2, minlength=n_ctx).astype(F32)
+    n3 = np.bincount(ctx, weights=a >= 3, minlength=n_ctx).astype(F32)
+    num = ((d[0] * n1).astype(F32) + (d[1] * n2).astype(F32)).astype(F32)
+    num = (num + (d[2] * n3).astype(F32)).astype(F32)
+    safe = np.where(s > 0, s, F32(1.0))
+    g = np.where(s > 0, num / safe, F32(0.0)).astype(F32)
+    d_of_a = np.concatenate(([F32(0.0)], d))[np.minimum(a, 3)]
+    u = ((a.astype(F32) - d_of_a).astype(F32) / safe[ctx]).astype(F32)
+    return u, g

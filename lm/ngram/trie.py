@@ -1,0 +1,141 @@
+"""A suffix trie over the n-grams of a model, stored as one sorted key array per order.
+
+An order-n node is an n-gram g = (g_1..g_n). Its parent is its suffix suf(g) = (g_2..g_n), a node
+of order n-1, and its key is ``row(suf(g)) * width + g_1``: keys sorted per order make the rows,
+the children of a node are contiguous, and a node is found from its suffix with one
+``searchsorted``. Order 1 is dense (row = token id, every id present), so lookups never fail there.
+
+Why a suffix trie: KenLM's estimation walks n-grams in suffix order (KENLM_MKN.md §2-§5). Here
+the suffix of a node is its parent pointer, the continuation count N1+(. g) is the number of its
+children, and the probability recursion p(h w) = u(h w) + gamma(h) p(suf(h w)) reads the parent.
+Contexts ctx(g) = (g_1..g_{n-1}) are nodes too (every context ends at a real token or is ``<s>``),
+found once per order and stored as ``context``.
+
+Sentence starts are collapsed as in KenLM (§1): an n-gram never starts with two ``<s>``, so the
+first word of a sentence has the single context ``<s>`` at every order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lm.vocab import BOS
+
+NO_TOKEN = -1
+"""History entry before the sentence's ``<s>``: no token there."""
+
+
+@dataclass(frozen=True)
+class SuffixTrie:
+    """Per order n (index n-1): ``keys`` sorted int64, ``parent`` row of suf(g) at order n-1,
+    ``token`` g_1, ``context`` row of ctx(g) at order n-1 (0 for unigrams: the empty context),
+    ``count`` raw occurrences ending at real positions (int64)."""
+
+    width: int
+    keys: tuple[np.ndarray, ...]
+    parent: tuple[np.ndarray, ...]
+    token: tuple[np.ndarray, ...]
+    context: tuple[np.ndarray, ...]
+    count: tuple[np.ndarray, ...]
+
+    @property
+    def order(self) -> int:
+        return len(self.keys)
+
+    def size(self, n: int) -> int:
+        """Number of order-n nodes."""
+        return int(self.keys[n - 1].size)
+
+    def children(self, n: int) -> np.ndarray:
+        """N1+(. g) for every order-n node: its distinct left extensions (``<s>`` included)."""
+        if n >= self.order:
+            return np.zeros(self.size(n), dtype=np.int64)
+        return np.bincount(self.parent[n], minlength=self.size(n)).astype(np.int64)
+
+    def find(self, n: int, suffix_rows: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """Rows of the order-n nodes (token, suffix...), ``-1`` where absent.
+
+        ``suffix_rows`` are order-(n-1) rows (``-1`` allowed: stays absent)."""
+        if n == 1:
+            return np.where(tokens >= 0, tokens, -1).astype(np.int64)
+        return find_rows(self.keys[n - 1], self.width, suffix_rows, tokens)
+
+    def lookup(self, grams: np.ndarray) -> np.ndarray:
+        """Rows of n-grams given as (M, n) token arrays, oldest first; ``-1`` where absent."""
+        n = grams.shape[1]
+        rows = self.find(1, np.zeros(len(grams), np.int64), grams[:, n - 1].astype(np.int64))
+        for k in range(2, n + 1):
+            rows = self.find(k, rows, grams[:, n - k])
+        return rows
+
+    def grams(self, n: int) -> np.ndarray:
+        """The order-n n-grams as an (rows, n) int32 array, oldest token first."""
+        out = np.empty((self.size(n), n), dtype=np.int32)
+        rows = np.arange(self.size(n))
+        for k in range(n, 0, -1):
+            out[:, n - k] = self.token[k - 1][rows]
+            rows = self.parent[k - 1][rows]
+        return out
+
+
+def find_rows(
+    keys: np.ndarray, width: int, suffix_rows: np.ndarray, tokens: np.ndarray
+) -> np.ndarray:
+    """Rows of the keys ``suffix_row * width + token`` in one order's sorted ``keys``, ``-1``
+    where absent (or where the suffix row or the token is negative)."""
+    if keys.size == 0:
+        return np.full(np.shape(tokens), -1, dtype=np.int64)
+    query = suffix_rows.astype(np.int64) * width + tokens
+    idx = np.minimum(np.searchsorted(keys, query), keys.size - 1)
+    found = (suffix_rows >= 0) & (tokens >= 0) & (keys[idx] == query)
+    return np.where(found, idx, -1)
+
+
+def build_trie(grams: np.ndarray, counts: np.ndarray, width: int) -> SuffixTrie:
+    """The suffix trie of all model n-grams of orders 1..N, from the distinct padded full
+    N-grams (``grams`` (U, N), oldest first, as :func:`lm.ngram.counting.count_full_ngrams`
+    returns) and their counts.
+
+    A full N-gram whose suffix of length n-1 already starts with ``<s>`` stops there: its longer
+    suffixes would start with ``<s> <s>`` (KENLM_MKN.md §1 "collapsing")."""
+    n_max = grams.shape[1]
+    counts = counts.astype(np.int64)
+    last = grams[:, n_max - 1].astype(np.int64)
+    keys = [np.arange(width, dtype=np.int64)]
+    parent = [np.zeros(width, dtype=np.int64)]
+    token = [np.arange(width, dtype=np.int32)]
+    context = [np.zeros(width, dtype=np.int64)]
+    count = [np.bincount(last, weights=counts, minlength=width).astype(np.int64)]
+    rows = last
+    valid = np.ones(len(grams), dtype=bool)
+    for n in range(2, n_max + 1):
+        valid &= grams[:, n_max - n + 1] != BOS
+        tok = grams[valid, n_max - n].astype(np.int64)
+        uniq, inv = np.unique(rows[valid] * width + tok, return_inverse=True)
+        keys.append(uniq)
+        parent.append(uniq // width)
+        token.append((uniq % width).astype(np.int32))
+        count.append(np.bincount(inv, weights=counts[valid], minlength=uniq.size).astype(np.int64))
+        rows = np.full(len(grams), -1, dtype=np.int64)
+        rows[valid] = inv
+        if n == 2:
+            context.append(token[1].astype(np.int64))
+        else:
+            ctx = find_rows(keys[n - 2], width, context[n - 2][parent[n - 1]], token[n - 1])
+            assert (ctx >= 0).all(), "every context of a model n-gram is a model n-gram"
+            context.append(ctx)
+    return SuffixTrie(width, tuple(keys), tuple(parent), tuple(token), tuple(context), tuple(count))
+
+
+def histories(stream: np.ndarray, offsets: np.ndarray, length: int) -> np.ndarray:
+    """(T, length) history of every position, most recent first: column j-1 holds the token j
+    positions back, ``<s>`` right before the sentence start and :data:`NO_TOKEN` beyond it."""
+    out = np.full((stream.size, length), NO_TOKEN, dtype=np.int64)
+    for j in range(1, length + 1):
+        if j < stream.size:
+            out[j:, j - 1] = stream[:-j]
+        out[offsets < j, j - 1] = NO_TOKEN
+        out[offsets == j - 1, j - 1] = BOS
+    return out

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over ``lm`` that add cache keys, retries, logging and artifacts."""

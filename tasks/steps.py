@@ -1,0 +1,144 @@
+"""The experiment's tasks. Each resolves paths, calls one ``lm.pipeline`` step and returns a
+small JSON summary (paths and figures, never tables or models)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.tasks import exponential_backoff
+
+from lm import pipeline
+from lm.ingest import IngestResult
+from lm.pipeline import Home
+from tasks.caching import ContentKey
+
+# torch's dropout and initialisation draw from one process-wide generator: trainings in threads
+# of one process take turns so that each is exactly reproducible from its seed.
+_TRAIN_LOCK = threading.Lock()
+
+
+def _ing(d: dict[str, Any]) -> IngestResult:
+    return IngestResult.from_dict(d)
+
+
+def _locate_ingest(inputs: dict[str, Any]) -> tuple[str, list[Path]]:
+    home = Home(Path(inputs["home"]))
+    src = pipeline.resolve_source(home, inputs["corpus"], inputs["tokenizer"])
+    from lm.ingest import IngestSettings, data_key
+
+    v = inputs["vocab"]
+    settings = IngestSettings(
+        tokenizer=inputs["tokenizer"],
+        normalize=v.get("normalize", "none"),
+        min_freq=int(v.get("min_freq", 1)),
+        max_size=v.get("max_size"),
+        encoding_errors=v.get("encoding_errors", "strict"),
+    )
+    key = data_key(src, settings)
+    d = home.warehouse.content_dir("tokens", src.name, settings.tokenizer, key)
+    return key, [d / "manifest.json"]
+
+
+def _ingest_retry(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only what a retry can fix: a failed download (network), not bad input."""
+    try:
+        state.result()
+    except Exception as e:  # noqa: BLE001
+        return "cannot download" in str(e)
+    return False
+
+
+@task(
+    name="ingest",
+    task_run_name="ingest {corpus[name]} ({tokenizer})",
+    cache_policy=ContentKey(locate=_locate_ingest),
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_condition_fn=_ingest_retry,
+    tags=["ingest"],
+)
+def ingest_corpus(home: str, corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]) -> dict[str, Any]:
+    ing = pipeline.ingest_corpus(Home(Path(home)), corpus, tokenizer, vocab)
+    get_run_logger().info(
+        "%s/%s: %d vocabulary entries, %s tokens (train/valid/test)",
+        ing.corpus, ing.tokenizer, ing.vocab_size,
+        "/".join(str(s.tokens) for s in ing.splits.values()),
+    )
+    return ing.as_dict()
+
+
+def _locate_counts(inputs: dict[str, Any]) -> tuple[str, list[Path]]:
+    ing = inputs["ing"]
+    wh = Home(Path(inputs["home"])).warehouse
+    d = wh.ngrams_dir(ing["corpus"], ing["tokenizer"], ing["key"])
+    return ing["key"], [d / f"orders-1-{inputs['max_order']}.json"]
+
+
+@task(
+    name="count-ngrams",
+    task_run_name="count n-grams {ing[corpus]} ({ing[tokenizer]}) n<={max_order}",
+    cache_policy=ContentKey(locate=_locate_counts),
+    tags=["ngram", "counting"],
+)
+def count_ngrams(home: str, ing: dict[str, Any], max_order: int) -> dict[str, Any]:
+    return pipeline.count_ngrams(Home(Path(home)), _ing(ing), max_order)
+
+
+def _locate_ngram(inputs: dict[str, Any]) -> tuple[str, list[Path]]:
+    d = pipeline.ngram_result_dir(
+        Home(Path(inputs["home"])), _ing(inputs["ing"]), inputs["method"], inputs["order"], inputs["params"]
+    )
+    return d.name, [d / "result.json"]
+
+
+@task(
+    name="ngram",
+    task_run_name="{method} n={order} {ing[corpus]} ({ing[tokenizer]})",
+    cache_policy=ContentKey(locate=_locate_ngram),
+    tags=["ngram"],
+)
+def fit_score_ngram(home: str, ing: dict[str, Any], method: str, order: int, params: dict[str, Any]) -> dict[str, Any]:
+    result = pipeline.evaluate_ngram(Home(Path(home)), _ing(ing), method, order, params)
+    m = result["metrics"].get("test") or result["metrics"].get("valid", {})
+    get_run_logger().info(
+        "%s n=%d on %s: test perplexity %.4g", method, order, ing["corpus"], m.get("perplexity", float("nan"))
+    )
+    return result
+
+
+def _locate_neural(inputs: dict[str, Any]) -> tuple[str, list[Path]]:
+    d = pipeline.neural_result_dir(Home(Path(inputs["home"])), _ing(inputs["ing"]), inputs["settings"])
+    return d.name, [d / "result.json"]
+
+
+@task(
+    name="train",
+    task_run_name="train {settings[arch]} {ing[corpus]} ({ing[tokenizer]})",
+    cache_policy=ContentKey(locate=_locate_neural),
+    tags=["neural", "training"],
+)
+def train_score_neural(
+    home: str, ing: dict[str, Any], settings: dict[str, Any], generation: dict[str, Any]
+) -> dict[str, Any]:
+    logger = get_run_logger()
+    total = settings.get("epochs") or 0
+    key = f"train-{ing['corpus']}-{ing['tokenizer']}-{settings['arch']}".lower().replace("_", "-")
+    progress = create_progress_artifact(0.0, key=key[:100], description=f"{settings['arch']} on {ing['corpus']}: epochs done (%)")
+
+    def on_epoch(row: dict[str, Any]) -> None:
+        logger.info(
+            "%s on %s epoch %d: train ppl %.3f, valid ppl %.3f, %.0f tokens/s",
+            settings["arch"], ing["corpus"], row["epoch"], row["train_perplexity"],
+            row["valid_perplexity"], row["tokens_per_second"],
+        )
+        if total:
+            update_progress_artifact(progress, min(100.0, 100.0 * row["epoch"] / total))
+
+    with _TRAIN_LOCK:
+        result = pipeline.train_neural(Home(Path(home)), _ing(ing), settings, generation, on_epoch=on_epoch)
+    update_progress_artifact(progress, 100.0)
+    return result

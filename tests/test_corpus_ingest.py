@@ -1,0 +1,121 @@
+import gzip
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lm.corpus import TextSource, expand_path, fetch, iter_lines, load_registry, resolve_files, resolve_registry
+from lm.errors import CorpusError
+from lm.ingest import IngestSettings, ingest, load_stream, load_vocab
+from lm.warehouse import Warehouse
+
+
+def test_registry_names_the_three_reference_corpora():
+    reg = load_registry()
+    assert set(reg) >= {"timemachine", "jaychou", "ptb"}
+    assert reg["ptb"].members == {"train": "ptb/ptb.train.txt", "valid": "ptb/ptb.valid.txt", "test": "ptb/ptb.test.txt"}
+    assert reg["timemachine"].sha256 == "8424dbd9532ac81f7e5f0b6add90e6952baea29158309d7d1bf3884f4e12c516"
+
+
+def test_corpora_dir_is_used_and_verified(corpora_dir, tmp_path):
+    p = fetch(load_registry()["timemachine"], tmp_path / "cache", corpora_dir)
+    assert p == corpora_dir / "timemachine.txt"
+    assert not (tmp_path / "cache").exists()  # nothing copied or downloaded
+
+
+def test_checksum_mismatch_in_corpora_dir_is_an_error(tmp_path):
+    (tmp_path / "timemachine.txt").write_text("not the book\n")
+    with pytest.raises(CorpusError, match="sha256 .* expected 8424dbd9"):
+        fetch(load_registry()["timemachine"], tmp_path / "cache", tmp_path)
+
+
+def test_offline_download_error_says_which_file_to_put_where(tmp_path, monkeypatch):
+    import lm.corpus as corpus
+
+    def refuse(url, dest):
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(corpus, "_download", refuse)
+    with pytest.raises(CorpusError) as e:
+        fetch(load_registry()["ptb"], tmp_path / "cache", None)
+    msg = str(e.value)
+    assert "ptb.zip" in msg and "LMPIPE_CORPORA_DIR" in msg and "\n" not in msg
+    assert list((tmp_path / "cache").glob("*")) == []  # nothing partial kept
+
+
+def test_bad_download_is_not_kept(tmp_path, monkeypatch):
+    import lm.corpus as corpus
+
+    monkeypatch.setattr(corpus, "_download", lambda url, dest: Path(dest).write_bytes(b"junk"))
+    with pytest.raises(CorpusError, match="nothing was kept"):
+        fetch(load_registry()["timemachine"], tmp_path / "cache", None)
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == []
+
+
+def test_gz_zip_and_folder_sources(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("one\n")
+    with gzip.open(tmp_path / "d" / "b.txt.gz", "wt") as f:
+        f.write("two\n")
+    with zipfile.ZipFile(tmp_path / "d" / "c.zip", "w") as z:
+        z.writestr("inner/c.txt", "three\n")
+    srcs = expand_path(tmp_path / "d")
+    lines = [line for s in srcs for line in iter_lines(s)]
+    assert lines == ["one", "two", "three"]
+    assert [line for s in expand_path(str(tmp_path / "d" / "*.txt")) for line in iter_lines(s)] == ["one"]
+
+
+def test_invalid_utf8_names_file_and_byte_offset(tmp_path):
+    p = tmp_path / "bad.txt"
+    p.write_bytes(b"ok line\nbad \xff here\n")
+    with pytest.raises(CorpusError, match=r"bad.txt is not valid UTF-8 at byte 12"):
+        list(iter_lines(TextSource(p)))
+
+
+def test_replace_mode_counts_replacements(tmp_path):
+    from lm.corpus import DecodeStats
+
+    p = tmp_path / "bad.txt"
+    p.write_bytes(b"a\xffb\xfe\n")
+    stats = DecodeStats()
+    assert list(iter_lines(TextSource(p), errors="replace", stats=stats)) == ["a\ufffdb\ufffd"]
+    assert stats.replaced == 2
+
+
+def test_contiguous_split_and_exact_counts(tiny_text, tmp_path):
+    wh = Warehouse(tmp_path / "wh")
+    src = resolve_files("tiny", all_text=tiny_text)
+    r = ingest(src, IngestSettings(tokenizer="whitespace"), wh)
+    assert {s: st.lines for s, st in r.splits.items()} == {"train": 8, "valid": 1, "test": 1}
+    vocab = load_vocab(r.vocab_path)
+    # train words: the x5, cat x5, sat x5, dog x3 (first seen in line 2), a x3 (line 3), down x2
+    assert vocab.tokens[4:] == ("the", "cat", "sat", "dog", "a", "down")
+    assert vocab.counts[4:] == (5, 5, 5, 3, 3, 2)
+    test = load_stream(r.splits["test"].path)
+    assert test.tolist() == [4, 0, 6, 2]  # "the bird sat" + </s>, bird is OOV
+    assert r.splits["test"].oov == 1 and r.splits["test"].bytes == len("the bird sat\n")
+    assert r.splits["valid"].tokens == len("a dog sat down".split()) + 1
+    # the same content again: the finished ingest is returned, not redone
+    again = ingest(resolve_files("tiny", all_text=tiny_text), IngestSettings(tokenizer="whitespace"), wh)
+    assert again.key == r.key and again.seconds == r.seconds
+
+
+def test_an_edited_file_gets_a_new_key(tiny_text, tmp_path):
+    wh = Warehouse(tmp_path / "wh")
+    k1 = ingest(resolve_files("tiny", all_text=tiny_text), IngestSettings(), wh).key
+    tiny_text.write_text(tiny_text.read_text() + "one more line\n")
+    k2 = ingest(resolve_files("tiny", all_text=tiny_text), IngestSettings(), wh).key
+    assert k1 != k2
+
+
+def test_jaychou_char_level_matches_the_published_split(corpora_dir, tmp_path):
+    wh = Warehouse(tmp_path / "wh")
+    src = resolve_registry("jaychou", tmp_path / "cache", corpora_dir)
+    r = ingest(src, IngestSettings(tokenizer="char"), wh)
+    # BASELINES: 5,819 lines, 2,287 train symbols, 265 OOV characters in 6,044 valid tokens
+    assert sum(st.lines for st in r.splits.values()) == 5819
+    assert r.vocab_size == 2287 + 4
+    assert (r.splits["valid"].oov, r.splits["valid"].tokens) == (265, 6044)
+    stream = load_stream(r.splits["valid"].path)
+    assert int((stream == 0).sum()) == 265 and stream.dtype == np.int32
