@@ -106,7 +106,12 @@ def evaluate_ngram(
         vocab = load_vocab(ing.vocab_path)
         train = load_stream(ing.splits["train"].path)
         t0 = time.perf_counter()
-        model = ngram.fit(train, order, method, vocab_size=len(vocab), **params)
+        fit_params = dict(params)
+        if fit_params.get("discount_fallback") is True:  # KenLM's default fallback discounts
+            del fit_params["discount_fallback"]
+        elif fit_params.get("discount_fallback") is False:  # fail instead, as lmplz does
+            fit_params["discount_fallback"] = None
+        model = ngram.fit(train, order, method, vocab_size=len(vocab), **fit_params)
         train_s = time.perf_counter() - t0
         metrics: dict[str, Any] = {}
         t1 = time.perf_counter()
@@ -116,7 +121,7 @@ def evaluate_ngram(
                 metrics[split] = summarize(model.score(stream), split_bytes(ing, split)).as_dict()
         eval_s = time.perf_counter() - t1
         if arpa_out is not None:
-            model.to_arpa(arpa_out, list(vocab.tokens))
+            ngram.write_arpa(model, arpa_out, list(vocab.tokens))
         return {
             "family": "ngram",
             "model": method,

@@ -1,1 +1,60 @@
-"""N-gram language models: counting, estimation, scoring, ARPA I/O."""
+"""N-gram language models: counting (DuckDB and in memory), estimation (mle, add-k,
+witten-bell, absolute, kn, KenLM-exact mkn, katz, stupid-backoff), scoring, ARPA I/O and Zipf
+statistics.
+
+    model = fit(train_stream, 5, "mkn", vocab_size=len(vocab))
+    scores = model.score(test_stream)          # lm.metrics.TokenScores
+    write_arpa(model, "ptb.arpa", vocab.tokens)
+"""
+
+from lm.ngram.arpa import ArpaError, ArpaModel, load_arpa, write_arpa
+from lm.ngram.counting import (
+    OrderCounts,
+    StreamError,
+    count_full_ngrams,
+    count_ngrams,
+    count_of_counts,
+    query_ngram_counts,
+    stream_table,
+)
+from lm.ngram.estimators import DiscountWarning
+from lm.ngram.mkn import DiscountError, DiscountFallbackWarning
+from lm.ngram.model import (
+    BACKOFF_METHODS,
+    METHODS,
+    BackoffModel,
+    CountRatioModel,
+    NgramModel,
+    StupidBackoffModel,
+    fit,
+)
+from lm.ngram.scoring import kenlm_perplexity
+from lm.ngram.zipf import rank_frequency, top_ngrams, zipf_exponent
+
+__all__ = [
+    "ArpaError",
+    "ArpaModel",
+    "BACKOFF_METHODS",
+    "BackoffModel",
+    "CountRatioModel",
+    "DiscountError",
+    "DiscountFallbackWarning",
+    "DiscountWarning",
+    "METHODS",
+    "NgramModel",
+    "OrderCounts",
+    "StreamError",
+    "StupidBackoffModel",
+    "count_full_ngrams",
+    "count_ngrams",
+    "count_of_counts",
+    "fit",
+    "kenlm_perplexity",
+    "load_arpa",
+    "query_ngram_counts",
+    "rank_frequency",
+    "stream_table",
+    "top_ngrams",
+    "write_arpa",
+    "zipf_exponent",
+]

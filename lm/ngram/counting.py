@@ -150,7 +150,7 @@ def query_ngram_counts(
     if not 1 <= n <= MAX_SQL_ORDER:
         raise ValueError(f"DuckDB counting supports orders 1..{MAX_SQL_ORDER}, got {n}")
     _tokens_relation(con, tokens)
-    table = con.execute(_COUNT_SQL, {"n": n}).to_arrow_table()
+    table = con.sql(_COUNT_SQL, params={"n": n}).to_arrow_table()
     names = [f"w{k}" for k in range(1, n + 1)]
     return pa.table(
         {**{c: table[c].cast(pa.int32()) for c in names}, "count": table["count"].cast(pa.int64())}

@@ -80,11 +80,10 @@ def ney_discount(counts: np.ndarray, n: int, method: str, fixed: float | None) -
 
 def interpolated_tables(
     trie: SuffixTrie,
-    counts: Sequence[np.ndarray],
     weights: Sequence[tuple[np.ndarray, np.ndarray]],
     uniform_size: int,
 ) -> BackoffTables:
-    """Backoff tables of an interpolated model given, per order, the counts and the pair
+    """Backoff tables of an interpolated model given, per order, the pair
     (u of every node, gamma of every context, NaN for nodes that are no context)."""
     prob: list[np.ndarray] = []
     gammas: list[np.ndarray] = []

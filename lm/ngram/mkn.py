@@ -141,7 +141,7 @@ def discounts(
             msg + f"; using the fallback discounts D1, D2, D3+ = {tuple(fallback)}, as lmplz "
             "--discount_fallback does",
             DiscountFallbackWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return out, tuple(fell_back)
 
@@ -151,9 +151,7 @@ def _chen_goodman(t1: int, t2: int, t3: int, t4: int) -> np.ndarray | None:
         return None
     y = F32(t1) / F32(float(t1 + 2 * t2))
     tk = [F32(t1), F32(t2), F32(t3), F32(t4)]
-    d = np.array(
-        [F32(k) - ((F32(k + 1) * y) * tk[k]) / tk[k - 1] for k in (1, 2, 3)], dtype=F32
-    )
+    d = np.array([F32(k) - ((F32(k + 1) * y) * tk[k]) / tk[k - 1] for k in (1, 2, 3)], dtype=F32)
     if np.any(d < 0) or np.any(d > np.array([1, 2, 3], dtype=F32)):
         return None
     return d
@@ -204,8 +202,9 @@ def estimate_mkn(
         prob.append(p)
     gamma.append(np.zeros(trie.size(trie.order), dtype=F32))
     logp = tuple(np.minimum(log10f(p), F32(0.0)) for p in prob)
-    backoff = tuple(np.where(g > 0, log10f(np.where(g > 0, g, 1)), F32(0.0)).astype(F32)
-                    for g in gamma[:-1])
+    backoff = tuple(
+        np.where(g > 0, log10f(np.where(g > 0, g, 1)), F32(0.0)).astype(F32) for g in gamma[:-1]
+    )
     return MknModelTables(
         adjusted=tuple(adjusted),
         count_of_counts=t,

@@ -109,10 +109,18 @@ def score_backoff(
     """Score every token of a stream (``</s>`` included) with a backoff-form model."""
     stream = check_stream(stream)
     hist = histories(stream, sentence_offsets(stream), trie.order - 1)
-    return to_token_scores(backoff_log10(trie, tables, hist, stream), stream,
-                           kenlm_sums=kenlm_sums)
+    return to_token_scores(backoff_log10(trie, tables, hist, stream), stream, kenlm_sums=kenlm_sums)
 
 
-def perplexity_log10(total_log10: float, tokens: int) -> float:
-    """KenLM's ``10 ** (-total / T)``."""
-    return math.pow(10.0, -total_log10 / tokens)
+def kenlm_perplexity(scores: TokenScores) -> tuple[float, float]:
+    """(perplexity, perplexity excluding OOV positions) as ``query`` prints them:
+    ``10 ** (-total / T)`` from the exact log10 totals (§7). ``exp`` of the same total in nats
+    can differ in the last digit."""
+    if scores.total_log10 is None:
+        raise ValueError("these scores carry no exact log10 totals")
+    n = scores.logprob.size
+    n_oov = int(np.count_nonzero(scores.oov))
+    incl = math.pow(10.0, -scores.total_log10 / n)
+    excl_total = scores.total_log10 - (scores.oov_log10 or 0.0)
+    excl = math.pow(10.0, -excl_total / (n - n_oov)) if n > n_oov else float("nan")
+    return incl, excl

@@ -1,0 +1,103 @@
+"""End to end on a small slice: the experiment flow from text to warehouse rows and report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from lm.config import build_config
+from lm.warehouse import Warehouse
+
+pytestmark = pytest.mark.flow
+
+
+@pytest.fixture(scope="module")
+def slice_corpora(tmp_path_factory, corpora_dir_module):
+    d = tmp_path_factory.mktemp("slices")
+    tm = (corpora_dir_module / "timemachine.txt").read_text(encoding="utf-8").splitlines()
+    (d / "tm.txt").write_text("\n".join(tm[:700]) + "\n", encoding="utf-8")
+    with zipfile.ZipFile(corpora_dir_module / "jaychou_lyrics.txt.zip") as z:
+        jc = z.read("jaychou_lyrics.txt").decode("utf-8").splitlines()
+    (d / "jc.txt").write_text("\n".join(jc[:600]) + "\n", encoding="utf-8")
+    return d
+
+
+@pytest.fixture(scope="module")
+def corpora_dir_module():
+    from tests.conftest import SHARED_CORPORA
+    import os
+
+    d = Path(os.environ.get("LMPIPE_CORPORA_DIR", SHARED_CORPORA))
+    if not (d / "timemachine.txt").exists():
+        pytest.skip("reference corpora not available")
+    return d
+
+
+@pytest.fixture(scope="module")
+def finished_run(prefect_harness, slice_corpora, tmp_path_factory):
+    from flows.benchmark import run_benchmark
+
+    home = tmp_path_factory.mktemp("home")
+    cfg = build_config(overrides={
+        "name": "slice",
+        "corpora": [
+            {"name": "tm-slice", "path": str(slice_corpora / "tm.txt"), "prefixes": ["time traveller"]},
+            {"name": "jc-slice", "path": str(slice_corpora / "jc.txt"), "prefixes": ["分开"]},
+        ],
+        "tokenizers": ["char"],
+        "ngram": {"orders": [1, 2, 3], "methods": ["add-k", "mkn"]},
+        "neural": {"architectures": ["gru"], "hidden": 8, "embed": 8, "epochs": 1, "seq_len": 16,
+                   "batch_size": 8},
+        "generation": {"length": 10},
+    })
+    out = run_benchmark(cfg, home)
+    return home, out
+
+
+def test_run_writes_results_for_every_model_split_and_corpus(finished_run):
+    home, out = finished_run
+    wh = Warehouse.at_home(home)
+    res = pq.read_table(wh.run_path("results", out["run_id"])).to_pandas()
+    # 2 corpora x (2 methods x 3 orders + 1 neural) x 2 splits
+    assert len(res) == 2 * (2 * 3 + 1) * 2
+    assert res["perplexity"].map(lambda x: x < float("inf")).all()
+    for corpus in ("tm-slice", "jc-slice"):
+        t = res[(res.corpus == corpus) & (res.split == "test") & (res.method == "mkn")].sort_values("n")
+        assert t["perplexity"].iloc[1] < t["perplexity"].iloc[0]  # bigram beats unigram
+
+
+def test_report_names_both_corpora_with_tables_and_figures(finished_run):
+    home, out = finished_run
+    report = Path(out["report"])
+    text = report.read_text(encoding="utf-8")
+    assert "## tm-slice (char tokens)" in text and "## jc-slice (char tokens)" in text
+    assert "### N-gram models (perplexity)" in text and "### Neural models" in text
+    for png in report.parent.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(list(report.parent.glob("*.png"))) >= 4
+    assert (report.parent.parent / "latest.md").exists()
+
+
+def test_report_rewrite_is_byte_identical(finished_run):
+    home, out = finished_run
+    before = Path(out["report"]).read_bytes()
+    r = subprocess.run([sys.executable, "-m", "flows.cli", "report", "--home", str(home), "--run", out["run_id"]],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()).read_bytes() == before
+
+
+def test_sql_prints_the_results_rows(finished_run):
+    home, out = finished_run
+    r = subprocess.run([sys.executable, "-m", "flows.cli", "sql", "--home", str(home), "--format", "json",
+                        "select corpus, model, n, split, perplexity from results order by all"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert len(rows) == 28 and {row["corpus"] for row in rows} == {"tm-slice", "jc-slice"}
