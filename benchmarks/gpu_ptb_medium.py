@@ -49,7 +49,9 @@ def read_ptb(path: Path) -> tuple[int, str, dict[str, np.ndarray], dict[str, int
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("ptb_zip", nargs="?", type=Path)
     ap.add_argument("--model", choices=sorted(MODELS), default="medium")
     ap.add_argument("--max-minutes", type=float, default=8.0)
@@ -67,36 +69,65 @@ def main() -> None:
         path = Path(os.environ["LMPIPE_CORPORA_DIR"]) / "ptb.zip"
     vocab_size, fingerprint, streams, n_bytes = read_ptb(path)
     config = TrainConfig(
-        arch="lstm", **MODELS[args.model], tied=args.tied, epochs=args.epochs, max_minutes=args.max_minutes,
-        seq_len=35, batch_size=20, sampling="sequential", optimizer="sgd", lr=20.0, clip=0.25,
-        lr_decay=0.25, seed=1111, device=args.device, amp=args.amp,
+        arch="lstm",
+        **MODELS[args.model],
+        tied=args.tied,
+        epochs=args.epochs,
+        max_minutes=args.max_minutes,
+        seq_len=35,
+        batch_size=20,
+        sampling="sequential",
+        optimizer="sgd",
+        lr=20.0,
+        clip=0.25,
+        lr_decay=0.25,
+        seed=1111,
+        device=args.device,
+        amp=args.amp,
     )
 
     def progress(m: dict) -> None:
-        print(f"epoch {m['epoch']:3d}  train {m['train_perplexity']:8.2f}  valid {m['valid_perplexity']:8.2f}  "
-              f"lr {m['learning_rate']:g}  {m['tokens_per_second']:,.0f} tok/s  {m['seconds']:.1f} s",
-              file=sys.stderr, flush=True)
+        print(
+            f"epoch {m['epoch']:3d}  train {m['train_perplexity']:8.2f}  "
+            f"valid {m['valid_perplexity']:8.2f}  "
+            f"lr {m['learning_rate']:g}  {m['tokens_per_second']:,.0f} tok/s  {m['seconds']:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
-    model, result = train(config, streams["train"], streams["valid"], vocab_size, vocab_fingerprint=fingerprint,
-                          checkpoint_dir=args.checkpoint_dir, on_epoch=progress)
+    model, result = train(
+        config,
+        streams["train"],
+        streams["valid"],
+        vocab_size,
+        vocab_fingerprint=fingerprint,
+        checkpoint_dir=args.checkpoint_dir,
+        on_epoch=progress,
+    )
     t0 = time.perf_counter()
     test = summarize(evaluate(model, streams["test"], config.eval_window), n_bytes["test"])
     eval_seconds = time.perf_counter() - t0
-    print(json.dumps({
-        "model": args.model,
-        "device": torch.cuda.get_device_name() if next(model.parameters()).is_cuda else "cpu",
-        "test_perplexity": test.perplexity,
-        "valid_perplexity": result.best_valid_perplexity,
-        "test_bits_per_byte": test.bits_per_byte,
-        "tokens_per_second": result.tokens_per_second,
-        "epochs": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "stopped": result.stopped,
-        "wall_seconds": result.wall_seconds,
-        "test_eval_tokens_per_second": test.tokens / eval_seconds,
-        "parameters": result.parameters,
-        "config": config.as_dict(),
-    }))
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "device": torch.cuda.get_device_name()
+                if next(model.parameters()).is_cuda
+                else "cpu",
+                "test_perplexity": test.perplexity,
+                "valid_perplexity": result.best_valid_perplexity,
+                "test_bits_per_byte": test.bits_per_byte,
+                "tokens_per_second": result.tokens_per_second,
+                "epochs": result.epochs_run,
+                "best_epoch": result.best_epoch,
+                "stopped": result.stopped,
+                "wall_seconds": result.wall_seconds,
+                "test_eval_tokens_per_second": test.tokens / eval_seconds,
+                "parameters": result.parameters,
+                "config": config.as_dict(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

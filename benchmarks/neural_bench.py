@@ -42,7 +42,9 @@ RESULTS = REPO / "benchmarks" / "results"
 
 
 class WLMRNNModel(nn.Module):
-    def __init__(self, rnn_type: str, ntoken: int, ninp: int, nhid: int, nlayers: int, dropout: float = 0.5) -> None:
+    def __init__(
+        self, rnn_type: str, ntoken: int, ninp: int, nhid: int, nlayers: int, dropout: float = 0.5
+    ) -> None:
         super().__init__()
         self.ntoken = ntoken
         self.drop = nn.Dropout(dropout)
@@ -64,7 +66,10 @@ class WLMRNNModel(nn.Module):
 
     def init_hidden(self, bsz: int):
         weight = next(self.parameters())
-        return (weight.new_zeros(self.nlayers, bsz, self.nhid), weight.new_zeros(self.nlayers, bsz, self.nhid))
+        return (
+            weight.new_zeros(self.nlayers, bsz, self.nhid),
+            weight.new_zeros(self.nlayers, bsz, self.nhid),
+        )
 
 
 def wlm_train_speed(train_ids: np.ndarray, ntokens: int, seconds: float) -> dict:
@@ -79,7 +84,7 @@ def wlm_train_speed(train_ids: np.ndarray, ntokens: int, seconds: float) -> dict
     model.train()
     hidden = model.init_hidden(bsz)
     tokens, total_loss, start = 0, 0.0, time.perf_counter()
-    for batch, i in enumerate(range(0, train_data.size(0) - 1, bptt)):
+    for batch, i in enumerate(range(0, train_data.size(0) - 1, bptt)):  # noqa: B007
         seq_len = min(bptt, len(train_data) - 1 - i)  # get_batch
         x, targets = train_data[i : i + seq_len], train_data[i + 1 : i + 1 + seq_len].view(-1)
         model.zero_grad()
@@ -95,8 +100,12 @@ def wlm_train_speed(train_ids: np.ndarray, ntokens: int, seconds: float) -> dict
         if time.perf_counter() - start >= seconds:
             break
     elapsed = time.perf_counter() - start
-    return {"tokens_per_second": tokens / elapsed, "tokens": tokens, "seconds": elapsed,
-            "train_perplexity": math.exp(total_loss / (batch + 1))}
+    return {
+        "tokens_per_second": tokens / elapsed,
+        "tokens": tokens,
+        "seconds": elapsed,
+        "train_perplexity": math.exp(total_loss / (batch + 1)),
+    }
 
 
 # ---- 2. d2l 1.0.3 RNNScratch + RNNLMScratch + Trainer.fit_epoch, verbatim logic ----
@@ -117,7 +126,9 @@ class D2LRNNScratch(nn.Module):
             (state,) = state
         outputs = []
         for X in inputs:  # (num_steps, batch_size, num_inputs)
-            state = torch.tanh(torch.matmul(X, self.W_xh) + torch.matmul(state, self.W_hh) + self.b_h)
+            state = torch.tanh(
+                torch.matmul(X, self.W_xh) + torch.matmul(state, self.W_hh) + self.b_h
+            )
             outputs.append(state)
         return outputs, state
 
@@ -151,7 +162,9 @@ def d2l_train_speed(train_ids: np.ndarray, vocab_size: int, epochs: int) -> dict
     corpus = torch.from_numpy(train_ids.astype(np.int64))
     array = torch.stack([corpus[i : i + num_steps + 1] for i in range(len(corpus) - num_steps)])
     X, Y = array[:num_train, :-1], array[:num_train, 1:]
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, Y), batch_size, shuffle=True)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(X, Y), batch_size, shuffle=True
+    )
     model = D2LRNNLMScratch(D2LRNNScratch(vocab_size, 32), vocab_size)
     optim = torch.optim.SGD(model.parameters(), lr=1.0)
     tokens, start = 0, time.perf_counter()
@@ -177,24 +190,57 @@ def d2l_train_speed(train_ids: np.ndarray, vocab_size: int, epochs: int) -> dict
 
 
 def ours(config: TrainConfig, streams, note: str) -> dict:
-    model, r = train(config, streams.train, streams.valid, len(streams.vocab), vocab_fingerprint=streams.vocab.fingerprint())
+    model, r = train(
+        config,
+        streams.train,
+        streams.valid,
+        len(streams.vocab),
+        vocab_fingerprint=streams.vocab.fingerprint(),
+    )
     valid_seconds = sum(h["valid_seconds"] for h in r.history)
-    return {"note": note, "tokens_per_second": r.tokens_per_second, "epochs": r.epochs_run,
-            "valid_perplexity": r.best_valid_perplexity, "best_epoch": r.best_epoch, "wall_seconds": r.wall_seconds,
-            "eval_tokens_per_second": len(streams.valid) * r.epochs_run / valid_seconds, "parameters": r.parameters,
-            "model": model, "config": config.as_dict()}
+    return {
+        "note": note,
+        "tokens_per_second": r.tokens_per_second,
+        "epochs": r.epochs_run,
+        "valid_perplexity": r.best_valid_perplexity,
+        "best_epoch": r.best_epoch,
+        "wall_seconds": r.wall_seconds,
+        "eval_tokens_per_second": len(streams.valid) * r.epochs_run / valid_seconds,
+        "parameters": r.parameters,
+        "model": model,
+        "config": config.as_dict(),
+    }
 
 
 def part_ptb(seconds: float) -> dict:
     s = ptb_words()
     peer = wlm_train_speed(s.train, len(s.vocab), seconds)
-    cfg = TrainConfig(arch="lstm", embed=200, hidden=200, layers=2, dropout=0.0, epochs=None, max_minutes=seconds / 60,
-                      seq_len=35, batch_size=20, optimizer="sgd", lr=20.0, clip=0.25, seed=1111, device="cpu")
+    cfg = TrainConfig(
+        arch="lstm",
+        embed=200,
+        hidden=200,
+        layers=2,
+        dropout=0.0,
+        epochs=None,
+        max_minutes=seconds / 60,
+        seq_len=35,
+        batch_size=20,
+        optimizer="sgd",
+        lr=20.0,
+        clip=0.25,
+        seed=1111,
+        device="cpu",
+    )
     mine = ours(cfg, s, "lm.neural lstm 2x200, same recipe")
     mine.pop("model")
     epoch_seconds = len(s.train) / mine["tokens_per_second"]
-    return {"word_language_model": peer, "lm_neural": mine, "speedup": mine["tokens_per_second"] / peer["tokens_per_second"],
-            "ptb_train_tokens": len(s.train), "lm_neural_seconds_per_epoch": epoch_seconds}
+    return {
+        "word_language_model": peer,
+        "lm_neural": mine,
+        "speedup": mine["tokens_per_second"] / peer["tokens_per_second"],
+        "ptb_train_tokens": len(s.train),
+        "lm_neural_seconds_per_epoch": epoch_seconds,
+    }
 
 
 def part_d2l(epochs: int) -> dict:
@@ -203,8 +249,19 @@ def part_d2l(epochs: int) -> dict:
     out: dict = {"d2l_RNNScratch": peer}
     batches_per_epoch = (len(s.train) - 1) // 32 // 1024
     for arch in ("rnn-scratch", "gru-scratch", "lstm-scratch", "rnn", "gru", "lstm"):
-        cfg = TrainConfig(arch=arch, embed=32, hidden=32, epochs=max(1, epochs * 10 // batches_per_epoch), seq_len=32,
-                          batch_size=1024, sampling="random", optimizer="sgd", lr=1.0, clip=1.0, device="cpu")
+        cfg = TrainConfig(
+            arch=arch,
+            embed=32,
+            hidden=32,
+            epochs=max(1, epochs * 10 // batches_per_epoch),
+            seq_len=32,
+            batch_size=1024,
+            sampling="random",
+            optimizer="sgd",
+            lr=1.0,
+            clip=1.0,
+            device="cpu",
+        )
         r = ours(cfg, s, f"lm.neural {arch}")
         r.pop("model")
         out[arch] = r
@@ -214,8 +271,23 @@ def part_d2l(epochs: int) -> dict:
 
 def part_quality(minutes: float) -> dict:
     s = timemachine_chars()
-    cfg = TrainConfig(arch="gru", embed=64, hidden=256, layers=1, dropout=0.2, epochs=None, max_minutes=minutes,
-                      seq_len=64, batch_size=32, optimizer="adam", lr=2e-3, clip=1.0, lr_decay=0.5, seed=0, device="cpu")
+    cfg = TrainConfig(
+        arch="gru",
+        embed=64,
+        hidden=256,
+        layers=1,
+        dropout=0.2,
+        epochs=None,
+        max_minutes=minutes,
+        seq_len=64,
+        batch_size=32,
+        optimizer="adam",
+        lr=2e-3,
+        clip=1.0,
+        lr_decay=0.5,
+        seed=0,
+        device="cpu",
+    )
     r = ours(cfg, s, "GRU 256, Time Machine chars")
     model = r.pop("model")
     r["test"] = summarize(evaluate(model, s.test), s.test_bytes).as_dict()
@@ -225,30 +297,45 @@ def part_quality(minutes: float) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--parts", default="ptb,d2l,quality")
-    ap.add_argument("--seconds", type=float, default=25.0, help="training time of each PTB speed run")
+    ap.add_argument(
+        "--seconds", type=float, default=25.0, help="training time of each PTB speed run"
+    )
     ap.add_argument("--quick", action="store_true", help="smoke run: a few seconds per part")
     args = ap.parse_args()
     parts = args.parts.split(",")
-    results: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "quick": args.quick}
+    results: dict = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "quick": args.quick,
+    }
     if "ptb" in parts:
         results["ptb"] = p = part_ptb(2.0 if args.quick else args.seconds)
-        print(f"PTB LSTM 2x200 training: word_language_model {p['word_language_model']['tokens_per_second']:,.0f} tok/s, "
-              f"lm.neural {p['lm_neural']['tokens_per_second']:,.0f} tok/s (x{p['speedup']:.2f}); "
-              f"one epoch ~{p['lm_neural_seconds_per_epoch']:.0f} s; exact evaluation "
-              f"{p['lm_neural']['eval_tokens_per_second']:,.0f} tok/s")
+        print(
+            "PTB LSTM 2x200 training: word_language_model "
+            f"{p['word_language_model']['tokens_per_second']:,.0f} tok/s, lm.neural "
+            f"{p['lm_neural']['tokens_per_second']:,.0f} tok/s (x{p['speedup']:.2f}); "
+            f"one epoch ~{p['lm_neural_seconds_per_epoch']:.0f} s; exact evaluation "
+            f"{p['lm_neural']['eval_tokens_per_second']:,.0f} tok/s"
+        )
     if "d2l" in parts:
         results["d2l"] = d = part_d2l(1 if args.quick else 10)
-        print(f"Time Machine RNN 32, batch 1024 x 32: d2l {d['d2l_RNNScratch']['tokens_per_second']:,.0f} tok/s")
+        d2l_speed = d["d2l_RNNScratch"]["tokens_per_second"]
+        print(f"Time Machine RNN 32, batch 1024 x 32: d2l {d2l_speed:,.0f} tok/s")
         for arch in ("rnn-scratch", "gru-scratch", "lstm-scratch", "rnn", "gru", "lstm"):
             print(f"  lm.neural {arch:13s} {d[arch]['tokens_per_second']:>12,.0f} tok/s")
         print(f"  rnn-scratch speedup over d2l: x{d['speedup_rnn_scratch']:.2f} (target >= 2)")
     if "quality" in parts:
         results["quality"] = q = part_quality(0.1 if args.quick else 3.0)
-        print(f"GRU 256, 3 min: valid perplexity {q['valid']['perplexity']:.3f} (target < 4.27), test "
-              f"{q['test']['perplexity']:.3f}, {q['epochs']} epochs (best {q['best_epoch']}), "
-              f"{q['tokens_per_second']:,.0f} tok/s, bits/byte valid {q['valid']['bits_per_byte']:.3f}")
+        print(
+            f"GRU 256, 3 min: valid perplexity {q['valid']['perplexity']:.3f} (target < 4.27), "
+            f"test {q['test']['perplexity']:.3f}, {q['epochs']} epochs (best {q['best_epoch']}), "
+            f"{q['tokens_per_second']:,.0f} tok/s, bits/byte valid "
+            f"{q['valid']['bits_per_byte']:.3f}"
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"neural_bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2))

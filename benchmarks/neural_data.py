@@ -33,14 +33,22 @@ def corpora_dir() -> Path:
     return Path(os.environ.get("LMPIPE_CORPORA_DIR", REPO.parent / "shared" / "corpora"))
 
 
-def _streams(train: list[list[str]], valid: list[list[str]], test: list[list[str]], sep: str) -> Streams:
+def _streams(
+    train: list[list[str]], valid: list[list[str]], test: list[list[str]], sep: str
+) -> Streams:
     vocab = build_vocab(train)
 
     def n_bytes(sents: list[list[str]]) -> int:  # the split's text: its lines, newline-terminated
         return sum(len(sep.join(s).encode("utf-8")) + 1 for s in sents)
 
-    return Streams(vocab, encode_sentences(vocab, train), encode_sentences(vocab, valid),
-                   encode_sentences(vocab, test), n_bytes(valid), n_bytes(test))
+    return Streams(
+        vocab,
+        encode_sentences(vocab, train),
+        encode_sentences(vocab, valid),
+        encode_sentences(vocab, test),
+        n_bytes(valid),
+        n_bytes(test),
+    )
 
 
 def timemachine_chars(path: Path | None = None) -> Streams:
@@ -55,6 +63,7 @@ def timemachine_chars(path: Path | None = None) -> Streams:
 def ptb_words(path: Path | None = None) -> Streams:
     """PTB's own split, whitespace tokens, the literal ``<unk>`` as the unknown word."""
     with zipfile.ZipFile(path or corpora_dir() / "ptb.zip") as z:
+
         def read(split: str) -> list[list[str]]:
             text = z.read(f"ptb/ptb.{split}.txt").decode("utf-8")
             return [s.split() for line in text.splitlines() if line.strip() and (s := line)]

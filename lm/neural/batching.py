@@ -63,7 +63,9 @@ def batches(
         order = rng.permutation((len(corpus) - offset - 1) // num_steps)
         windows = random_windows(corpus, batch_size, num_steps, offset, order)
     elif sampling == "sequential":
-        windows = sequential_windows(corpus, batch_size, num_steps, int(rng.integers(0, num_steps + 1)))
+        windows = sequential_windows(
+            corpus, batch_size, num_steps, int(rng.integers(0, num_steps + 1))
+        )
     else:
         raise ValueError(f"sampling must be 'random' or 'sequential'; got {sampling!r}")
     for x, y in windows:

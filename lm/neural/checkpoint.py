@@ -54,7 +54,9 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> No
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     ckpt: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     if ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: unsupported checkpoint format {ckpt.get('format')!r} (expected {FORMAT})")
+        raise CheckpointError(
+            f"{path}: unsupported checkpoint format {ckpt.get('format')!r} (expected {FORMAT})"
+        )
     return ckpt
 
 
@@ -64,8 +66,13 @@ def capture_rng(gen: np.random.Generator) -> dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "python": random.getstate(),
         "batches": gen.bit_generator.state,
     }
@@ -76,7 +83,15 @@ def restore_rng(state: dict[str, Any], gen: np.random.Generator) -> None:
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     npy = state["numpy"]
-    np.random.set_state((npy["name"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"], npy["gauss"]))
+    np.random.set_state(
+        (
+            npy["name"],
+            npy["keys"].numpy().astype(np.uint32),
+            npy["pos"],
+            npy["has_gauss"],
+            npy["gauss"],
+        )
+    )
     random.setstate(state["python"])
     gen.bit_generator.state = state["batches"]
 
@@ -94,5 +109,8 @@ def load_model(
     config = TrainConfig.from_dict(ckpt["config"])
     model = build_model(config, ckpt["vocab_size"])
     model.load_state_dict(ckpt["best_model" if which == "best" else "model"])
-    meta = {k: ckpt[k] for k in ("epoch", "best_epoch", "best_valid_perplexity", "vocab_fingerprint", "history")}
+    meta = {
+        k: ckpt[k]
+        for k in ("epoch", "best_epoch", "best_valid_perplexity", "vocab_fingerprint", "history")
+    }
     return model, config, meta

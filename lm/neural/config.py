@@ -14,7 +14,15 @@ Sampling = Literal["sequential", "random"]
 Optimizer = Literal["sgd", "adam", "adamw"]
 Device = Literal["auto", "cpu", "cuda"]
 
-ARCHS: tuple[str, ...] = ("rnn-scratch", "gru-scratch", "lstm-scratch", "rnn", "rnn-relu", "gru", "lstm")
+ARCHS: tuple[str, ...] = (
+    "rnn-scratch",
+    "gru-scratch",
+    "lstm-scratch",
+    "rnn",
+    "rnn-relu",
+    "gru",
+    "lstm",
+)
 SCRATCH_ARCHS: tuple[str, ...] = ("rnn-scratch", "gru-scratch", "lstm-scratch")
 
 # Fields that may differ between a checkpoint and the run resuming it: they change when or where
@@ -67,9 +75,18 @@ class TrainConfig:
                 raise ConfigError(msg)
 
         need(self.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}; got {self.arch!r}")
-        need(self.sampling in ("sequential", "random"), f"sampling must be sequential or random; got {self.sampling!r}")
-        need(self.optimizer in ("sgd", "adam", "adamw"), f"optimizer must be sgd, adam or adamw; got {self.optimizer!r}")
-        need(self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda; got {self.device!r}")
+        need(
+            self.sampling in ("sequential", "random"),
+            f"sampling must be sequential or random; got {self.sampling!r}",
+        )
+        need(
+            self.optimizer in ("sgd", "adam", "adamw"),
+            f"optimizer must be sgd, adam or adamw; got {self.optimizer!r}",
+        )
+        need(
+            self.device in ("auto", "cpu", "cuda"),
+            f"device must be auto, cpu or cuda; got {self.device!r}",
+        )
         for name in ("embed", "hidden", "layers", "seq_len", "batch_size", "eval_window"):
             need(getattr(self, name) >= 1, f"{name} must be at least 1; got {getattr(self, name)}")
         need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1); got {self.dropout}")
@@ -77,15 +94,33 @@ class TrainConfig:
         need(self.clip is None or self.clip > 0, f"clip must be positive or None; got {self.clip}")
         need(self.weight_decay >= 0, f"weight_decay must be >= 0; got {self.weight_decay}")
         need(0.0 < self.lr_decay <= 1.0, f"lr_decay must be in (0, 1]; got {self.lr_decay}")
-        need(self.patience is None or self.patience >= 1, f"patience must be >= 1 or None; got {self.patience}")
-        need(self.epochs is None or self.epochs >= 1, f"epochs must be >= 1 or None; got {self.epochs}")
-        need(self.max_minutes is None or self.max_minutes > 0, f"max_minutes must be positive or None; got {self.max_minutes}")
-        need(self.epochs is not None or self.max_minutes is not None, "set epochs, max_minutes or both")
+        need(
+            self.patience is None or self.patience >= 1,
+            f"patience must be >= 1 or None; got {self.patience}",
+        )
+        need(
+            self.epochs is None or self.epochs >= 1,
+            f"epochs must be >= 1 or None; got {self.epochs}",
+        )
+        need(
+            self.max_minutes is None or self.max_minutes > 0,
+            f"max_minutes must be positive or None; got {self.max_minutes}",
+        )
+        need(
+            self.epochs is not None or self.max_minutes is not None,
+            "set epochs, max_minutes or both",
+        )
         if self.arch in SCRATCH_ARCHS:
-            need(self.layers == 1, f"{self.arch} has one layer (d2l's from-scratch model); got layers={self.layers}")
+            need(
+                self.layers == 1,
+                f"{self.arch} has one layer (d2l's from-scratch model); got layers={self.layers}",
+            )
             need(not self.tied, f"{self.arch} cannot tie weights; use rnn, gru or lstm")
         if self.tied:
-            need(self.embed == self.hidden, f"tied weights need embed == hidden; got {self.embed} and {self.hidden}")
+            need(
+                self.embed == self.hidden,
+                f"tied weights need embed == hidden; got {self.embed} and {self.hidden}",
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

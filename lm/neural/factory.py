@@ -19,5 +19,11 @@ def build_model(config: TrainConfig, vocab_size: int) -> LanguageModel:
     if config.arch in SCRATCH:
         return SCRATCH[config.arch](vocab_size, config.hidden, config.dropout)
     return TorchRNNLM(
-        vocab_size, config.arch, config.embed, config.hidden, config.layers, config.dropout, config.tied
+        vocab_size,
+        config.arch,
+        config.embed,
+        config.hidden,
+        config.layers,
+        config.dropout,
+        config.tied,
     )

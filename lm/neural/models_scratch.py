@@ -2,9 +2,10 @@
 names and initialisation (weights N(0, 0.01^2), biases 0), one layer.
 
 Made fast without changing the maths: d2l's one-hot product ``one_hot(X) @ W_x*`` is the row
-lookup ``W_x*[X]`` (``F.embedding``), done for the whole window at once together with the input bias; only the
-recurrence ``H @ W_h*`` runs step by step (the gates' recurrent weights concatenated into one
-matmul), and the output layer is one matmul over all steps.
+lookup ``W_x*[X]`` (``F.embedding``), done for the whole window at once together with the input
+bias; only the recurrence ``H @ W_h*`` runs step by step (the gates' recurrent weights
+concatenated into one matmul), and the output layer is one matmul over all steps. The RNN's
+recurrence also has a hand-written backward pass (``_TanhRecurrence``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class _TanhRecurrence(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
     def forward(ctx, a: torch.Tensor, h0: torch.Tensor, w: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        # a: (steps, batch, hidden) input projections incl. bias; h0: (batch, hidden); w: (hidden, hidden)
+        # a: (steps, batch, hidden) input projections with bias; h0: (batch, hidden);
+        # w: (hidden, hidden)
         hs = torch.empty_like(a)  # (steps, batch, hidden)
         h = h0
         for t in range(a.shape[0]):
@@ -92,7 +94,8 @@ class RNNScratch(_ScratchBase):
 
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         (h,) = state if state is not None else self.begin_state(ids.shape[0], ids.device)
-        a = F.embedding(ids.t(), self.W_xh) + self.b_h  # (steps, batch, hidden) = one_hot(X) W_xh + b_h
+        # (steps, batch, hidden) = one_hot(X) W_xh + b_h
+        a = F.embedding(ids.t(), self.W_xh) + self.b_h
         hs = _TanhRecurrence.apply(a, h, self.W_hh)  # (steps, batch, hidden)
         return self._output(hs.transpose(0, 1)), (hs[-1],)
 

@@ -40,7 +40,14 @@ class TorchRNNLM(LanguageModel):
         self.arch, self.hidden, self.layers = arch, hidden, layers
         self.embedding = nn.Embedding(vocab_size, embed)
         self.drop = nn.Dropout(dropout)
-        self.rnn = cell(embed, hidden, layers, dropout=dropout if layers > 1 else 0.0, batch_first=True, **kwargs)
+        self.rnn = cell(
+            embed,
+            hidden,
+            layers,
+            dropout=dropout if layers > 1 else 0.0,
+            batch_first=True,
+            **kwargs,
+        )
         self.decoder = nn.Linear(hidden, vocab_size)
         nn.init.uniform_(self.embedding.weight, -INIT_RANGE, INIT_RANGE)
         nn.init.zeros_(self.decoder.bias)
@@ -50,13 +57,16 @@ class TorchRNNLM(LanguageModel):
             nn.init.uniform_(self.decoder.weight, -INIT_RANGE, INIT_RANGE)
 
     def begin_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
-        z = torch.zeros(self.layers, batch_size, self.hidden, device=device, dtype=self.decoder.weight.dtype)
+        z = torch.zeros(
+            self.layers, batch_size, self.hidden, device=device, dtype=self.decoder.weight.dtype
+        )
         return (z, z.clone()) if self.arch == "lstm" else (z,)
 
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         if state is None:
             state = self.begin_state(ids.shape[0], ids.device)
         x = self.drop(self.embedding(ids))  # (batch, steps, embed)
-        out, new = self.rnn(x, state if self.arch == "lstm" else state[0])  # out: (batch, steps, hidden)
+        # out: (batch, steps, hidden); new: like state
+        out, new = self.rnn(x, state if self.arch == "lstm" else state[0])
         logits = self.decoder(self.drop(out))  # (batch, steps, vocab)
         return self.masked(logits), (tuple(new) if self.arch == "lstm" else (new,))

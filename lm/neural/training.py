@@ -7,7 +7,6 @@ perplexity kept and returned.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import random
@@ -92,7 +91,9 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def _check_resumable(ckpt: dict[str, Any], config: TrainConfig, vocab_size: int, fingerprint: str, path: Path) -> None:
+def _check_resumable(
+    ckpt: dict[str, Any], config: TrainConfig, vocab_size: int, fingerprint: str, path: Path
+) -> None:
     if ckpt["vocab_fingerprint"] != fingerprint or ckpt["vocab_size"] != vocab_size:
         raise CheckpointError(f"cannot resume {path}: it was trained on another vocabulary")
     old, new = ckpt["config"], config.as_dict()
@@ -102,8 +103,14 @@ def _check_resumable(ckpt: dict[str, Any], config: TrainConfig, vocab_size: int,
         raise CheckpointError(f"cannot resume {path} with a different configuration ({diff})")
 
 
-def _diverged(what: str, value: float, epoch: int, batch: int, config: TrainConfig, ckpt: Path | None) -> TrainingDiverged:
-    kept = f"last good checkpoint: epoch {epoch - 1} in {ckpt}" if ckpt and epoch > 1 else "no checkpoint kept"
+def _diverged(
+    what: str, value: float, epoch: int, batch: int, config: TrainConfig, ckpt: Path | None
+) -> TrainingDiverged:
+    kept = (
+        f"last good checkpoint: epoch {epoch - 1} in {ckpt}"
+        if ckpt and epoch > 1
+        else "no checkpoint kept"
+    )
     clip = f"clip={config.clip}" if config.clip is not None else "no clipping (set clip, e.g. 1.0)"
     msg = (
         f"training diverged in epoch {epoch}, batch {batch}: {what} became {value}; "
@@ -156,12 +163,18 @@ def train(
         optimizer.load_state_dict(ckpt["optimizer"])
         restore_rng(ckpt["rng"], rng)
         epoch, best_epoch, bad_epochs = ckpt["epoch"], ckpt["best_epoch"], ckpt["bad_epochs"]
-        best_ppl, elapsed_before, history = ckpt["best_valid_perplexity"], ckpt["elapsed_seconds"], ckpt["history"]
+        best_ppl, elapsed_before, history = (
+            ckpt["best_valid_perplexity"],
+            ckpt["elapsed_seconds"],
+            ckpt["history"],
+        )
         best_state = ckpt["best_model"]
     resumed_from = epoch
 
     budget = config.max_minutes * 60.0 if config.max_minutes is not None else math.inf
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda")
+    amp = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"
+    )
 
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - wall_start
@@ -190,7 +203,8 @@ def train(
             if steps and elapsed() >= deadline:
                 out_of_time = True
                 break
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)  # (batch, seq_len)
+            # x, y: (batch, seq_len)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             # random sampling: windows are unrelated, start each fresh (d2l); sequential: carry
             state = None if config.sampling == "random" else detach_state(state)
             with amp:

@@ -1,4 +1,5 @@
-"""d2l's two minibatch schemes, windows written out for d2l's own example (0..34, batch 2, 5 steps)."""
+"""d2l's two minibatch schemes, windows written out for d2l's own example
+(corpus 0..34, batch 2, 5 steps)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,9 @@ def test_batches_draw_like_d2l_from_the_generator() -> None:
     assert got == expected
 
     draws = np.random.default_rng(8)
-    expected = as_lists(sequential_windows(CORPUS, 2, 5, int(draws.integers(0, 6))))  # randint(0, num_steps)
+    expected = as_lists(
+        sequential_windows(CORPUS, 2, 5, int(draws.integers(0, 6)))
+    )  # randint(0, num_steps)
     assert as_lists(batches(CORPUS, 2, 5, "sequential", np.random.default_rng(8))) == expected
 
 

@@ -81,7 +81,9 @@ def test_scratch_gradcheck(cls, reference) -> None:
     model = scratch_model(cls)
     names = [n for n, _ in model.named_parameters()]
     ids = torch.randint(0, V, (B, T))
-    state0 = tuple(torch.randn(B, H, dtype=torch.float64, requires_grad=True) for _ in range(cls.n_states))
+    state0 = tuple(
+        torch.randn(B, H, dtype=torch.float64, requires_grad=True) for _ in range(cls.n_states)
+    )
 
     def f(*tensors):
         params = dict(zip(names, tensors[: len(names)], strict=True))
@@ -112,9 +114,13 @@ def test_scratch_rnn_equals_nn_rnn() -> None:
     torch.testing.assert_close(h, h_n[0])
 
 
-@pytest.mark.parametrize("arch", ["rnn-scratch", "gru-scratch", "lstm-scratch", "rnn", "rnn-relu", "gru", "lstm"])
+@pytest.mark.parametrize(
+    "arch", ["rnn-scratch", "gru-scratch", "lstm-scratch", "rnn", "rnn-relu", "gru", "lstm"]
+)
 def test_every_arch_masks_never_predicted_ids(arch: str) -> None:
-    model = build_model(TrainConfig(arch=arch, embed=4, hidden=5, layers=1 if "scratch" in arch else 2), 9)
+    model = build_model(
+        TrainConfig(arch=arch, embed=4, hidden=5, layers=1 if "scratch" in arch else 2), 9
+    )
     logits, state = model(torch.randint(0, 9, (3, 6)))
     assert logits.shape == (3, 6, 9)
     probs = logits.softmax(-1)

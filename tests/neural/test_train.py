@@ -27,9 +27,23 @@ VOCAB = 12  # the vocabulary of conftest.make_stream
 
 
 def config(**kw) -> TrainConfig:
-    base = dict(arch="lstm", embed=8, hidden=16, layers=2, dropout=0.2, epochs=2, seq_len=6,
-                batch_size=4, sampling="sequential", optimizer="adam", lr=0.01, clip=1.0, seed=5,
-                device="cpu", eval_window=32)
+    base = dict(
+        arch="lstm",
+        embed=8,
+        hidden=16,
+        layers=2,
+        dropout=0.2,
+        epochs=2,
+        seq_len=6,
+        batch_size=4,
+        sampling="sequential",
+        optimizer="adam",
+        lr=0.01,
+        clip=1.0,
+        seed=5,
+        device="cpu",
+        eval_window=32,
+    )
     return TrainConfig(**(base | kw))
 
 
@@ -80,28 +94,51 @@ def test_resume_after_more_epochs_and_refuses_other_config(tmp_path: Path, strea
     full, _ = run(config(), streams)
     run(config(epochs=1), streams, checkpoint_dir=tmp_path)
     resumed, result = run(config(epochs=2), streams, checkpoint_dir=tmp_path, resume=True)
-    assert all(torch.equal(a, b) for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True)
+    )
     with pytest.raises(CheckpointError, match="lr"):
         run(config(lr=0.02), streams, checkpoint_dir=tmp_path, resume=True)
     with pytest.raises(CheckpointError, match="vocabulary"):
-        train(config(), streams[0], streams[1], VOCAB, vocab_fingerprint="other", checkpoint_dir=tmp_path, resume=True)
+        train(
+            config(),
+            streams[0],
+            streams[1],
+            VOCAB,
+            vocab_fingerprint="other",
+            checkpoint_dir=tmp_path,
+            resume=True,
+        )
 
 
 def test_checkpoint_is_atomic_and_loads_the_best_model(tmp_path: Path, streams) -> None:
     seen: list[dict] = []
     model, result = run(config(epochs=3), streams, checkpoint_dir=tmp_path, on_epoch=seen.append)
     assert [m["epoch"] for m in seen] == [1, 2, 3]
-    assert set(seen[0]) >= {"epoch", "train_perplexity", "valid_perplexity", "tokens_per_second",
-                            "learning_rate", "grad_norm", "seconds"}
+    assert set(seen[0]) >= {
+        "epoch",
+        "train_perplexity",
+        "valid_perplexity",
+        "tokens_per_second",
+        "learning_rate",
+        "grad_norm",
+        "seconds",
+    }
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]  # no temporary left
     loaded, cfg, meta = load_model(checkpoint_path(tmp_path), vocab_fingerprint=FP)
     assert cfg == config(epochs=3) and meta["best_epoch"] == result.best_epoch
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True)
+    )
     assert result.best_valid_perplexity == min(m["valid_perplexity"] for m in seen)
     assert result.stopped == "epochs" and result.parameters > 0 and result.tokens_per_second > 0
 
 
-def test_divergence_stops_with_one_line_and_keeps_last_checkpoint(tmp_path: Path, streams, monkeypatch) -> None:
+def test_divergence_stops_with_one_line_and_keeps_last_checkpoint(
+    tmp_path: Path, streams, monkeypatch
+) -> None:
     calls = {"n": 0}
     real = training.clip_gradients
 
@@ -110,7 +147,9 @@ def test_divergence_stops_with_one_line_and_keeps_last_checkpoint(tmp_path: Path
         norm = real(params, max_norm)
         return norm if calls["n"] <= n_first_epoch else torch.tensor(float("nan"))
 
-    n_first_epoch = len(list(training.batches(streams[0], 4, 6, "sequential", np.random.default_rng(5))))
+    n_first_epoch = len(
+        list(training.batches(streams[0], 4, 6, "sequential", np.random.default_rng(5)))
+    )
     monkeypatch.setattr(training, "clip_gradients", exploding)
     with pytest.raises(TrainingDiverged) as err:
         run(config(epochs=3), streams, checkpoint_dir=tmp_path)
@@ -122,7 +161,18 @@ def test_divergence_stops_with_one_line_and_keeps_last_checkpoint(tmp_path: Path
 
 def test_real_divergence_at_huge_learning_rate(streams) -> None:
     with pytest.raises(TrainingDiverged, match="epoch 1"):
-        run(config(arch="rnn-relu", layers=1, dropout=0.0, optimizer="sgd", lr=1e12, clip=None, epochs=1), streams)
+        run(
+            config(
+                arch="rnn-relu",
+                layers=1,
+                dropout=0.0,
+                optimizer="sgd",
+                lr=1e12,
+                clip=None,
+                epochs=1,
+            ),
+            streams,
+        )
 
 
 def test_plateau_decays_lr_and_early_stopping_keeps_best(streams, monkeypatch) -> None:
@@ -134,7 +184,10 @@ def test_plateau_decays_lr_and_early_stopping_keeps_best(streams, monkeypatch) -
     model, result = run(config(epochs=10, lr_decay=0.5, patience=2), streams, on_epoch=seen.append)
     assert result.stopped == "early stopping" and result.epochs_run == 3 and result.best_epoch == 1
     assert [m["learning_rate"] for m in seen] == [0.01, 0.01, 0.005]
-    assert all(torch.equal(a, b) for a, b in zip(best_only.state_dict().values(), model.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(best_only.state_dict().values(), model.state_dict().values(), strict=True)
+    )
 
 
 def test_time_budget_stops(streams) -> None:
