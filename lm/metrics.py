@@ -60,6 +60,16 @@ def _ppl(total_nats: float, n: int) -> float:
         return float("inf")
 
 
+def _ppl10(total_log10: float, n: int) -> float:
+    """KenLM's own formula, 10 ** (-total/N): exp(-total*ln10/N) differs in the last digits."""
+    if n == 0:
+        return float("nan")
+    try:
+        return 10.0 ** (-total_log10 / n)
+    except OverflowError:
+        return float("inf")
+
+
 def summarize(scores: TokenScores, n_bytes: int) -> EvalResult:
     """Aggregate per-token scores into the figures every report and table shows.
 
@@ -82,14 +92,18 @@ def summarize(scores: TokenScores, n_bytes: int) -> EvalResult:
         total = -math.inf
     excl = total - oov_total if not math.isinf(total) else float(lp[~oov].sum())
     bits = -total / LN2 if n else float("nan")
+    ppl, ppl_excl = _ppl(total, n), _ppl(excl, n - n_oov)
+    if scores.total_log10 is not None and not zero:
+        ppl = _ppl10(scores.total_log10, n)
+        ppl_excl = _ppl10(scores.total_log10 - (scores.oov_log10 or 0.0), n - n_oov)
     return EvalResult(
         tokens=n,
         oov=n_oov,
         oov_rate=n_oov / n if n else 0.0,
         zero_prob=zero,
         nats=-total,
-        perplexity=_ppl(total, n),
-        perplexity_excluding_oov=_ppl(excl, n - n_oov),
+        perplexity=ppl,
+        perplexity_excluding_oov=ppl_excl,
         bits_per_token=bits / n if n else float("nan"),
         bits_per_byte=bits / n_bytes if n_bytes else float("nan"),
         bytes=n_bytes,
