@@ -8,17 +8,44 @@ experiment recomputes nothing but the run's own rows and its report.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import Task, flow, get_run_logger
 from prefect.futures import PrefectFuture, wait
 
 from lm.config import ExperimentConfig
 from lm.record import new_run_id
+from tasks.caching import missing_files
 from tasks.publish import publish_report, record
 from tasks.steps import count_ngrams, fit_score_ngram, ingest_corpus, train_score_neural
+
+
+@dataclass
+class Job:
+    """A submitted task with what it takes to submit it again."""
+
+    label: str
+    task: Task[..., dict[str, Any]]
+    kwargs: dict[str, Any]
+    future: PrefectFuture[dict[str, Any]]
+
+    @classmethod
+    def submit(cls, label: str, task: Task[..., dict[str, Any]], **kwargs: Any) -> Job:
+        return cls(label, task, kwargs, task.submit(**kwargs))
+
+    def result(self) -> tuple[dict[str, Any], str]:
+        """The result and the final state's name. A cached result whose files are gone from disk
+        (deleted by hand, or removed by ``lmpipe check --repair``) is recomputed."""
+        result = self.future.result()
+        state = self.future.state.name
+        if state == "Cached" and missing_files(result):
+            get_run_logger().info("%s: cached result points at missing files; recomputing", self.label)
+            result = self.task.with_options(refresh_cache=True).submit(**self.kwargs).result()
+            state = "Recomputed"
+        return result, state
 
 
 @flow(
@@ -34,32 +61,50 @@ def perplexity_benchmark(config: dict[str, Any], home: str, run_id: str | None =
     logger.info("run %s: experiment %r into %s", run_id, cfg.name, home)
 
     vocab = cfg.vocab.model_dump()
-    ingest_futures: list[PrefectFuture[dict[str, Any]]] = []
-    for corpus in cfg.corpora:
-        for tokenizer in cfg.tokenizers_for(corpus):
-            ingest_futures.append(
-                ingest_corpus.submit(home, corpus.model_dump(), tokenizer, vocab)
-            )
-    ingests = [f.result() for f in ingest_futures]
+    ingest_jobs = [
+        Job.submit(f"ingest {corpus.name}/{tokenizer}", ingest_corpus,
+                   home=home, corpus=corpus.model_dump(), tokenizer=tokenizer, vocab=vocab)
+        for corpus in cfg.corpora
+        for tokenizer in cfg.tokenizers_for(corpus)
+    ]
+    states: dict[str, str] = {}
+    ingests = []
+    for job in ingest_jobs:
+        ing, states[job.label] = job.result()
+        ingests.append(ing)
 
     max_order = max(cfg.ngram.orders)
     ngram_params = _ngram_params(cfg)
-    jobs: list[tuple[dict[str, Any], PrefectFuture[dict[str, Any]]]] = []
+    generation = cfg.generation.model_dump()
+    jobs: list[tuple[dict[str, Any], Job]] = []
+    side: list[Job] = []
     for ing in ingests:
-        count_ngrams.submit(home, ing, max_order)
+        name = f"{ing['corpus']}/{ing['tokenizer']}"
+        side.append(Job.submit(f"count {name}", count_ngrams, home=home, ing=ing, max_order=max_order))
         for method in cfg.ngram.methods:
             for order in cfg.ngram.orders:
-                jobs.append((ing, fit_score_ngram.submit(home, ing, method, order, ngram_params[method])))
+                jobs.append((ing, Job.submit(f"{method} n={order} {name}", fit_score_ngram, home=home,
+                                             ing=ing, method=method, order=order, params=ngram_params[method])))
         for arch in cfg.neural.architectures:
             settings = cfg.neural.for_arch(arch)
-            jobs.append((ing, train_score_neural.submit(home, ing, settings, cfg.generation.model_dump())))
-    wait([f for _, f in jobs])
-    results = [(ing, f.result()) for ing, f in jobs]
+            train = train_score_neural.with_options(timeout_seconds=_train_timeout(settings))
+            jobs.append((ing, Job.submit(f"{arch} train {name}", train, home=home, ing=ing,
+                                         settings=settings, generation=generation)))
+    wait([j.future for _, j in jobs] + [j.future for j in side])
+    results = []
+    for ing, job in jobs:
+        r, states[job.label] = job.result()
+        results.append((ing, r))
+    for job in side:
+        states[job.label] = job.result()[1]
 
     counts = record(home, run_id, cfg.name, config, started, ingests, results)
     report_path = publish_report(home, run_id)
-    logger.info("run %s: %s rows recorded; report %s", run_id, sum(counts.values()), report_path)
-    return {"run_id": run_id, "report": report_path, "rows": counts}
+    executed = sorted(k for k, v in states.items() if v != "Cached")
+    logger.info("run %s: %d rows recorded; %d of %d heavy tasks re-used from cache; report %s",
+                run_id, sum(counts.values()), len(states) - len(executed), len(states), report_path)
+    return {"run_id": run_id, "report": report_path, "rows": counts, "task_states": states,
+            "executed": executed}
 
 
 def _ngram_params(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
@@ -71,6 +116,13 @@ def _ngram_params(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
     if "mkn" in params:
         params["mkn"] = {"discount_fallback": cfg.ngram.discount_fallback}
     return params
+
+
+def _train_timeout(settings: dict[str, Any]) -> float | None:
+    """A hard stop for a training task well past its own budget (the loop enforces max_minutes
+    itself; this only catches a hang). None when the training has no time budget."""
+    minutes = settings.get("max_minutes")
+    return None if minutes is None else 60.0 * minutes * 2 + 300.0
 
 
 def run_benchmark(cfg: ExperimentConfig, home: Path, runner: str = "thread", dask_address: str | None = None) -> dict[str, Any]:

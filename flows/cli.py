@@ -208,8 +208,11 @@ def ngram(
         raise ConfigError(f"--k must be positive (got {k})")
     if encoding_errors not in ("strict", "replace"):
         raise ConfigError(f"--encoding-errors must be strict or replace (got {encoding_errors!r})")
+    _check_min_freq(min_freq)
+    _clean_debris(home)
     started = datetime.now(UTC)
     h, ing = _ingest_for(home, corpus, train, valid, test, tokenizer, min_freq, normalize, encoding_errors)
+    _note_replaced(ing)
     params: dict[str, Any] = {}
     if smoothing == "add-k":
         params["k"] = k
@@ -223,6 +226,25 @@ def ngram(
                {"order": order, "smoothing": smoothing, "params": params, "corpus": ing.corpus,
                 "tokenizer": ing.tokenizer}, started, [ing], [(ing, result)])
     _print_scores(ing, result, run_id, json_out, arpa)
+
+
+def _check_min_freq(min_freq: int) -> None:
+    if min_freq < 1:
+        raise ConfigError(f"--min-freq must be at least 1 (got {min_freq}); 1 keeps every training token")
+
+
+def _clean_debris(home: Path) -> None:
+    """Remove what a killed run left (temporary files, uncommitted run folders) before writing."""
+    from lm.check import clean_debris
+    from lm.warehouse import Warehouse
+
+    clean_debris(Warehouse.at_home(home))
+
+
+def _note_replaced(ing: Any) -> None:
+    if ing.replaced:
+        typer.echo(f"lmpipe: note: corpus {ing.corpus!r}: replaced {ing.replaced} byte(s) that were not "
+                   "valid UTF-8 with U+FFFD (--encoding-errors replace)", err=True)
 
 
 def _print_scores(ing: Any, result: dict[str, Any], run_id: str, json_out: bool, arpa: Path | None = None) -> None:
@@ -247,6 +269,7 @@ def _print_scores(ing: Any, result: dict[str, Any], run_id: str, json_out: bool,
             "parameters": result.get("parameters"),
             "train_seconds": result.get("train_seconds"),
             "cached": result.get("cached", False),
+            "replaced": getattr(ing, "replaced", 0),
         }
         for key in ("epochs_run", "tokens_per_second", "wall_seconds", "best_epoch", "stopped"):
             if key in result:
@@ -324,6 +347,8 @@ def train_cmd(
         "lr_decay": lr_decay, "patience": patience, "seed": seed, "device": device,
     }
     _check_train_settings(settings)
+    _check_min_freq(min_freq)
+    _clean_debris(home)
     started = datetime.now(UTC)
     h, ing = _ingest_for(home, corpus, train, valid, test, tokenizer, min_freq, normalize, "strict")
     out_dir = neural_result_dir(h, ing, settings)
@@ -483,7 +508,9 @@ def main() -> None:
     global _DEBUG
     _DEBUG = "--debug" in sys.argv[1:]
     try:
-        app(standalone_mode=False)
+        # standalone_mode=False returns typer.Exit's code instead of exiting: pass it on
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
     except LmpipeError as e:
         if _DEBUG:
             raise
@@ -495,17 +522,43 @@ def main() -> None:
         typer.echo("lmpipe: interrupted", err=True)
         sys.exit(130)
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, non-zero
-        import click
-
-        if isinstance(e, click.ClickException):
-            typer.echo(f"lmpipe: error: {_one_line(e.format_message())}", err=True)
-            sys.exit(e.exit_code)
+        if isinstance(e, _click_exceptions()):
+            # a usage error (unknown option, bad value, missing option): one line and where to
+            # look; no_args_is_help has printed the help already and has nothing to add
+            message = _one_line(e.format_message()).rstrip(".")  # type: ignore[attr-defined]
+            if message:
+                typer.echo(f"lmpipe: error: {message}; see `{_usage_command()} --help`", err=True)
+            sys.exit(getattr(e, "exit_code", 2))
         if _DEBUG:
             raise
         known = _known_error(e)
         typer.echo(f"lmpipe: error: {known or f'{type(e).__name__}: {_one_line(str(e))}'}"
                    f"{'' if known else ' (run again with --debug for the traceback)'}", err=True)
         sys.exit(2 if known else 1)
+
+
+def _click_exceptions() -> tuple[type[BaseException], ...]:
+    """Click's usage errors: Typer >= 0.20 raises those of its vendored copy of Click."""
+    import click
+
+    kinds: list[type[BaseException]] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as VendoredClickException
+    except ImportError:  # an older Typer uses click itself
+        pass
+    else:
+        kinds.append(VendoredClickException)
+    return tuple(kinds)
+
+
+def _usage_command() -> str:
+    """``lmpipe`` or ``lmpipe <command>``, for the --help hint of a usage error."""
+    words = [a for a in sys.argv[1:] if not a.startswith("-")][:1]
+    return " ".join(["lmpipe", *(w for w in words if w in _command_names())])
+
+
+def _command_names() -> set[str]:
+    return {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
 
 
 def _known_error(e: BaseException) -> str | None:

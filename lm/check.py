@@ -1,8 +1,26 @@
 """``lmpipe check``: verify the warehouse and, with ``repair``, remove what cannot be trusted.
 
-Checks: every Parquet file opens and its rows read; each committed run's datasets hold the row
-counts its commit record states; no temporary (half-written) file is left; no run folder lacks a
-commit record (an orphan of a killed run) unless that run is still writing.
+Checks (each problem is one line naming the file):
+
+- every Parquet file opens and all its rows read (``deep``; a truncated or corrupt file is damaged);
+- each committed run's datasets hold the row counts its commit record states
+  (``runs.row_counts_json``); a run whose commit record is unreadable counts as uncommitted;
+- each finished ingest (``manifest.json``) and n-gram count (``orders-1-N.json``) still has the
+  files it promises, with the token counts it recorded;
+- no temporary (half-written) file of a dead writer is left under the home's ``data/`` folder,
+  and no in-flight marker of a dead run;
+- no run folder lacks a commit record (an orphan of a killed run) unless that run is still writing;
+- the DuckDB file of views opens.
+
+``repair`` removes the damage: a damaged or miscounted run is removed whole (commit record first,
+so that a repair killed half-way leaves orphans, never a committed half run); a damaged content
+file is removed with the manifest or marker that promised it, so the next run recomputes it; the
+DuckDB views are rebuilt. ``clean_debris`` is the cheap part (names only, no file read) that every
+run does first, so that what a killed run left is gone once the next run completes.
+
+Safe beside running writers: a temporary file is debris only when the process named in it is
+gone, and a run folder is an orphan only when its run is neither in flight nor committed, checked
+in that order (a writer commits before it drops its in-flight marker).
 """
 
 from __future__ import annotations
@@ -16,6 +34,8 @@ import pyarrow.parquet as pq
 
 from lm.fileio import TMP_PREFIX, pid_alive, temp_owner_alive
 from lm.warehouse import RUN_SCHEMAS, Warehouse, rebuild_database
+
+INFLIGHT = ".inflight"
 
 
 @dataclass
@@ -39,97 +59,227 @@ class CheckReport:
                 "clean": not self.problems}
 
 
-def check_warehouse(wh: Warehouse, repair: bool = False) -> CheckReport:
+@dataclass
+class _Findings:
+    """What a scan found: problems to report and paths to remove, in removal order."""
+
+    problems: list[str] = field(default_factory=list)
+    remove: list[Path] = field(default_factory=list)
+    rebuild_views: bool = False
+
+    def add(self, problem: str, *paths: Path) -> None:
+        self.problems.append(problem)
+        self.remove.extend(paths)
+
+
+def check_warehouse(wh: Warehouse, repair: bool = False, deep: bool = True) -> CheckReport:
+    """Verify ``wh``; with ``repair`` remove what the check found. ``deep=False`` looks at file
+    names only (temporary files, orphaned runs, stale markers): what ``clean_debris`` needs."""
     rep = CheckReport()
     if not wh.root.exists():
         return rep
-    bad: list[Path] = []
-    for p in sorted(wh.root.rglob("*")):
-        if not p.is_file():
-            continue
-        if p.name.startswith(TMP_PREFIX):
-            if not temp_owner_alive(p):  # its writer died: it can never be completed
-                rep.problems.append(f"half-written file {p}")
-                bad.append(p)
-            continue
-        if p.suffix != ".parquet":
-            continue
-        rep.files += 1
-        try:
-            pq.read_table(p)
-        except Exception as e:  # noqa: BLE001 - any failure to read is damage
-            rep.problems.append(f"unreadable {p} ({type(e).__name__}: {' '.join(str(e).split())[:120]})")
-            bad.append(p)
-    committed = set(wh.committed_runs())
+    found = _Findings()
+    _scan_temporary(wh, found)
+    unreadable: set[Path] = set()
+    if deep:
+        rep.files = _scan_parquet(wh, found, unreadable)
+    committed = _scan_runs(wh, found, unreadable, deep)
     rep.runs = len(committed)
-    for rid in sorted(committed):
-        try:
-            rec = pq.read_table(wh.run_path("runs", rid)).to_pylist()[0]
-            counts = json.loads(rec.get("row_counts_json") or "{}")
-        except Exception:  # noqa: BLE001 - reported above as unreadable
-            continue
-        for ds, n in counts.items():
-            p = wh.run_path(ds, rid)
-            if not p.exists():
-                rep.problems.append(f"run {rid}: {ds} is missing ({n} rows recorded)")
-                bad.append(wh.run_path("runs", rid))
+    _scan_orphans(wh, found, committed)
+    if deep:
+        _scan_manifests(wh, found, unreadable)
+        _scan_views(wh, found)
+    rep.problems = found.problems
+    if repair and (found.remove or found.rebuild_views):
+        for p in dict.fromkeys(found.remove):
+            if not (p.exists() or p.is_symlink()):
                 continue
-            try:
-                got = pq.ParquetFile(p).metadata.num_rows
-            except Exception:  # noqa: BLE001
-                continue
-            if got != n:
-                rep.problems.append(f"run {rid}: {ds} has {got} rows, {n} recorded")
-                bad.append(p)
-                bad.append(wh.run_path("runs", rid))
-    for ds in RUN_SCHEMAS:
-        d = wh.root / ds
-        if not d.exists():
-            continue
-        for run_dir in sorted(d.glob("run_id=*")):
-            rid = run_dir.name.removeprefix("run_id=")
-            if rid not in committed and ds != "runs" and not run_in_progress(wh, rid):
-                rep.problems.append(f"orphaned {run_dir} (run {rid} never committed)")
-                bad.append(run_dir)
-    if repair and bad:
-        for p in dict.fromkeys(bad):
-            if p.is_dir():
+            if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 p.unlink(missing_ok=True)
             rep.removed.append(str(p))
-        # a content file removed: drop the manifests that promise it, so the next run rebuilds it
-        for manifest in wh.root.rglob("manifest.json"):
-            try:
-                info = json.loads(manifest.read_text(encoding="utf-8"))
-                paths = [s["path"] for s in info.get("splits", {}).values()] + [info.get("vocab_path", "")]
-            except (OSError, ValueError, KeyError):
-                paths = []
-            if any(p and not Path(p).exists() for p in paths) or not paths:
-                manifest.unlink(missing_ok=True)
-                rep.removed.append(str(manifest))
-        for marker in wh.root.glob("ngrams/*/*/*/orders-*.json"):
-            if any(not (marker.parent / f"n={n}" / "ngrams.parquet").exists()
-                   for n in range(1, int(marker.stem.rsplit("-", 1)[-1]) + 1)):
-                marker.unlink(missing_ok=True)
-                rep.removed.append(str(marker))
         rebuild_database(wh)
     return rep
 
 
+def clean_debris(wh: Warehouse) -> list[str]:
+    """What a killed run left behind (its temporary files, its uncommitted rows, its in-flight
+    marker): removed at the start of every run, so that the warehouse is clean again once a run
+    has completed. Looks at names only, so it costs milliseconds on a large warehouse."""
+    return check_warehouse(wh, repair=True, deep=False).removed
+
+
 def run_in_progress(wh: Warehouse, run_id: str) -> bool:
     """A run is writing while its in-flight marker names a live process (lm.record)."""
-    marker = wh.root / ".inflight" / f"{run_id}.pid"
+    marker = wh.root / INFLIGHT / f"{run_id}.pid"
     try:
         return pid_alive(int(marker.read_text().strip()))
     except (OSError, ValueError):
         return False
 
 
-def clean_debris(wh: Warehouse) -> list[str]:
-    """What a killed run left behind (its temporary files, its uncommitted rows): removed at the
-    start of every run, so that the warehouse is clean again once a run has completed."""
-    rep = check_warehouse(wh, repair=False)
-    if not any(p.startswith(("half-written", "orphaned")) for p in rep.problems):
-        return []
-    return check_warehouse(wh, repair=True).removed
+# ----------------------------------------------------------------------------- scans
+
+
+def _scan_temporary(wh: Warehouse, found: _Findings) -> None:
+    """Temporary files of dead writers anywhere under ``data/`` (warehouse, models, cache, the
+    DuckDB file's own temporary name), and in-flight markers of dead runs."""
+    data = wh.root.parent
+    for p in sorted(data.rglob(f"{TMP_PREFIX}*")):
+        if p.is_file() and not temp_owner_alive(p):  # its writer died: it can never be completed
+            found.add(f"half-written file {p} (its writer is gone)", p)
+    markers = wh.root / INFLIGHT
+    if markers.is_dir():
+        for m in sorted(markers.glob("*.pid")):
+            rid = m.name.removesuffix(".pid")
+            if not run_in_progress(wh, rid) and not _is_committed(wh, rid):
+                found.add(f"in-flight marker {m} of run {rid}, whose process is gone", m)
+            elif _is_committed(wh, rid) and not run_in_progress(wh, rid):
+                found.remove.append(m)  # committed, killed before dropping its marker: harmless
+
+
+def _scan_parquet(wh: Warehouse, found: _Findings, unreadable: set[Path]) -> int:
+    """Read every Parquet file under a final name, one row group at a time."""
+    n = 0
+    for p in sorted(wh.root.rglob("*.parquet")):
+        if not p.is_file() or p.name.startswith(TMP_PREFIX):
+            continue
+        n += 1
+        try:
+            f = pq.ParquetFile(p)
+            for g in range(f.metadata.num_row_groups):
+                f.read_row_group(g)
+        except Exception as e:  # noqa: BLE001 - any failure to read is damage
+            unreadable.add(p)
+            reason = " ".join(str(e).replace(str(p), "").split()).strip(" :'\"")[:120]
+            found.add(f"damaged {p} ({type(e).__name__}{': ' + reason if reason else ''})", p)
+    return n
+
+
+def _scan_runs(wh: Warehouse, found: _Findings, unreadable: set[Path], deep: bool) -> set[str]:
+    """Committed runs (a readable commit record); with ``deep``, their row counts as recorded.
+    A damaged run is removed whole, its commit record first."""
+    committed: set[str] = set()
+    for rid in sorted(wh.committed_runs()):
+        record_path = _run_file(wh, "runs", rid)
+        if record_path in unreadable:
+            found.remove.extend(_run_folders(wh, rid))  # uncommitted now: its rows go too
+            continue
+        if not deep:
+            committed.add(rid)
+            continue
+        try:
+            rec = pq.read_table(record_path).to_pylist()[0]
+            counts = json.loads(rec.get("row_counts_json") or "{}")
+        except Exception as e:  # noqa: BLE001 - a commit record that does not parse is damage
+            found.add(f"run {rid}: commit record {record_path} cannot be read ({type(e).__name__})",
+                      *_run_folders(wh, rid))
+            continue
+        committed.add(rid)
+        bad: list[str] = []
+        for ds, n in sorted(counts.items()):
+            p = _run_file(wh, ds, rid)
+            if p in unreadable:
+                bad.append(f"{ds} is damaged")
+            elif not p.exists():
+                bad.append(f"{ds} is missing ({n} rows recorded)")
+            else:
+                got = pq.ParquetFile(p).metadata.num_rows
+                if got != n:
+                    bad.append(f"{ds} has {got} rows, {n} recorded")
+        if bad:
+            found.add(f"run {rid}: {'; '.join(bad)}; the run is incomplete", *_run_folders(wh, rid))
+    return committed
+
+
+def _is_committed(wh: Warehouse, rid: str) -> bool:
+    return _run_file(wh, "runs", rid).is_file()
+
+
+def _run_file(wh: Warehouse, dataset: str, rid: str) -> Path:
+    # not wh.run_path: a folder name left by hand need not be a valid run id
+    return wh.root / dataset / f"run_id={rid}" / f"{dataset}.parquet"
+
+
+def _run_folders(wh: Warehouse, rid: str) -> list[Path]:
+    """Every folder of run ``rid``, its commit record's first."""
+    out = []
+    for ds in RUN_SCHEMAS:
+        d = wh.root / ds / f"run_id={rid}"
+        if d.exists():
+            out.append(d)
+    return out
+
+
+def _scan_orphans(wh: Warehouse, found: _Findings, committed: set[str]) -> None:
+    for ds in RUN_SCHEMAS:
+        d = wh.root / ds
+        if not d.is_dir():
+            continue
+        for run_dir in sorted(d.glob("run_id=*")):
+            rid = run_dir.name.removeprefix("run_id=")
+            if rid in committed or run_dir in found.remove:
+                continue
+            # in this order: a writer commits before it drops its in-flight marker
+            if run_in_progress(wh, rid) or _is_committed(wh, rid):
+                continue
+            if ds == "runs" and not any(run_dir.iterdir()):
+                found.remove.append(run_dir)  # an empty folder: nothing to report
+                continue
+            found.add(f"orphaned {run_dir} (run {rid} never committed)", run_dir)
+
+
+def _scan_manifests(wh: Warehouse, found: _Findings, unreadable: set[Path]) -> None:
+    """Finished ingests and n-gram counts still hold the files (and token counts) they promise."""
+    for manifest in sorted((wh.root / "tokens").glob("corpus=*/tokenizer=*/key=*/manifest.json")):
+        # paths from where the manifest is now (a home may have moved since it was written)
+        key_dir = manifest.parent
+        vocab = wh.root / "vocab" / key_dir.parent.parent.name / key_dir.parent.name / key_dir.name / "vocab.parquet"
+        try:
+            info = json.loads(manifest.read_text(encoding="utf-8"))
+            splits = {s: (key_dir / f"split={s}" / "tokens.parquet", int(v["tokens"]))
+                      for s, v in info["splits"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            found.add(f"damaged {manifest} ({type(e).__name__}); the corpus will be ingested again", manifest)
+            continue
+        bad = []
+        if vocab in unreadable:
+            bad.append(f"{vocab} is damaged")
+        elif not vocab.exists():
+            bad.append(f"{vocab} is missing")
+        for split, (path, tokens) in sorted(splits.items()):
+            if path in unreadable:
+                bad.append(f"{split} tokens {path} are damaged")
+            elif not path.exists():
+                bad.append(f"{split} tokens {path} are missing")
+            elif (got := pq.ParquetFile(path).metadata.num_rows) != tokens:
+                bad.append(f"{split} tokens {path} hold {got} rows, {tokens} recorded")
+                found.remove.append(path)
+        if bad:
+            found.add(f"ingest {manifest.parent}: {'; '.join(bad)}; it will be ingested again", manifest)
+    for marker in sorted((wh.root / "ngrams").glob("corpus=*/tokenizer=*/key=*/orders-*.json")):
+        try:
+            top = int(marker.stem.rsplit("-", 1)[-1])
+        except ValueError:
+            continue
+        bad = []
+        for n in range(1, top + 1):
+            p = marker.parent / f"n={n}" / "ngrams.parquet"
+            if p in unreadable or not p.exists():
+                bad.append(f"n={n} {'damaged' if p.exists() else 'missing'}")
+        if bad:
+            found.add(f"n-gram counts {marker.parent}: {', '.join(bad)}; they will be counted again", marker)
+
+
+def _scan_views(wh: Warehouse, found: _Findings) -> None:
+    import duckdb
+
+    if not wh.db_path.exists():
+        return
+    try:
+        duckdb.connect(str(wh.db_path), read_only=True).close()
+    except duckdb.Error as e:
+        found.add(f"the view database {wh.db_path} does not open ({' '.join(str(e).split())[:100]}); "
+                  "it is rebuilt from the Parquet files", wh.db_path)
+        found.rebuild_views = True

@@ -271,7 +271,8 @@ def resolve_files(
 
 @dataclass
 class DecodeStats:
-    """Counts gathered while reading; ``replaced`` is non-zero only with errors="replace"."""
+    """Counts gathered while reading; ``replaced`` (bytes that were not UTF-8, each run of them
+    now one U+FFFD) is non-zero only with errors="replace"."""
 
     replaced: int = 0
     raw_lines: int = 0
@@ -301,26 +302,75 @@ def _open_binary(src: TextSource) -> io.BufferedIOBase:
 def iter_lines(
     src: TextSource, errors: str = "strict", stats: DecodeStats | None = None
 ) -> Iterator[str]:
-    """Decoded lines of ``src`` without their newline, streamed (one line in memory at a time).
+    """Decoded lines of ``src`` without their newline (one whole line in memory at a time; see
+    ``iter_pieces`` for lines too long for that).
 
     Raises ``CorpusError`` naming the file and byte offset on bytes that are not UTF-8
     (``errors="strict"``), on NUL bytes (a binary file), and on a corrupt archive."""
+    parts: list[str] = []
+    for text, ends_line in iter_pieces(src, errors, stats):
+        parts.append(text)
+        if ends_line:
+            yield "".join(parts)
+            parts = []
+
+
+def iter_pieces(
+    src: TextSource, errors: str = "strict", stats: DecodeStats | None = None, chunk: int | None = None
+) -> Iterator[tuple[str, bool]]:
+    """The text of ``src`` as ``(piece, ends_line)`` pairs, streamed with bounded memory: a line
+    comes as one or more pieces of at most ``chunk`` bytes (never cutting a UTF-8 sequence), the
+    last one flagged ``ends_line`` and without its newline (``\n``, ``\r\n``). A file that does
+    not end with a newline still ends its last line; an empty file has no line.
+
+    Same errors as ``iter_lines``; byte offsets count from the start of the (decompressed) file."""
     stats = stats if stats is not None else DecodeStats()
-    offset = 0
+    chunk = chunk or READ_CHUNK
+    offset = 0  # of the first byte of ``raw`` below
+    carry = b""  # an incomplete UTF-8 sequence cut off the end of the previous read
     try:
         with _open_binary(src) as f:
-            for raw in f:
-                if b"\x00" in raw:
+            while True:
+                block = f.readline(chunk)
+                raw = carry + block
+                if not raw:
+                    return
+                if b"\x00" in block:
                     at = offset + raw.index(b"\x00")
                     raise CorpusError(
                         f"{src} contains NUL bytes at byte {at}: "
                         "it looks like a binary file, not text; point at the text file"
                     )
-                stats.raw_lines += 1
-                yield _decode(raw, src, offset, errors, stats).rstrip("\r\n")
+                ends_line = raw.endswith(b"\n") or not block
+                cut = len(raw) if ends_line else _utf8_cut(raw)
+                raw, carry = raw[:cut], raw[cut:]
+                text = _decode(raw, src, offset, errors, stats)
                 offset += len(raw)
+                if ends_line:
+                    stats.raw_lines += 1
+                    text = text[:-1] if text.endswith("\n") else text
+                    text = text[:-1] if text.endswith("\r") else text
+                elif text.endswith("\r"):  # perhaps half of a \r\n: decide with the next piece
+                    text, carry = text[:-1], b"\r" + carry
+                    offset -= 1
+                yield text, ends_line
+                if not block:
+                    return
     except (gzip.BadGzipFile, zlib.error, EOFError, zipfile.BadZipFile) as e:
         raise CorpusError(f"{src} is a corrupt or truncated archive ({e}); re-create it") from e
+
+
+def _utf8_cut(raw: bytes) -> int:
+    """Where an incomplete UTF-8 sequence at the end of ``raw`` starts (``len(raw)`` if none)."""
+    n = len(raw)
+    for i in range(n - 1, max(n - 4, -1), -1):
+        b = raw[i]
+        if b < 0x80:
+            return n
+        if b >= 0xC0:  # a lead byte: is its sequence complete?
+            need = 2 if b < 0xE0 else 3 if b < 0xF0 else 4
+            return i if n - i < need else n
+    return n
 
 
 def _decode(raw: bytes, src: TextSource, offset: int, errors: str, stats: DecodeStats) -> str:
@@ -341,7 +391,7 @@ def _decode(raw: bytes, src: TextSource, offset: int, errors: str, stats: Decode
         except UnicodeDecodeError as e:
             out.append(raw[pos : pos + e.start].decode("utf-8"))
             out.append("\ufffd")
-            stats.replaced += 1
+            stats.replaced += e.end - e.start  # bytes replaced (DESIGN: "says how many")
             pos += e.end
 
 

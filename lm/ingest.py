@@ -16,7 +16,7 @@ import time
 from array import array
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +84,9 @@ class IngestResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> IngestResult:
-        d = dict(d)
+        """From ``as_dict`` output; extra keys (a task adds ``files``) are ignored."""
+        names = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in names}
         d["splits"] = {k: SplitStats(**v) for k, v in d["splits"].items()}  # type: ignore[union-attr]
         return cls(**d)  # type: ignore[arg-type]
 

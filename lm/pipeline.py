@@ -63,6 +63,7 @@ def model_key(kind: str, data_key: str, params: dict[str, Any]) -> str:
 
 
 def _cached(out_dir: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The step's result, computed once: ``files`` names what it stands for on disk."""
     result_path = out_dir / "result.json"
     out_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(out_dir / ".lock"):
@@ -71,6 +72,7 @@ def _cached(out_dir: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, A
             cached["cached"] = True
             return cached
         result = compute()
+        result["files"] = [str(result_path), *result.get("files", [])]
         atomic_write_text(result_path, json.dumps(result, indent=1, sort_keys=True, default=float))
     result["cached"] = False
     return result
@@ -244,6 +246,7 @@ def train_neural(
             "epochs": epochs,
             "samples": samples,
             "device": str(next(model.parameters()).device),
+            "files": [str(neural.checkpoint_path(out_dir / "checkpoint"))],
             "wall_seconds": float(outcome.wall_seconds),
         }
 
@@ -324,6 +327,7 @@ def count_ngrams(home: Home, ing: IngestResult, max_order: int) -> dict[str, Any
         orders = counting.count_ngrams(ing.splits["train"].path, max_order, out_dir)
         result = {
             "dir": str(out_dir),
+            "files": [str(marker), *(str(o.path) for o in orders)],
             "max_order": max_order,
             "seconds": time.perf_counter() - t0,
             "orders": [

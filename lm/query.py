@@ -3,7 +3,7 @@
 Three locks keep a query from changing anything: only read statements are accepted (checked
 with DuckDB's own parser, not a regex), the database file is opened read-only, and file access is
 limited to the warehouse folder with the configuration locked, so ``COPY ... TO``, ``ATTACH`` or
-``read_csv('/etc/...')`` are refused too.
+``read_csv('/etc/...')`` are refused too. Every failure is one line (a ``WarehouseError``).
 """
 
 from __future__ import annotations
@@ -12,109 +12,182 @@ import csv
 import io
 import json
 import math
-from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import duckdb
 
 from lm.errors import WarehouseError
-from lm.warehouse import Warehouse, rebuild_database
+from lm.warehouse import VIEW_DOCS, Warehouse, rebuild_database
 
-READ_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "SHOW", "DESCRIBE", "SUMMARIZE"}
-FORMATS = ("table", "csv", "json", "markdown")
+# DuckDB statement types that only read. DESCRIBE, SHOW and SUMMARIZE parse as SELECT; a PIVOT
+# whose columns DuckDB must discover parses as MULTI (DuckDB's own rewrite into reading steps).
+READ_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "MULTI"}
+# table and markdown are for reading: floats to 7 significant digits and, in the table, long
+# cells cut; csv and json keep every value exact
+READ_DIGITS = 7
+TABLE_CELL_WIDTH = 60
+
+Rows = list[tuple[Any, ...]]
 
 
-def _statement_kinds(con: duckdb.DuckDBPyConnection, query: str) -> list[str]:
-    try:
-        stmts = con.extract_statements(query)
-    except duckdb.Error as e:
-        raise WarehouseError(_one_line(e)) from None
-    return [str(s.type).rsplit(".", 1)[-1].upper() for s in stmts]
-
-
-def _one_line(e: Exception) -> str:
-    text = " ".join(str(e).split())
+def one_line(e: Exception | str) -> str:
+    """DuckDB's message on one line, without the caret line that points into the query (it
+    means nothing once the message is folded)."""
+    lines = [ln for ln in str(e).splitlines() if ln.strip() and set(ln.strip()) != {"^"}]
+    text = " ".join(" ".join(lines).split())
     return text if len(text) < 400 else text[:397] + "..."
 
 
-def run_query(wh: Warehouse, query: str, rebuild: bool = False) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run one read-only query; returns column names and rows."""
-    if rebuild or not wh.db_path.exists():
-        rebuild_database(wh)
-    probe = duckdb.connect()
-    kinds = _statement_kinds(probe, query)
-    probe.close()
+def check_read_only(query: str) -> None:
+    """Refuse anything but one read statement, before any database is opened."""
+    try:
+        kinds = [str(s.type).rsplit(".", 1)[-1].upper() for s in duckdb.extract_statements(query)]
+    except duckdb.Error as e:
+        raise WarehouseError(one_line(e)) from None
     if not kinds:
         raise WarehouseError("the query is empty; give a SELECT statement")
     if len(kinds) > 1:
-        raise WarehouseError("give one statement at a time")
-    if kinds[0] not in READ_STATEMENTS:
+        raise WarehouseError(f"give one statement at a time (got {len(kinds)})")
+    kind = kinds[0]
+    if kind not in READ_STATEMENTS:
         raise WarehouseError(
-            f"lmpipe sql is read-only: a {kinds[0]} statement is refused; the warehouse is "
-            "changed only by runs (`lmpipe check --repair` removes damaged files)"
+            f"lmpipe sql is read-only: {kind} statements are refused; the warehouse is changed "
+            "only by runs (and `lmpipe check --repair`)"
         )
+
+
+def _views_stale(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> bool:
+    """Whether the database lacks a view, or its views read files of another folder (the home
+    was moved or copied): then it is rebuilt, as it may be at any time (DESIGN §4)."""
+    views = dict(
+        con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()
+    )
+    root = str(wh.root).replace("'", "''")
+    return set(VIEW_DOCS) - set(views) != set() or any(
+        "read_parquet(" in sql and root not in sql for sql in views.values()
+    )
+
+
+def _connect(wh: Warehouse) -> duckdb.DuckDBPyConnection:
+    """A read-only connection that can read nothing outside the warehouse."""
     try:
         con = duckdb.connect(str(wh.db_path), read_only=True)
     except duckdb.Error as e:
-        raise WarehouseError(f"cannot open {wh.db_path}: {_one_line(e)}; try --rebuild") from None
+        raise WarehouseError(f"cannot open {wh.db_path}: {one_line(e)}; try --rebuild") from None
+    con.execute("SET allowed_directories = ?", [[str(wh.root)]])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def run_query(wh: Warehouse, query: str, rebuild: bool = False) -> tuple[list[str], Rows]:
+    """Run one read-only query over the views; returns column names and rows."""
+    check_read_only(query)
+    if not wh.root.is_dir():
+        raise WarehouseError(
+            f"no warehouse at {wh.root}: run `lmpipe run` there first, or give --home"
+        )
+    if rebuild or not wh.db_path.exists():
+        rebuild_database(wh)
+    con = _connect(wh)
     try:
-        root = str(wh.root.resolve())
-        con.execute("SET allowed_directories = ?", [[root]])
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
+        if _views_stale(con, wh):
+            con.close()
+            rebuild_database(wh)
+            con = _connect(wh)
         rel = con.execute(query)
         cols = [d[0] for d in rel.description] if rel.description else []
-        rows = rel.fetchall()
+        return cols, rel.fetchall()
     except duckdb.Error as e:
-        raise WarehouseError(_one_line(e)) from None
+        raise WarehouseError(one_line(e)) from None
     finally:
         con.close()
-    return cols, rows
 
 
-def _cell(v: Any) -> Any:
-    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+# --------------------------------------------------------------------------- output
+
+
+def _json_value(v: Any) -> Any:
+    """JSON has no inf/nan (kept readable as strings); DECIMAL becomes a number."""
+    if isinstance(v, float) and not math.isfinite(v):
         return str(v)
-    if isinstance(v, datetime | date):
-        return v.isoformat()
+    if isinstance(v, Decimal):
+        return float(v)
     if isinstance(v, list | tuple):
-        return [_cell(x) for x in v]
+        return [_json_value(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _json_value(x) for k, x in v.items()}
     return v
 
 
-def _text(v: Any) -> str:
+def _text(v: Any, digits: int | None = None) -> str:
+    """A value as text: NULL is empty, lists are bracketed, floats exact (Python's shortest
+    round-trip form) or, for reading, to ``digits`` significant digits."""
     if v is None:
         return ""
     if isinstance(v, float):
-        return f"{v:.6g}" if abs(v) < 1e6 or math.isinf(v) else f"{v:.6e}"
+        return str(v) if digits is None else format(v, f".{digits}g")
     if isinstance(v, list | tuple):
-        return "[" + ", ".join(_text(x) for x in v) + "]"
+        return "[" + ", ".join(_text(x, digits) for x in v) + "]"
     return str(v)
 
 
-def format_rows(cols: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(cols)
-        for r in rows:
-            w.writerow([_text(v) if isinstance(v, list | tuple) else ("" if v is None else v) for v in r])
-        return buf.getvalue()
-    if fmt == "json":
-        return json.dumps([dict(zip(cols, map(_cell, r), strict=True)) for r in rows], ensure_ascii=False, indent=1) + "\n"
-    cells = [[_text(v) for v in r] for r in rows]
-    if fmt == "markdown":
-        esc = [[c.replace("|", "\\|") for c in r] for r in cells]
-        lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in esc]
-        return "\n".join(lines) + "\n"
-    if fmt == "table":
-        widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
-        sep = "  "
-        lines = [sep.join(c.ljust(w) for c, w in zip(cols, widths, strict=True)),
-                 sep.join("-" * w for w in widths)]
-        for r in cells:
-            lines.append(sep.join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-        lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-        return "\n".join(lines) + "\n"
-    raise WarehouseError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float | Decimal) and not isinstance(v, bool)
+
+
+def _csv(cols: list[str], rows: Rows) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    w.writerows([_text(v) for v in r] for r in rows)
+    return buf.getvalue()
+
+
+def _json(cols: list[str], rows: Rows) -> str:
+    records = [{c: _json_value(v) for c, v in zip(cols, r, strict=True)} for r in rows]
+    return json.dumps(records, ensure_ascii=False, indent=1, default=str) + "\n"
+
+
+def _markdown(cols: list[str], rows: Rows) -> str:
+    def cell(v: Any) -> str:
+        return _text(v, READ_DIGITS).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _table(cols: list[str], rows: Rows) -> str:
+    def cell(v: Any) -> str:
+        s = " ".join(_text(v, READ_DIGITS).split("\n"))
+        return s if len(s) <= TABLE_CELL_WIDTH else s[: TABLE_CELL_WIDTH - 1] + "…"
+
+    cells = [[cell(v) for v in r] for r in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(cols)]
+    # numbers right-aligned, so that their digits line up
+    numeric = [
+        bool(rows) and all(r[i] is None or _is_number(r[i]) for r in rows) for i in range(len(cols))
+    ]
+
+    def line(values: list[str]) -> str:
+        parts = [
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [line(cols), "  ".join("-" * w for w in widths), *(line(r) for r in cells)]
+    out.append(f"({len(rows)} row{'' if len(rows) == 1 else 's'})")
+    return "\n".join(out) + "\n"
+
+
+_FORMATTERS = {"table": _table, "csv": _csv, "json": _json, "markdown": _markdown}
+FORMATS = tuple(_FORMATTERS)
+
+
+def format_rows(cols: list[str], rows: Rows, fmt: str) -> str:
+    if fmt not in _FORMATTERS:
+        raise WarehouseError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    return _FORMATTERS[fmt](cols, rows)

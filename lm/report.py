@@ -1,36 +1,80 @@
 """The Markdown report of a run: a pure function of what the warehouse holds for it.
 
 ``load_run`` reads the run's rows (and the previous run of the same experiment, for deltas);
-``render`` turns them into Markdown text and a list of figures to draw; ``draw_figures`` writes
-the PNGs. Nothing here reads the clock, so re-rendering a run yields the same bytes.
+``render`` turns them into Markdown text and the list of figures it links; ``draw_figures``
+writes those PNGs; ``write_report`` does all three into ``reports/<experiment>/<date>-<run_id>/``.
+Nothing here reads the clock and every figure is drawn without timestamps, so re-writing a
+run's report yields the same bytes. Every number printed is a warehouse value or a ratio of two.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
 from lm.errors import WarehouseError
+from lm.fileio import atomic_path, atomic_write_text
 from lm.warehouse import Warehouse
 
-PALETTE = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39",
-]
-MODEL_ORDER = ["mle", "add-k", "witten-bell", "absolute", "kn", "mkn", "katz", "stupid-backoff",
-               "rnn-scratch", "gru-scratch", "lstm-scratch", "rnn", "rnn-relu", "gru", "lstm"]
+CorpusKey = tuple[str, str]  # (corpus, tokenizer)
+
+# --------------------------------------------------------------------------- colours
+
+# One fixed colour per model name, so a model looks the same in every figure of every report.
+# n-gram methods get warm/earthy colours, neural architectures cool ones.
+MODEL_COLORS: dict[str, str] = {
+    "mle": "#7f7f7f",
+    "add-k": "#bcbd22",
+    "witten-bell": "#8c564b",
+    "absolute": "#e377c2",
+    "kn": "#ff7f0e",
+    "mkn": "#d62728",
+    "katz": "#9467bd",
+    "stupid-backoff": "#c7c7c7",
+    "rnn-scratch": "#9edae5",
+    "gru-scratch": "#98df8a",
+    "lstm-scratch": "#aec7e8",
+    "rnn": "#17becf",
+    "rnn-relu": "#393b79",
+    "gru": "#2ca02c",
+    "lstm": "#1f77b4",
+}
+MODEL_ORDER = list(MODEL_COLORS)
+_FALLBACK = ["#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d"]
+# Zipf lines are orders, not models: greys keep them apart from every model colour.
+ORDER_STYLES = {1: ("#111111", "-"), 2: ("#555555", "--"), 3: ("#999999", ":")}
+TOP_NGRAMS = 10
+UNNORMALISED = {"stupid-backoff"}  # scores that are not probabilities: never compared
+RESERVED_TOKENS = 4  # <unk>, <s>, </s>, <pad> (lm.vocab.RESERVED)
 
 
 def model_color(model: str) -> str:
-    """One colour per model name across every figure of every report."""
-    idx = MODEL_ORDER.index(model) if model in MODEL_ORDER else sum(map(ord, model))
-    return PALETTE[idx % len(PALETTE)]
+    """The colour of ``model`` in every figure; unknown names get a stable hashed colour."""
+    return MODEL_COLORS.get(model) or _FALLBACK[zlib.crc32(model.encode()) % len(_FALLBACK)]
+
+
+def _model_rank(model: str) -> int:
+    return MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class Zipf:
+    """Training n-gram counts of one corpus: every count of each order, most frequent first
+    (for the plot), and the most frequent n-grams spelled out (for the table)."""
+
+    counts: dict[int, np.ndarray]
+    top: dict[int, list[tuple[str, int]]]
 
 
 @dataclass
@@ -43,89 +87,113 @@ class RunData:
     samples: pd.DataFrame
     previous: pd.DataFrame | None
     previous_run_id: str | None
-    zipf: dict[tuple[str, str], dict[int, pd.DataFrame]] = field(default_factory=dict)
+    zipf: dict[CorpusKey, Zipf] = field(default_factory=dict)
+    # training count of <unk> per corpus: 0 means no model could learn it (DESIGN §3)
+    unk_train_count: dict[CorpusKey, int] = field(default_factory=dict)
+
+    def keys(self) -> list[CorpusKey]:
+        return [
+            (str(c), str(t))
+            for c, t in self.corpora[["corpus", "tokenizer"]].itertuples(index=False)
+        ]
+
+
+def _run_index(wh: Warehouse) -> pd.DataFrame:
+    """run_id, experiment and started_at of every committed run, oldest first."""
+    rows = [
+        pq.read_table(
+            wh.run_path("runs", r), columns=["run_id", "experiment", "started_at"]
+        ).to_pylist()[0]
+        for r in wh.committed_runs()
+    ]
+    if not rows:
+        raise WarehouseError(f"no completed run in {wh.root}; run `lmpipe run` first")
+    return pd.DataFrame(rows).sort_values(["started_at", "run_id"], ignore_index=True)
 
 
 def newest_run(wh: Warehouse) -> str:
-    runs = wh.committed_runs()
-    if not runs:
-        raise WarehouseError(f"no completed run in {wh.root}; run `lmpipe run` first")
-    table = pd.concat([pq.read_table(wh.run_path("runs", r)).to_pandas() for r in runs])
-    return str(table.sort_values("started_at").iloc[-1]["run_id"])
+    return str(_run_index(wh)["run_id"].iloc[-1])
+
+
+def newest_run_of(wh: Warehouse, experiment: str) -> str | None:
+    runs = _run_index(wh)
+    runs = runs[runs["experiment"] == experiment]
+    return str(runs["run_id"].iloc[-1]) if not runs.empty else None
+
+
+def _previous_run(wh: Warehouse, run: dict[str, Any]) -> str | None:
+    runs = _run_index(wh)
+    earlier = runs[
+        (runs["experiment"] == run["experiment"]) & (runs["started_at"] < run["started_at"])
+    ]
+    return str(earlier["run_id"].iloc[-1]) if not earlier.empty else None
+
+
+def _read(wh: Warehouse, dataset: str, run_id: str) -> pd.DataFrame:
+    p = wh.run_path(dataset, run_id)
+    return pq.read_table(p).to_pandas() if p.exists() else pd.DataFrame()
 
 
 def load_run(wh: Warehouse, run_id: str) -> RunData:
     if run_id not in wh.committed_runs():
         raise WarehouseError(
-            f"run {run_id!r} is not a completed run in {wh.root}; see `lmpipe sql \"select run_id "
-            "from runs\"`"
+            f'run {run_id!r} is not a completed run in {wh.root}; see `lmpipe sql "select run_id '
+            'from runs"`'
         )
-
-    def read(ds: str, rid: str) -> pd.DataFrame:
-        p = wh.run_path(ds, rid)
-        return pq.read_table(p).to_pandas() if p.exists() else pd.DataFrame()
-
-    run = read("runs", run_id).iloc[0].to_dict()
+    run = _read(wh, "runs", run_id).iloc[0].to_dict()
     prev_id = _previous_run(wh, run)
     data = RunData(
         run=run,
-        corpora=read("corpora", run_id),
-        splits=read("splits", run_id),
-        results=read("results", run_id),
-        epochs=read("epochs", run_id),
-        samples=read("samples", run_id),
-        previous=read("results", prev_id) if prev_id else None,
+        corpora=_read(wh, "corpora", run_id),
+        splits=_read(wh, "splits", run_id),
+        results=_read(wh, "results", run_id),
+        epochs=_read(wh, "epochs", run_id),
+        samples=_read(wh, "samples", run_id),
+        previous=_read(wh, "results", prev_id) if prev_id else None,
         previous_run_id=prev_id,
     )
-    for _, c in data.corpora.iterrows():
-        data.zipf[(c["corpus"], c["tokenizer"])] = _zipf_tables(wh, c["corpus"], c["tokenizer"], c["data_key"])
+    for c in data.corpora.itertuples(index=False):
+        key = (str(c.corpus), str(c.tokenizer))
+        vocab_path = wh.vocab_path(c.corpus, c.tokenizer, c.data_key)
+        if vocab_path.exists():
+            vocab = pq.read_table(vocab_path, columns=["token", "count"]).to_pandas()
+            data.unk_train_count[key] = int(vocab["count"].iloc[0])  # <unk> has id 0
+            data.zipf[key] = _zipf(
+                wh.ngrams_dir(c.corpus, c.tokenizer, c.data_key),
+                vocab["token"].tolist(),
+                c.tokenizer,
+            )
     return data
 
 
-def _previous_run(wh: Warehouse, run: dict[str, Any]) -> str | None:
-    best = None
-    for rid in wh.committed_runs():
-        if rid == run["run_id"]:
-            continue
-        r = pq.read_table(wh.run_path("runs", rid), columns=["experiment", "started_at"]).to_pylist()[0]
-        if r["experiment"] == run["experiment"] and r["started_at"] < run["started_at"]:
-            if best is None or r["started_at"] > best[1]:
-                best = (rid, r["started_at"])
-    return best[0] if best else None
-
-
-def _zipf_tables(wh: Warehouse, corpus: str, tokenizer: str, key: str) -> dict[int, pd.DataFrame]:
-    """Counts of orders 1..3 sorted by frequency, with readable tokens (empty if not counted)."""
-    d = wh.ngrams_dir(corpus, tokenizer, key)
-    vocab_path = wh.vocab_path(corpus, tokenizer, key)
-    if not d.exists() or not vocab_path.exists():
-        return {}
-    tokens = pq.read_table(vocab_path, columns=["token"]).column("token").to_pylist()
-    out: dict[int, pd.DataFrame] = {}
+def _zipf(ngrams_dir: Path, tokens: list[str], tokenizer: str) -> Zipf:
+    """Orders 1..3 of the stored training counts (an order not counted is left out)."""
+    counts: dict[int, np.ndarray] = {}
+    top: dict[int, list[tuple[str, int]]] = {}
     for n in (1, 2, 3):
-        p = d / f"n={n}" / "ngrams.parquet"
+        p = ngrams_dir / f"n={n}" / "ngrams.parquet"
         if not p.exists():
             continue
-        df = pq.read_table(p).to_pandas()
-        df = df.sort_values(["count"] + [f"w{i}" for i in range(1, n + 1)], ascending=[False] + [True] * n)
-        df = df.reset_index(drop=True)
-        head = df.head(10).copy()
-        head["ngram"] = [
-            _join(tokenizer, [tokens[int(row[f"w{i}"])] for i in range(1, n + 1)])
-            for _, row in head.iterrows()
+        ids = [f"w{i}" for i in range(1, n + 1)]
+        df = pq.read_table(p, columns=[*ids, "count"]).to_pandas()
+        # ties broken by token ids so that the table is the same on every rewrite
+        df = df.sort_values(["count", *ids], ascending=[False] + [True] * n, ignore_index=True)
+        counts[n] = df["count"].to_numpy()
+        top[n] = [
+            (_spell(tokenizer, [tokens[int(i)] for i in row[:-1]]), int(row[-1]))
+            for row in df.head(TOP_NGRAMS)[[*ids, "count"]].itertuples(index=False)
         ]
-        out[n] = pd.DataFrame({"count": df["count"].to_numpy()}).assign(
-            top=pd.Series(head["ngram"].tolist())
-        )
-    return out
+    return Zipf(counts, top)
 
 
-def _join(tokenizer: str, toks: list[str]) -> str:
-    shown = [t.replace(" ", "␣") if tokenizer == "char" else t for t in toks]
-    return ("" if tokenizer == "char" else " ").join(shown)
+def _spell(tokenizer: str, toks: list[str]) -> str:
+    """An n-gram as readers see it: characters joined (a space shown as ␣), words spaced."""
+    if tokenizer == "char":
+        return "".join(t.replace(" ", "␣") for t in toks)
+    return " ".join(toks)
 
 
-# ----------------------------------------------------------------------------- rendering
+# --------------------------------------------------------------------------- formatting
 
 
 @dataclass(frozen=True)
@@ -136,244 +204,567 @@ class Figure:
     tokenizer: str
 
 
-def fmt(x: Any, digits: int = 2) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+def fmt(x: Any, digits: int = 3) -> str:
+    """A measured value as the report prints it: thousands separators, fixed decimals,
+    ``inf`` for an infinite perplexity, ``–`` for a missing value."""
+    if x is None or pd.isna(x):
         return "–"
-    if isinstance(x, float) and math.isinf(x):
-        return "inf"
-    if isinstance(x, float):
-        return f"{x:,.{digits}f}"
-    return f"{x:,}" if isinstance(x, int) else str(x)
+    return "inf" if math.isinf(x) else f"{float(x):,.{digits}f}"
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
+def count(x: Any) -> str:
+    """A count (pandas stores a nullable integer column as float: print it as an integer)."""
+    return "–" if x is None or pd.isna(x) else f"{int(x):,}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ⏎ ")
+
+
+def _code(text: str) -> str:
+    """Inline code that survives backticks and pipes inside ``text`` (Markdown tables)."""
+    fence = "``" if "`" in text else "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{_cell(text)}{pad}{fence}"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+    return lines + ["| " + " | ".join(r) + " |" for r in rows] + [""]
 
 
-def _normalized(results: pd.DataFrame) -> pd.DataFrame:
-    return results[results["method"] != "stupid-backoff"]
+def _of(df: pd.DataFrame, key: CorpusKey) -> pd.DataFrame:
+    if df.empty:
+        return df
+    return df[(df["corpus"] == key[0]) & (df["tokenizer"] == key[1])]
 
 
-def render(data: RunData, fig_prefix: str = "") -> tuple[str, list[Figure]]:
-    run = data.run
-    res = data.results
-    figs: list[Figure] = []
-    started = pd.Timestamp(run["started_at"]).strftime("%Y-%m-%d %H:%M UTC")
-    out = [
-        f"# Perplexity report: {run['experiment']}",
-        "",
-        f"Run `{run['run_id']}`, started {started}, {fmt(run['wall_seconds'], 0)} s wall. "
-        "Perplexity is exp of the mean negative log-likelihood over every token of the split, "
-        "`</s>` included (DESIGN §3); bits per byte divide the total bits by the split's UTF-8 "
-        "bytes (each line plus its newline), so char and word models compare fairly. "
-        "Lower is better.",
-        "",
-    ]
-    keys = [(c, t) for c, t in data.corpora[["corpus", "tokenizer"]].itertuples(index=False)]
-    if len(keys) > 1:
-        out += ["## Across corpora (test split, by bits per byte)", ""]
-        rows = []
-        for c, t in keys:
-            best = _best(res, c, t)
-            if best is not None:
-                rows.append([c, t, _label(best), fmt(best["perplexity"]), fmt(best["bits_per_byte"], 3)])
-        out += [_table(["corpus", "tokenizer", "best model", "test perplexity", "bits/byte"], rows), ""]
-    for c, t in keys:
-        out += _corpus_section(data, c, t, fig_prefix, figs)
-    out += _repro_section(data)
-    return "\n".join(out).rstrip() + "\n", figs
+def _comparable(results: pd.DataFrame) -> pd.DataFrame:
+    return results[~results["method"].isin(UNNORMALISED)]
 
 
 def _label(row: Any) -> str:
     return f"{row['method']} n={int(row['n'])}" if row["family"] == "ngram" else str(row["model"])
 
 
-def _best(res: pd.DataFrame, corpus: str, tokenizer: str, family: str | None = None) -> Any:
-    r = _normalized(res)
-    r = r[(r["corpus"] == corpus) & (r["tokenizer"] == tokenizer) & (r["split"] == "test")]
+def _settings(row: Any) -> dict[str, Any]:
+    return json.loads(row["settings_json"] or "{}")
+
+
+# --------------------------------------------------------------------------- headline
+
+
+@dataclass(frozen=True)
+class Headline:
+    """Which test figure ranks the models of one corpus, and why."""
+
+    column: str  # "perplexity" or "perplexity_excluding_oov"
+    name: str
+    note: str
+
+
+def headline(data: RunData, key: CorpusKey) -> Headline:
+    """Excluding OOV positions when the test split has OOVs that no model could learn (<unk>
+    never in training: an n-gram model still gives it mass, a neural model almost none, so the
+    full figure would favour n-grams for a reason that is no merit); the full perplexity
+    otherwise (DESIGN §3)."""
+    test = _of(data.splits, key)
+    test_oov = int(test[test["split"] == "test"]["oov"].sum()) if not test.empty else 0
+    if test_oov and data.unk_train_count.get(key, 0) == 0:
+        return Headline(
+            "perplexity_excluding_oov",
+            "test perplexity excluding OOV",
+            f"The test split has {count(test_oov)} out-of-vocabulary tokens and `<unk>` never occurs "
+            "in training, so n-gram models give it probability mass and neural models almost none: "
+            "models are ranked by **perplexity excluding the OOV positions**. Full perplexities "
+            "and bits per byte (which count every token) are in the tables.",
+        )
+    note = "Models are ranked by **test perplexity** (every token, `</s>` included)."
+    if test_oov:
+        note += " `<unk>` occurs in training, so every model has learned its probability."
+    return Headline("perplexity", "test perplexity", note)
+
+
+def _ranked(results: pd.DataFrame, column: str, family: str | None = None) -> pd.DataFrame:
+    """Comparable test rows, best first (ties by model name and n, for a stable order)."""
+    r = _comparable(results[results["split"] == "test"])
     if family:
         r = r[r["family"] == family]
-    r = r[r["perplexity"].notna()]
-    if r.empty:
-        return None
-    return r.sort_values(["perplexity", "model"]).iloc[0]
+    r = r[r[column].notna()]
+    return r.sort_values([column, "model", "n"], na_position="first", kind="stable")
 
 
-def _corpus_section(data: RunData, corpus: str, tokenizer: str, fp: str, figs: list[Figure]) -> list[str]:
-    res = data.results[(data.results["corpus"] == corpus) & (data.results["tokenizer"] == tokenizer)]
-    out = [f"## {corpus} ({tokenizer} tokens)", ""]
-    best, best_ng = _best(data.results, corpus, tokenizer), _best(data.results, corpus, tokenizer, "ngram")
-    if best is not None:
-        line = (f"**Best model: {_label(best)}**, test perplexity {fmt(best['perplexity'])} "
-                f"({fmt(best['bits_per_byte'], 3)} bits per byte)")
-        if best_ng is not None and best["family"] != "ngram":
-            gain = 100 * (1 - best["perplexity"] / best_ng["perplexity"])
-            line += f", {fmt(gain, 1)} % below the best n-gram ({_label(best_ng)}: {fmt(best_ng['perplexity'])})"
-        elif best_ng is not None:
-            line += ", an n-gram model"
-        out += [line + ".", ""]
-    # corpus statistics
-    sp = data.splits[(data.splits["corpus"] == corpus) & (data.splits["tokenizer"] == tokenizer)]
-    out += ["### Corpus", "", _table(
-        ["split", "lines", "tokens (with </s>)", "types", "OOV tokens", "OOV rate", "bytes"],
-        [[s["split"], fmt(int(s["lines"])), fmt(int(s["tokens"])), fmt(int(s["types"])), fmt(int(s["oov"])),
-          f"{100 * s['oov_rate']:.2f} %", fmt(int(s["bytes"]))] for _, s in sp.iterrows()],
-    ), ""]
-    crow = data.corpora[(data.corpora["corpus"] == corpus) & (data.corpora["tokenizer"] == tokenizer)].iloc[0]
-    out += [f"Vocabulary: {fmt(int(crow['vocab_size']))} entries (min_freq {int(crow['min_freq'])}, "
-            "4 reserved); source `" + str(crow["origin"]) + "`, sha256 `" + str(crow["sha256"])[:16] + "…`.", ""]
-    zipf = data.zipf.get((corpus, tokenizer), {})
-    if zipf:
-        name = f"zipf-{corpus}-{tokenizer}.png"
-        figs.append(Figure(name, "zipf", corpus, tokenizer))
-        out += ["### Zipf's law", "", f"![Zipf plot for {corpus}]({fp}{name})", ""]
-        tops = [[str(i + 1)] + [f"`{z['top'][i]}` ({fmt(int(z['count'][i]))})" if i < len(z) and isinstance(z['top'][i], str) else "" for z in zipf.values()] for i in range(10)]
-        out += [_table(["rank"] + [f"{n}-gram" for n in zipf], tops), ""]
-    # n-gram table
+def _best(results: pd.DataFrame, column: str, family: str | None = None) -> Any:
+    r = _ranked(results, column, family)
+    return None if r.empty else r.iloc[0]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render(data: RunData, fig_prefix: str = "") -> tuple[str, list[Figure]]:
+    """The report's Markdown and the figures it links (``fig_prefix`` + name)."""
+    figs: list[Figure] = []
+    out = _header(data)
+    if len(data.keys()) > 1:
+        out += _cross_corpus(data)
+    for key in data.keys():
+        out += _corpus_section(data, key, fig_prefix, figs)
+    out += _repro_section(data)
+    return "\n".join(out).rstrip() + "\n", figs
+
+
+def _header(data: RunData) -> list[str]:
+    run = data.run
+    started = pd.Timestamp(run["started_at"]).strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        f"# Perplexity report: {run['experiment']}",
+        "",
+        f"Run `{run['run_id']}`, started {started}, {fmt(run['wall_seconds'], 0)} s wall. "
+        "Perplexity is exp of the mean negative log-likelihood (natural log) per token over every "
+        "token of the split, `</s>` included (DESIGN §3); bits per byte divide the total bits by "
+        "the split's UTF-8 bytes, so character and word models compare fairly. Lower is better. "
+        "Stupid backoff gives unnormalised scores: it is in the warehouse but in no comparison.",
+        "",
+    ]
+
+
+def _cross_corpus(data: RunData) -> list[str]:
+    """Corpora side by side by bits per byte, the one figure comparable across tokenizations."""
+    ranked = []
+    for key in data.keys():
+        res = _of(data.results, key)
+        test = _of(data.splits, key)
+        test = test[test["split"] == "test"]
+        best = [_best(res, "bits_per_byte", family) for family in ("ngram", "neural")]
+        row = [key[0], key[1], f"{100 * test['oov_rate'].iloc[0]:.2f} %" if not test.empty else "–"]
+        for b in best:
+            row += [_label(b), fmt(b["bits_per_byte"], 4)] if b is not None else ["–", "–"]
+        ranked.append(
+            (min([b["bits_per_byte"] for b in best if b is not None], default=math.inf), row)
+        )
+    ranked.sort(key=lambda r: r[0])
+    return [
+        "## Across corpora (test split, by bits per byte)",
+        "",
+        "Bits per byte count every token, OOV included; lowest first.",
+        "",
+        *_table(
+            [
+                "corpus",
+                "tokenizer",
+                "test OOV rate",
+                "best n-gram",
+                "bits/byte",
+                "best neural",
+                "bits/byte",
+            ],
+            [row for _, row in ranked],
+        ),
+    ]
+
+
+def _corpus_section(data: RunData, key: CorpusKey, fp: str, figs: list[Figure]) -> list[str]:
+    hl = headline(data, key)
+    out = [f"## {key[0]} ({key[1]} tokens)", "", *_summary(data, key, hl), hl.note, ""]
+    out += _corpus_stats(data, key)
+    out += _zipf_section(data, key, fp, figs)
+    out += _ngram_section(data, key, hl, fp, figs)
+    out += _neural_section(data, key, hl, fp, figs)
+    out += _samples_section(data, key)
+    out += _delta_section(data, key, hl)
+    return out
+
+
+def _summary(data: RunData, key: CorpusKey, hl: Headline) -> list[str]:
+    res = _of(data.results, key)
+    best = _best(res, hl.column)
+    if best is None:
+        return ["No comparable model was evaluated on the test split.", ""]
+    line = (
+        f"**Best model: {_label(best)}**, {hl.name} {fmt(best[hl.column])}, "
+        f"{fmt(best['bits_per_byte'], 4)} bits per byte"
+    )
+    rival = _best(res, hl.column, "neural" if best["family"] == "ngram" else "ngram")
+    if rival is not None:
+        ratio = 100 * (rival[hl.column] / best[hl.column] - 1)
+        line += (
+            f"; the best {'neural' if best['family'] == 'ngram' else 'n-gram'} model, "
+            f"{_label(rival)}, has {fmt(rival[hl.column])} ({fmt(ratio, 1)} % higher) and "
+            f"{fmt(rival['bits_per_byte'], 4)} bits per byte"
+        )
+    return [line + ".", ""]
+
+
+def _corpus_stats(data: RunData, key: CorpusKey) -> list[str]:
+    sp = _of(data.splits, key)
+    rows = [
+        [
+            s.split,
+            count(s.lines),
+            count(s.tokens),
+            count(s.types),
+            count(s.oov),
+            f"{100 * s.oov_rate:.2f} %",
+            count(s.bytes),
+        ]
+        for s in sp.itertuples(index=False)
+    ]
+    c = _of(data.corpora, key).iloc[0]
+    return [
+        "### Corpus",
+        "",
+        *_table(
+            ["split", "lines", "tokens (with </s>)", "types", "OOV tokens", "OOV rate", "bytes"],
+            rows,
+        ),
+        f"Vocabulary: {count(c['vocab_size'])} entries ({RESERVED_TOKENS} reserved), from the training "
+        f"split with min_freq {int(c['min_freq'])}; `<unk>` occurs "
+        f"{count(data.unk_train_count.get(key, 0))} times in training. Source `{c['origin']}`, "
+        f"sha256 `{str(c['sha256'])[:16]}…`.",
+        "",
+    ]
+
+
+def _zipf_section(data: RunData, key: CorpusKey, fp: str, figs: list[Figure]) -> list[str]:
+    z = data.zipf.get(key)
+    if z is None or not z.top:
+        return []
+    name = _figure(figs, "zipf", key)
+    rows = [
+        [str(i + 1)]
+        + [
+            f"{_code(top[i][0])} ({count(top[i][1])})" if i < len(top) else ""
+            for top in z.top.values()
+        ]
+        for i in range(TOP_NGRAMS)
+    ]
+    return [
+        "### Zipf's law and the most frequent n-grams",
+        "",
+        f"![Zipf plot of {key[0]}: count against rank, orders 1-3, log-log]({fp}{name})",
+        "",
+        "Most frequent n-grams of the training split (count), sentence markers included:",
+        "",
+        *_table(["rank", *(f"{n}-gram" for n in z.top)], rows),
+    ]
+
+
+def _figure(figs: list[Figure], kind: str, key: CorpusKey) -> str:
+    fig = Figure(f"{kind}-{key[0]}-{key[1]}.png", kind, *key)
+    figs.append(fig)
+    return fig.name
+
+
+def _split_has_oov(data: RunData, key: CorpusKey) -> dict[str, bool]:
+    return {s.split: s.oov > 0 for s in _of(data.splits, key).itertuples(index=False)}
+
+
+def _ngram_section(
+    data: RunData, key: CorpusKey, hl: Headline, fp: str, figs: list[Figure]
+) -> list[str]:
+    res = _of(data.results, key)
     ng = res[res["family"] == "ngram"]
-    if not ng.empty:
-        methods = [m for m in MODEL_ORDER if m in set(ng["method"])]
-        header = ["n"] + [f"{m} {s}" for m in methods for s in ("valid", "test")]
-        rows = []
-        for n in sorted(ng["n"].unique()):
-            row = [str(int(n))]
-            for m in methods:
-                for s in ("valid", "test"):
-                    v = ng[(ng["method"] == m) & (ng["n"] == n) & (ng["split"] == s)]
-                    row.append(fmt(float(v["perplexity"].iloc[0])) if not v.empty else "–")
-            rows.append(row)
-        name = f"ngram-{corpus}-{tokenizer}.png"
-        figs.append(Figure(name, "ngram", corpus, tokenizer))
-        out += ["### N-gram models (perplexity)", "", _table(header, rows), "",
-                f"![Perplexity against n for {corpus}]({fp}{name})", ""]
-        if "stupid-backoff" in methods:
-            out += ["Stupid backoff does not give normalised probabilities: its figures are not perplexities and are left out of every comparison.", ""]
-    nn = res[(res["family"] == "neural")]
-    if not nn.empty:
-        rows = []
-        for model in [m for m in MODEL_ORDER if m in set(nn["model"])]:
-            v = nn[(nn["model"] == model) & (nn["split"] == "valid")]
-            t = nn[(nn["model"] == model) & (nn["split"] == "test")]
-            if t.empty:
-                continue
-            t = t.iloc[0]
-            settings = json.loads(t["settings_json"])
-            rows.append([
-                model, str(settings.get("layers", "")), str(settings.get("hidden", "")),
-                fmt(int(t["parameters"])), str(int(t["epochs"])) if pd.notna(t["epochs"]) else "–",
-                fmt(float(t["train_seconds"]), 1), fmt(float(t["tokens_per_second"]), 0),
-                fmt(float(v["perplexity"].iloc[0])) if not v.empty else "–", fmt(float(t["perplexity"])),
-                fmt(float(t["bits_per_byte"]), 3),
-            ])
-        out += ["### Neural models", "", _table(
-            ["model", "layers", "hidden", "parameters", "epochs", "train s", "tokens/s", "valid ppl",
-             "test ppl", "test bits/byte"], rows), ""]
-        ep = data.epochs[(data.epochs["corpus"] == corpus) & (data.epochs["tokenizer"] == tokenizer)]
-        if not ep.empty:
-            name = f"curves-{corpus}-{tokenizer}.png"
-            figs.append(Figure(name, "curves", corpus, tokenizer))
-            out += [f"![Learning curves for {corpus}]({fp}{name})", ""]
-    sm = data.samples[(data.samples["corpus"] == corpus) & (data.samples["tokenizer"] == tokenizer)] if not data.samples.empty else data.samples
-    if not sm.empty:
-        out += ["### Generated text", ""]
-        for _, s in sm.iterrows():
-            text = str(s["text"]).replace("\n", " ⏎ ")
-            out.append(f"- **{s['model']}**, {s['strategy']} (seed {int(s['seed'])}), prefix “{s['prefix']}”: {text}")
-        out.append("")
-    out += _delta_section(data, corpus, tokenizer)
+    if ng.empty:
+        return []
+    shown = _comparable(ng)
+    out = ["### N-gram models (perplexity)", ""]
+    out += _ngram_table(shown, "perplexity")
+    if any(_split_has_oov(data, key).values()):
+        out += [
+            "Excluding the OOV positions:",
+            "",
+            *_ngram_table(shown, "perplexity_excluding_oov"),
+        ]
+    out += _zero_prob_note(shown)
+    if not shown.empty:
+        name = _figure(figs, "ngram", key)
+        out += [
+            f"![{hl.name} of {key[0]} against n, one line per smoothing method, neural models "
+            f"as horizontal lines]({fp}{name})",
+            "",
+        ]
+    if ng["method"].isin(UNNORMALISED).any():
+        out += [
+            "Stupid backoff is left out: its scores do not sum to one, so they are not "
+            "perplexities (`select * from results where method = 'stupid-backoff'`).",
+            "",
+        ]
     return out
 
 
-def _delta_section(data: RunData, corpus: str, tokenizer: str) -> list[str]:
-    if data.previous is None or data.previous.empty:
-        return ["### Change against the previous run", "", "No earlier run of this experiment.", ""]
-    cur = data.results[(data.results["corpus"] == corpus) & (data.results["tokenizer"] == tokenizer) & (data.results["split"] == "test")]
-    prev = data.previous[(data.previous["corpus"] == corpus) & (data.previous["tokenizer"] == tokenizer) & (data.previous["split"] == "test")]
+def _ngram_table(ng: pd.DataFrame, column: str) -> list[str]:
+    methods = sorted(set(ng["method"]), key=lambda m: (_model_rank(m), m))
+    cols = [
+        (m, s)
+        for m in methods
+        for s in ("valid", "test")
+        if ((ng["method"] == m) & (ng["split"] == s)).any()
+    ]
+    by = {(r.method, int(r.n), r.split): getattr(r, column) for r in ng.itertuples(index=False)}
+    rows = [
+        [str(n)] + [fmt(by.get((m, n, s))) for m, s in cols]
+        for n in sorted({int(n) for n in ng["n"]})
+    ]
+    return _table(["n", *(f"{m} {s}" for m, s in cols)], rows)
+
+
+def _zero_prob_note(rows: pd.DataFrame) -> list[str]:
+    """An ``inf`` is explained by its count of zero-probability tokens (DESIGN §3)."""
+    bad = rows[rows["zero_prob"].fillna(0) > 0].sort_values(["model", "n", "split"])
+    if bad.empty:
+        return []
+    parts = [
+        f"{_label(r)} gives probability 0 to {count(r['zero_prob'])} {r['split']} tokens"
+        for _, r in bad.iterrows()
+    ]
+    return ["`inf`: " + "; ".join(parts) + ".", ""]
+
+
+def _neural_section(
+    data: RunData, key: CorpusKey, hl: Headline, fp: str, figs: list[Figure]
+) -> list[str]:
+    res = _of(data.results, key)
+    nn = res[res["family"] == "neural"]
+    if nn.empty:
+        return []
+    excl = _split_has_oov(data, key).get("test", False)
     rows = []
-    for _, r in _normalized(cur).iterrows():
-        p = prev[(prev["method"] == r["method"]) & (prev["n"].fillna(-1) == (r["n"] if pd.notna(r["n"]) else -1))]
-        if p.empty:
+    for model in sorted(set(nn["model"]), key=lambda m: (_model_rank(m), m)):
+        by_split = {r["split"]: r for _, r in nn[nn["model"] == model].iterrows()}
+        t = by_split.get("test")
+        if t is None:
             continue
-        before, after = float(p["perplexity"].iloc[0]), float(r["perplexity"])
-        delta = after - before
-        mark = "same" if abs(delta) < 1e-9 else ("better" if delta < 0 else "worse")
-        rows.append([_label(r), fmt(before, 3), fmt(after, 3), f"{delta:+.3f}", mark])
-    out = ["### Change against the previous run", "", f"Previous run: `{data.previous_run_id}` (test perplexity).", ""]
-    out += [_table(["model", "before", "now", "change", ""], rows) if rows else "No model in common.", ""]
+        s = _settings(t)
+        v = by_split.get("valid")
+        rows.append(
+            [
+                model,
+                count(s.get("layers")),
+                count(s.get("hidden")),
+                count(t["parameters"]),
+                count(t["epochs"]),
+                fmt(t["train_seconds"], 1),
+                fmt(t["tokens_per_second"], 0),
+                fmt(v["perplexity"]) if v is not None else "–",
+                fmt(t["perplexity"]),
+                *([fmt(t["perplexity_excluding_oov"])] if excl else []),
+                fmt(t["bits_per_byte"], 4),
+            ]
+        )
+    header = [
+        "model",
+        "layers",
+        "hidden",
+        "parameters",
+        "epochs",
+        "train time (s)",
+        "tokens/s",
+        "valid ppl",
+        "test ppl",
+        *(["test ppl excl. OOV"] if excl else []),
+        "test bits/byte",
+    ]
+    out = ["### Neural models", "", *_table(header, rows), *_zero_prob_note(nn)]
+    if not _of(data.epochs, key).empty:
+        name = _figure(figs, "curves", key)
+        out += [
+            f"![Learning curves of {key[0]}: train and validation perplexity per epoch]({fp}{name})",
+            "",
+        ]
     return out
+
+
+def _samples_section(data: RunData, key: CorpusKey) -> list[str]:
+    sm = _of(data.samples, key)
+    if sm.empty:
+        return []
+    out = ["### Generated text", ""]
+    for prefix in dict.fromkeys(sm["prefix"]):  # prefixes in the order the run used them
+        out.append(f"Prefix “{_cell(str(prefix))}”:")
+        out.append("")
+        rows = sm[sm["prefix"] == prefix]
+        rows = rows.assign(rank=rows["model"].map(_model_rank)).sort_values(
+            ["rank", "model", "strategy"], kind="stable"
+        )
+        for s in rows.itertuples(index=False):
+            out.append(f"- **{s.model}**, {s.strategy} (seed {s.seed}): {_cell(str(s.text))}")
+        out.append("")
+    return out
+
+
+def _delta_section(data: RunData, key: CorpusKey, hl: Headline) -> list[str]:
+    out = ["### Change against the previous run", ""]
+    if data.previous is None:
+        return out + ["No earlier run of this experiment.", ""]
+    cur = _ranked(_of(data.results, key), hl.column)
+    prev = _comparable(_of(data.previous, key))
+    prev = prev[prev["split"] == "test"]
+    before_of = {(r.model, _n(r.n)): getattr(r, hl.column) for r in prev.itertuples(index=False)}
+    rows = []
+    for r in cur.sort_values(["family", "model", "n"]).itertuples(index=False):
+        before = before_of.get((r.model, _n(r.n)))
+        if before is None:
+            continue
+        after = getattr(r, hl.column)
+        change = after - before
+        # "same" when the change does not show at the printed precision
+        verdict = "same" if round(change, 3) == 0 else ("better" if change < 0 else "worse")
+        label = f"{r.method} n={int(r.n)}" if r.family == "ngram" else str(r.model)
+        rows.append([label, fmt(before), fmt(after), f"{change:+.3f}", verdict])
+    out += [f"Previous run of this experiment: `{data.previous_run_id}`; {hl.name}.", ""]
+    return out + (
+        _table(["model", "before", "now", "change", "verdict"], rows)
+        if rows
+        else ["No model in common with it.", ""]
+    )
+
+
+def _n(n: Any) -> int | None:
+    return None if n is None or pd.isna(n) else int(n)
 
 
 def _repro_section(data: RunData) -> list[str]:
     run = data.run
     env = json.loads(run["environment_json"] or "{}")
-    cfg = json.dumps(json.loads(run["config_json"] or "{}"), indent=2, sort_keys=True)
+    config = json.loads(run["config_json"] or "{}")
+    packages = ("python", "torch", "numpy", "pandas", "pyarrow", "duckdb", "prefect")
+    devices = sorted(
+        {
+            str(_settings(r).get("device"))
+            for _, r in data.results.iterrows()
+            if r["family"] == "neural"
+        }
+    )
+    seeds = _seeds(config)
     return [
-        "## Reproducibility", "",
+        "## Reproducibility",
+        "",
         f"- code version: `{run['code_version']}`",
-        "- packages: " + ", ".join(f"{k} {env[k]}" for k in ("python", "torch", "numpy", "pandas", "pyarrow", "duckdb", "prefect") if k in env),
-        f"- machine: {env.get('platform', '?')}, {env.get('cpu_count', '?')} CPUs, CUDA {'yes' if env.get('cuda') else 'no'}",
-        "", "Configuration (seeds included):", "", "```json", cfg, "```", "",
+        "- packages: " + ", ".join(f"{k} {env[k]}" for k in packages if k in env),
+        f"- machine: {env.get('platform', '?')}, {env.get('cpu_count', '?')} CPUs, "
+        f"CUDA available: {'yes' if env.get('cuda') else 'no'}",
+        f"- neural device setting: {', '.join(devices) if devices else '–'}",
+        "- seeds: " + (", ".join(f"{k} = {v}" for k, v in seeds) if seeds else "–"),
+        "",
+        "Configuration:",
+        "",
+        "```json",
+        json.dumps(config, indent=2, sort_keys=True),
+        "```",
+        "",
     ]
 
 
-# ----------------------------------------------------------------------------- figures
+def _seeds(config: Any, path: str = "") -> list[tuple[str, Any]]:
+    """Every ``seed`` key of the configuration, with its dotted path."""
+    if not isinstance(config, dict):
+        return []
+    out = []
+    for k in sorted(config):
+        p = f"{path}.{k}" if path else k
+        out += [(p, config[k])] if k == "seed" else _seeds(config[k], p)
+    return out
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _draw_zipf(ax: Any, data: RunData, f: Figure) -> None:
+    for n, counts in data.zipf[(f.corpus, f.tokenizer)].counts.items():
+        colour, style = ORDER_STYLES[n]
+        ax.plot(
+            np.arange(1, len(counts) + 1),
+            counts,
+            color=colour,
+            linestyle=style,
+            label=f"{n}-grams ({count(len(counts))} distinct)",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("rank (1 = most frequent, log scale)")
+    ax.set_ylabel("count in the training split (log scale)")
+    ax.set_title(f"{f.corpus} ({f.tokenizer}): Zipf's law, orders 1-3")
+
+
+def _draw_ngram(ax: Any, data: RunData, f: Figure) -> None:
+    key = (f.corpus, f.tokenizer)
+    hl = headline(data, key)
+    test = _ranked(_of(data.results, key), hl.column)
+    ng = test[test["family"] == "ngram"]
+    for m in sorted(set(ng["method"]), key=lambda m: (_model_rank(m), m)):
+        d = ng[ng["method"] == m].sort_values("n")
+        ax.plot(d["n"], d[hl.column], marker="o", color=model_color(m), label=m)
+    nn = test[test["family"] == "neural"]
+    for r in nn.sort_values("model").itertuples(index=False):
+        ax.axhline(
+            getattr(r, hl.column),
+            color=model_color(r.model),
+            linestyle="--",
+            label=f"{r.model} (neural)",
+        )
+    values = test[hl.column].replace(math.inf, np.nan).dropna()
+    if not values.empty and values.max() >= 10 * values.min():
+        ax.set_yscale("log")
+    ax.set_xlabel("n-gram order n")
+    ax.set_ylabel(f"{hl.name} (per token{', log scale' if ax.get_yscale() == 'log' else ''})")
+    ax.set_title(f"{f.corpus} ({f.tokenizer}): {hl.name} against n")
+    ax.set_xticks(sorted({int(n) for n in ng["n"]}))
+
+
+def _draw_curves(ax: Any, data: RunData, f: Figure) -> None:
+    ep = _of(data.epochs, (f.corpus, f.tokenizer))
+    for model in sorted(set(ep["model"]), key=lambda m: (_model_rank(m), m)):
+        d = ep[ep["model"] == model].sort_values("epoch")
+        ax.plot(
+            d["epoch"],
+            d["train_perplexity"],
+            color=model_color(model),
+            linestyle=":",
+            label=f"{model} train",
+        )
+        ax.plot(
+            d["epoch"],
+            d["valid_perplexity"],
+            color=model_color(model),
+            marker="o",
+            label=f"{model} valid",
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("perplexity (per token, log scale)")
+    ax.set_title(f"{f.corpus} ({f.tokenizer}): learning curves (dotted: train, solid: valid)")
+    ax.set_xticks(sorted({int(e) for e in ep["epoch"]}))
+
+
+_DRAW = {"zipf": _draw_zipf, "ngram": _draw_ngram, "curves": _draw_curves}
 
 
 def draw_figures(data: RunData, figs: list[Figure], out_dir: Path) -> list[Path]:
+    """Write each figure as a PNG in ``out_dir``. Same data, same bytes: the PNG carries no
+    software or date metadata, and Agg rendering is deterministic."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lm.fileio import atomic_path
-
-    plt.rcParams.update({"figure.dpi": 110, "font.size": 9, "svg.hashsalt": "lmpipe"})
     paths = []
-    for f in figs:
-        fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        res = data.results[(data.results["corpus"] == f.corpus) & (data.results["tokenizer"] == f.tokenizer)]
-        if f.kind == "ngram":
-            ng = _normalized(res[(res["family"] == "ngram") & (res["split"] == "test")])
-            for m in [m for m in MODEL_ORDER if m in set(ng["method"])]:
-                d = ng[ng["method"] == m].sort_values("n")
-                ax.plot(d["n"], d["perplexity"], marker="o", color=model_color(m), label=m)
-            for _, r in res[(res["family"] == "neural") & (res["split"] == "test")].iterrows():
-                ax.axhline(r["perplexity"], color=model_color(r["model"]), linestyle="--", label=f"{r['model']} (neural)")
-            ax.set_yscale("log")
-            ax.set_xlabel("n-gram order n")
-            ax.set_ylabel("test perplexity (log scale)")
-            ax.set_title(f"{f.corpus} ({f.tokenizer}): perplexity against n")
-            ax.xaxis.get_major_locator().set_params(integer=True)
-        elif f.kind == "curves":
-            ep = data.epochs[(data.epochs["corpus"] == f.corpus) & (data.epochs["tokenizer"] == f.tokenizer)]
-            for model in [m for m in MODEL_ORDER if m in set(ep["model"])]:
-                d = ep[ep["model"] == model].sort_values("epoch")
-                ax.plot(d["epoch"], d["train_perplexity"], color=model_color(model), linestyle=":", label=f"{model} train")
-                ax.plot(d["epoch"], d["valid_perplexity"], color=model_color(model), marker="o", label=f"{model} valid")
-            ax.set_yscale("log")
-            ax.set_xlabel("epoch")
-            ax.set_ylabel("perplexity (log scale)")
-            ax.set_title(f"{f.corpus} ({f.tokenizer}): learning curves")
-        elif f.kind == "zipf":
-            for n, z in data.zipf[(f.corpus, f.tokenizer)].items():
-                counts = z["count"].to_numpy()
-                ax.plot(range(1, len(counts) + 1), counts, label=f"{n}-grams", color=PALETTE[n - 1])
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel("rank (log scale)")
-            ax.set_ylabel("frequency in the training split (log scale)")
-            ax.set_title(f"{f.corpus} ({f.tokenizer}): Zipf's law, orders 1-3")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        dest = out_dir / f.name
-        with atomic_path(dest) as tmp:
-            fig.savefig(tmp, format="png", metadata={"Software": None})
-        plt.close(fig)
-        paths.append(dest)
+    with plt.rc_context({"figure.dpi": 110, "font.size": 9}):
+        for f in figs:
+            fig, ax = plt.subplots(figsize=(6.4, 4.0))
+            _DRAW[f.kind](ax, data, f)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7, ncol=2)
+            fig.tight_layout()
+            dest = out_dir / f.name
+            with atomic_path(dest) as tmp:
+                fig.savefig(tmp, format="png", metadata={"Software": None})
+            plt.close(fig)
+            paths.append(dest)
     return paths
+
+
+# --------------------------------------------------------------------------- files
 
 
 def report_dir(reports_root: Path, data: RunData) -> Path:
@@ -382,10 +773,9 @@ def report_dir(reports_root: Path, data: RunData) -> Path:
 
 
 def write_report(wh: Warehouse, reports_root: Path, run_id: str) -> Path:
-    """Render ``run_id`` from the warehouse into ``reports/<experiment>/<date>-<run_id>/`` and
-    point ``reports/<experiment>/latest.md`` at the newest run. Returns the report's path."""
-    from lm.fileio import atomic_write_text
-
+    """Render ``run_id`` from the warehouse into ``reports/<experiment>/<date>-<run_id>/`` and,
+    when it is the experiment's newest run, ``reports/<experiment>/latest.md`` (the same text,
+    its figure links going into the run's folder). Returns the report's path."""
     data = load_run(wh, run_id)
     out_dir = report_dir(reports_root, data)
     text, figs = render(data)
@@ -396,12 +786,3 @@ def write_report(wh: Warehouse, reports_root: Path, run_id: str) -> Path:
         latest, _ = render(data, fig_prefix=out_dir.name + "/")
         atomic_write_text(out_dir.parent / "latest.md", latest)
     return path
-
-
-def newest_run_of(wh: Warehouse, experiment: str) -> str | None:
-    best = None
-    for rid in wh.committed_runs():
-        r = pq.read_table(wh.run_path("runs", rid), columns=["experiment", "started_at"]).to_pylist()[0]
-        if r["experiment"] == experiment and (best is None or r["started_at"] > best[1]):
-            best = (rid, r["started_at"])
-    return best[0] if best else None

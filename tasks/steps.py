@@ -25,7 +25,8 @@ def _ing(d: dict[str, Any]) -> IngestResult:
     return IngestResult.from_dict(d)
 
 
-def _locate_ingest(inputs: dict[str, Any]) -> tuple[str, list[Path]]:
+def _ingest_content(inputs: dict[str, Any]) -> str:
+    """The data key: the corpus files' content hash combined with the ingest settings."""
     home = Home(Path(inputs["home"]))
     src = pipeline.resolve_source(home, inputs["corpus"], inputs["tokenizer"])
     from lm.ingest import IngestSettings, data_key
@@ -38,9 +39,7 @@ def _locate_ingest(inputs: dict[str, Any]) -> tuple[str, list[Path]]:
         max_size=v.get("max_size"),
         encoding_errors=v.get("encoding_errors", "strict"),
     )
-    key = data_key(src, settings)
-    d = home.warehouse.content_dir("tokens", src.name, settings.tokenizer, key)
-    return key, [d / "manifest.json"]
+    return data_key(src, settings)
 
 
 def _ingest_retry(task: Any, task_run: Any, state: Any) -> bool:
@@ -55,7 +54,7 @@ def _ingest_retry(task: Any, task_run: Any, state: Any) -> bool:
 @task(
     name="ingest",
     task_run_name="ingest {corpus[name]} ({tokenizer})",
-    cache_policy=ContentKey(locate=_locate_ingest),
+    cache_policy=ContentKey(content=_ingest_content),
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_condition_fn=_ingest_retry,
@@ -68,37 +67,23 @@ def ingest_corpus(home: str, corpus: dict[str, Any], tokenizer: str, vocab: dict
         ing.corpus, ing.tokenizer, ing.vocab_size,
         "/".join(str(s.tokens) for s in ing.splits.values()),
     )
-    return ing.as_dict()
-
-
-def _locate_counts(inputs: dict[str, Any]) -> tuple[str, list[Path]]:
-    ing = inputs["ing"]
-    wh = Home(Path(inputs["home"])).warehouse
-    d = wh.ngrams_dir(ing["corpus"], ing["tokenizer"], ing["key"])
-    return ing["key"], [d / f"orders-1-{inputs['max_order']}.json"]
+    return {**ing.as_dict(), "files": [s.path for s in ing.splits.values()] + [ing.vocab_path]}
 
 
 @task(
     name="count-ngrams",
     task_run_name="count n-grams {ing[corpus]} ({ing[tokenizer]}) n<={max_order}",
-    cache_policy=ContentKey(locate=_locate_counts),
+    cache_policy=ContentKey(),
     tags=["ngram", "counting"],
 )
 def count_ngrams(home: str, ing: dict[str, Any], max_order: int) -> dict[str, Any]:
     return pipeline.count_ngrams(Home(Path(home)), _ing(ing), max_order)
 
 
-def _locate_ngram(inputs: dict[str, Any]) -> tuple[str, list[Path]]:
-    d = pipeline.ngram_result_dir(
-        Home(Path(inputs["home"])), _ing(inputs["ing"]), inputs["method"], inputs["order"], inputs["params"]
-    )
-    return d.name, [d / "result.json"]
-
-
 @task(
     name="ngram",
     task_run_name="{method} n={order} {ing[corpus]} ({ing[tokenizer]})",
-    cache_policy=ContentKey(locate=_locate_ngram),
+    cache_policy=ContentKey(),
     tags=["ngram"],
 )
 def fit_score_ngram(home: str, ing: dict[str, Any], method: str, order: int, params: dict[str, Any]) -> dict[str, Any]:
@@ -110,15 +95,10 @@ def fit_score_ngram(home: str, ing: dict[str, Any], method: str, order: int, par
     return result
 
 
-def _locate_neural(inputs: dict[str, Any]) -> tuple[str, list[Path]]:
-    d = pipeline.neural_result_dir(Home(Path(inputs["home"])), _ing(inputs["ing"]), inputs["settings"])
-    return d.name, [d / "result.json"]
-
-
 @task(
     name="train",
     task_run_name="train {settings[arch]} {ing[corpus]} ({ing[tokenizer]})",
-    cache_policy=ContentKey(locate=_locate_neural),
+    cache_policy=ContentKey(),
     tags=["neural", "training"],
 )
 def train_score_neural(

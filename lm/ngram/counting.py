@@ -1,23 +1,25 @@
-"""Counting n-grams the way KenLM pads sentences (KENLM_MKN.md §1).
+"""Counting n-grams: the models' fully padded counts in memory, the warehouse's counts out of core.
 
-Every real position of a stream (each word and each ``</s>``) ends exactly one n-gram, whose
-history is filled with ``<s>`` before the sentence start; n-grams never cross sentences. For
-n = 3 the sentence ``a b`` gives ``<s> <s> a``, ``<s> a b`` and ``a b </s>``.
-
-Two implementations give identical counts:
-
-* :func:`count_ngrams` runs DuckDB over the token Parquet and writes one Parquet file per order
-  (what the pipeline stores and users query);
-* :func:`count_full_ngrams` hashes the in-memory stream with pandas' factorize, one pass per
-  order. ``benchmarks/ngram_bench.py`` measures both; the in-memory path is the faster one for
-  fitting (no Parquet round trip, no window sort), so :func:`lm.ngram.fit` uses it.
+* :func:`count_full_ngrams` counts the way KenLM pads sentences (KENLM_MKN.md §1): every real
+  position of a stream (each word and each ``</s>``) ends exactly one n-gram, whose history is
+  filled with ``<s>`` before the sentence start; for n = 3 the sentence ``a b`` gives
+  ``<s> <s> a``, ``<s> a b`` and ``a b </s>``. It hashes the in-memory stream with pandas'
+  factorize, one pass per order; :func:`lm.ngram.fit` uses it.
+* :func:`count_ngrams` writes what the warehouse stores for Zipf statistics and SQL: every window
+  of ``<s> w1 .. wm </s>`` (one ``<s>`` per sentence, so the unigram ``<s>`` counts sentences),
+  never across sentences; BASELINES' PTB figures 10,001 / 264,990 / 586,558 / 717,733 / 737,952.
+  Windows are cut in bounded batches (:mod:`lm.ngram.windows`) and aggregated by DuckDB with a
+  memory limit and a spill folder, so a corpus far larger than RAM is counted; the same windows
+  counted per row range (:func:`count_shard`) and summed (:func:`merge_shards`) give identical
+  counts, which is how a Dask cluster shares the work (``flows/counting.py``).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,13 +28,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lm.fileio import TMP_PREFIX, atomic_path
+from lm.ngram.windows import ngram_windows, window_schema
 from lm.vocab import BOS, EOS
-
-MAX_SQL_ORDER = 7
-"""The counting SQL has columns w1..w7."""
 
 COUNT_OF_COUNTS = 4
 """Count-of-counts t_1..t_4 per order: what the discounts of KENLM_MKN.md §3 need."""
@@ -131,44 +131,108 @@ class OrderCounts:
     """t_1..t_4 before pruning"""
 
 
-_COUNT_SQL = resources.files("lm.ngram").joinpath("sql/count_ngrams.sql").read_text("utf-8")
+def _sql(name: str) -> str:
+    return resources.files("lm.ngram").joinpath(f"sql/{name}.sql").read_text("utf-8")
 
 
-def _tokens_relation(con: duckdb.DuckDBPyConnection, tokens: str | Path | pa.Table) -> None:
-    """Make ``tokens`` (pos, sent, id) visible to the counting SQL; a path is handed to DuckDB's
-    reader as an argument, never pasted into SQL text."""
-    if isinstance(tokens, pa.Table):
-        con.register("tokens", tokens)
-    else:
-        con.register("tokens", con.read_parquet(str(tokens)))
+_COUNT_SQL = _sql("count_windows")
+_MERGE_SQL = _sql("merge_counts")
+_STATS_SQL = _sql("count_stats")
+_PRUNE_SQL = _sql("prune_counts")
+
+MAX_MEMORY_LIMIT = 4 << 30
+"""The default DuckDB memory limit is min(4 GiB, half the RAM): large enough that orders 1..5
+of 100 M tokens spill little, small enough to leave the rest of a 4 GB budget to Python."""
+
+
+def default_memory_limit() -> int:
+    """min(4 GiB, 50% of physical RAM), in bytes."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return min(MAX_MEMORY_LIMIT, ram // 2)
+
+
+def connect(
+    memory_limit: int | None = None, spill_dir: str | Path | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection whose operators spill to ``spill_dir`` (created) once they
+    use ``memory_limit`` bytes (default :func:`default_memory_limit`). Insertion order is not
+    kept: counts have no order, and keeping it costs memory in aggregates and writes."""
+    config: dict[str, str] = {
+        "memory_limit": f"{memory_limit or default_memory_limit()}B",
+        "preserve_insertion_order": "false",
+    }
+    if spill_dir is not None:
+        Path(spill_dir).mkdir(parents=True, exist_ok=True)
+        config["temp_directory"] = str(spill_dir)
+    return duckdb.connect(config=config)
+
+
+def _window_counts(
+    con: duckdb.DuckDBPyConnection,
+    tokens: str | Path | pa.Table,
+    n: int,
+    start: int = 0,
+    stop: int | None = None,
+) -> duckdb.DuckDBPyRelation:
+    """The order-n counts of the windows ending at rows [start, stop) of ``tokens``, as a lazy
+    relation: DuckDB pulls the window batches while it aggregates, so memory holds one batch."""
+    if n < 1:
+        raise ValueError(f"order must be at least 1, got {n}")
+    reader = pa.RecordBatchReader.from_batches(
+        window_schema(n), ngram_windows(tokens, n, start, stop)
+    )
+    con.register("windows", reader)
+    return con.sql(_COUNT_SQL)
 
 
 def query_ngram_counts(
     con: duckdb.DuckDBPyConnection, tokens: str | Path | pa.Table, n: int
 ) -> pa.Table:
-    """Order-n counts as an Arrow table with columns ``w1..wn`` (int32) and ``count`` (int64)."""
-    if not 1 <= n <= MAX_SQL_ORDER:
-        raise ValueError(f"DuckDB counting supports orders 1..{MAX_SQL_ORDER}, got {n}")
-    _tokens_relation(con, tokens)
-    table = con.sql(_COUNT_SQL, params={"n": n}).to_arrow_table()
-    names = [f"w{k}" for k in range(1, n + 1)]
-    return pa.table(
-        {**{c: table[c].cast(pa.int32()) for c in names}, "count": table["count"].cast(pa.int64())}
+    """Order-n counts as an Arrow table with columns ``w1..wn`` (int32) and ``count`` (int64),
+    in memory: for small inputs and tests (:func:`count_ngrams` writes large ones to disk)."""
+    return _window_counts(con, tokens, n).to_arrow_table()
+
+
+def shard_ranges(tokens: str | Path, shards: int) -> list[tuple[int, int]]:
+    """About ``shards`` row ranges [start, stop) covering a token file, cut at row-group
+    boundaries so that each shard reads whole row groups (plus a few ids of context)."""
+    meta = pq.ParquetFile(tokens).metadata
+    bounds = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+    cuts = np.unique(
+        bounds[np.linspace(0, bounds.size - 1, max(shards, 1) + 1).round().astype(int)]
     )
+    return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: a reader sees the whole file
-    or nothing (DESIGN §4)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def count_shard(
+    tokens: str | Path,
+    n: int,
+    start: int,
+    stop: int,
+    out: str | Path,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> Path:
+    """Write the order-n counts of the windows ending at rows [start, stop) to ``out``: one
+    shard of :func:`merge_shards`."""
+    with _connection(con) as c, atomic_path(out) as tmp:
+        _window_counts(c, tokens, n, start, stop).to_parquet(str(tmp))
+    return Path(out)
+
+
+def merge_shards(
+    parts: Sequence[str | Path],
+    n: int,
+    out: str | Path,
+    *,
+    prune: int = 0,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> OrderCounts:
+    """Sum the counts of shard files into the order-n counts file ``out``; identical to counting
+    the shards' rows at once."""
+    with _connection(con) as c:
+        relation = c.sql(_MERGE_SQL, params={"paths": [str(p) for p in parts]})
+        return _finish(c, relation, n, Path(out), prune)
 
 
 def count_ngrams(
@@ -178,10 +242,16 @@ def count_ngrams(
     *,
     prune: Sequence[int] = (),
     con: duckdb.DuckDBPyConnection | None = None,
+    memory_limit: int | None = None,
+    spill_dir: str | Path | None = None,
 ) -> list[OrderCounts]:
     """Count orders 1..``order`` of a token Parquet file (or Arrow table) with DuckDB and write
     ``out_dir/n={n}/ngrams.parquet`` for each (hive layout: ``read_parquet(..., hive_partitioning
     =true, union_by_name=true)`` reads all orders with an ``n`` column).
+
+    Out of core: one pass over the file per order, one id batch in Python memory at a time, and
+    DuckDB's aggregate spills to ``spill_dir`` past ``memory_limit`` bytes (see :func:`connect`;
+    without ``spill_dir`` a temporary folder, removed afterwards). ``con`` overrides both.
 
     ``prune`` works like ``lmplz --prune``: thresholds per order starting at unigrams, the last one
     repeated for higher orders; n-grams with count <= threshold are not written. Count-of-counts
@@ -189,37 +259,84 @@ def count_ngrams(
     """
     if order < 1:
         raise ValueError(f"order must be at least 1, got {order}")
+    thresholds = prune_thresholds(prune, order)
+    out = Path(out_dir)
+    with _connection(con, memory_limit, spill_dir) as c:
+        return [
+            _finish(
+                c,
+                _window_counts(c, tokens, n),
+                n,
+                out / f"n={n}" / "ngrams.parquet",
+                thresholds[n - 1],
+            )
+            for n in range(1, order + 1)
+        ]
+
+
+def prune_thresholds(prune: Sequence[int], order: int) -> list[int]:
+    """The pruning threshold of each order 1..order (0 = keep all), the last one repeated."""
     thresholds = [int(t) for t in prune]
     if any(t < 0 for t in thresholds) or thresholds != sorted(thresholds):
         raise ValueError(f"prune thresholds must be non-negative and non-decreasing: {thresholds}")
-    own = con is None
-    con = duckdb.connect() if con is None else con
-    out = Path(out_dir)
-    results: list[OrderCounts] = []
+    return [
+        thresholds[min(n, len(thresholds)) - 1] if thresholds else 0 for n in range(1, order + 1)
+    ]
+
+
+@contextmanager
+def _connection(
+    con: duckdb.DuckDBPyConnection | None,
+    memory_limit: int | None = None,
+    spill_dir: str | Path | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``con`` as it is, or a spilling connection of our own, closed (and its temporary spill
+    folder removed) afterwards."""
+    if con is not None:
+        yield con
+        return
+    with ExitStack() as stack:
+        if spill_dir is None:
+            spill_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="lmpipe-spill-"))
+        own = stack.enter_context(closing(connect(memory_limit, spill_dir)))
+        yield own
+
+
+def _finish(
+    con: duckdb.DuckDBPyConnection,
+    counts: duckdb.DuckDBPyRelation,
+    n: int,
+    path: Path,
+    threshold: int,
+) -> OrderCounts:
+    """Write ``counts`` to ``path`` (atomically), pruned at ``threshold``, and describe them.
+    The statistics are read back from the unpruned file, so nothing large passes Python."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.{os.getpid()}.", dir=path.parent)
+    os.close(fd)
+    full = Path(name)
     try:
-        for n in range(1, order + 1):
-            table = query_ngram_counts(con, tokens, n)
-            if table.num_rows == 0:
-                raise StreamError("the token stream is empty: nothing to count")
-            counts = table["count"].to_numpy()
-            threshold = thresholds[min(n, len(thresholds)) - 1] if thresholds else 0
-            kept = table.filter(pc.greater(table["count"], threshold)) if threshold else table
-            path = out / f"n={n}" / "ngrams.parquet"
-            write_parquet_atomic(kept, path)
-            results.append(
-                OrderCounts(
-                    n=n,
-                    path=path,
-                    distinct=table.num_rows,
-                    kept=kept.num_rows,
-                    tokens=int(counts.sum()),
-                    count_of_counts=tuple(int(t) for t in count_of_counts(counts)),
-                )
-            )
+        counts.to_parquet(name)
+        (row,) = con.execute(_STATS_SQL, {"path": name}).fetchall()
+        distinct, tokens = int(row[0]), int(row[1])
+        if distinct == 0:
+            raise StreamError("the token stream is empty: nothing to count")
+        if threshold:
+            with atomic_path(path) as pruned:
+                params = {"path": name, "threshold": threshold}
+                con.sql(_PRUNE_SQL, params=params).to_parquet(str(pruned))
+        else:
+            os.replace(full, path)
     finally:
-        if own:
-            con.close()
-    return results
+        full.unlink(missing_ok=True)
+    return OrderCounts(
+        n=n,
+        path=path,
+        distinct=distinct,
+        kept=pq.ParquetFile(path).metadata.num_rows,
+        tokens=tokens,
+        count_of_counts=tuple(int(t) for t in row[2:6]),
+    )
 
 
 def stream_table(stream: np.ndarray) -> pa.Table:

@@ -44,20 +44,23 @@ def finished_run(prefect_harness, slice_corpora, tmp_path_factory):
     from flows.benchmark import run_benchmark
 
     home = tmp_path_factory.mktemp("home")
-    cfg = build_config(overrides={
+    out = run_benchmark(build_config(overrides=_slice_overrides(slice_corpora)), home)
+    return home, out
+
+
+def _slice_overrides(d: Path) -> dict:
+    return {
         "name": "slice",
         "corpora": [
-            {"name": "tm-slice", "path": str(slice_corpora / "tm.txt"), "prefixes": ["time traveller"]},
-            {"name": "jc-slice", "path": str(slice_corpora / "jc.txt"), "prefixes": ["分开"]},
+            {"name": "tm-slice", "path": str(d / "tm.txt"), "prefixes": ["time traveller"]},
+            {"name": "jc-slice", "path": str(d / "jc.txt"), "prefixes": ["分开"]},
         ],
         "tokenizers": ["char"],
         "ngram": {"orders": [1, 2, 3], "methods": ["add-k", "mkn"]},
         "neural": {"architectures": ["gru"], "hidden": 8, "embed": 8, "epochs": 1, "seq_len": 16,
                    "batch_size": 8},
         "generation": {"length": 10},
-    })
-    out = run_benchmark(cfg, home)
-    return home, out
+    }
 
 
 def test_run_writes_results_for_every_model_split_and_corpus(finished_run):
@@ -101,3 +104,26 @@ def test_sql_prints_the_results_rows(finished_run):
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     assert len(rows) == 28 and {row["corpus"] for row in rows} == {"tm-slice", "jc-slice"}
+
+
+def test_second_run_reuses_every_heavy_task_and_a_changed_size_reruns_only_that_training(
+    finished_run, slice_corpora
+):
+    from flows.benchmark import run_benchmark
+
+    home, first = finished_run
+    assert any(v != "Cached" for v in first["task_states"].values())
+    cfg = build_config(overrides=json.loads(json.dumps(_slice_overrides(slice_corpora))))
+    again = run_benchmark(cfg, home)
+    assert again["executed"] == [], again["task_states"]
+    assert again["run_id"] != first["run_id"]
+    wh = Warehouse.at_home(home)
+    a = pq.read_table(wh.run_path("results", first["run_id"])).to_pandas().sort_values(["corpus", "model", "n", "split"])
+    b = pq.read_table(wh.run_path("results", again["run_id"])).to_pandas().sort_values(["corpus", "model", "n", "split"])
+    assert a["perplexity"].tolist() == b["perplexity"].tolist()
+    # one architecture's hidden size changed: only its trainings run again
+    over = _slice_overrides(slice_corpora)
+    over["neural"]["architectures"] = ["gru", "rnn"]
+    over["neural"]["overrides"] = {"rnn": {"hidden": 6}}
+    third = run_benchmark(build_config(overrides=over), home)
+    assert third["executed"] == ["rnn train jc-slice/char", "rnn train tm-slice/char"]
