@@ -3,7 +3,6 @@ small JSON summary (paths and figures, never tables or models)."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,8 @@ from prefect.tasks import exponential_backoff
 from lm import pipeline
 from lm.ingest import IngestResult
 from lm.pipeline import Home
+from tasks import serial
 from tasks.caching import ContentKey
-
-# torch's dropout and initialisation draw from one process-wide generator: trainings in threads
-# of one process take turns so that each is exactly reproducible from its seed.
-_TRAIN_LOCK = threading.Lock()
-
 
 def _ing(d: dict[str, Any]) -> IngestResult:
     return IngestResult.from_dict(d)
@@ -118,7 +113,7 @@ def train_score_neural(
         if total:
             update_progress_artifact(progress, min(100.0, 100.0 * row["epoch"] / total))
 
-    with _TRAIN_LOCK:
+    with serial.TRAINING:
         result = pipeline.train_neural(Home(Path(home)), _ing(ing), settings, generation, on_epoch=on_epoch)
     update_progress_artifact(progress, 100.0)
     return result

@@ -127,3 +127,17 @@ def test_second_run_reuses_every_heavy_task_and_a_changed_size_reruns_only_that_
     over["neural"]["overrides"] = {"rnn": {"hidden": 6}}
     third = run_benchmark(build_config(overrides=over), home)
     assert third["executed"] == ["rnn train jc-slice/char", "rnn train tm-slice/char"]
+
+
+def test_dask_runner_gives_the_thread_runners_results(finished_run, slice_corpora, tmp_path):
+    from flows.benchmark import run_benchmark
+
+    home, first = finished_run
+    out = run_benchmark(build_config(overrides=_slice_overrides(slice_corpora)), tmp_path / "dask-home",
+                        runner="dask")
+    key = ["corpus", "model", "n", "split"]
+    a = pq.read_table(Warehouse.at_home(home).run_path("results", first["run_id"])).to_pandas()
+    b = pq.read_table(Warehouse.at_home(tmp_path / "dask-home").run_path("results", out["run_id"])).to_pandas()
+    a, b = a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True)
+    assert a[key].fillna(-1).values.tolist() == b[key].fillna(-1).values.tolist()
+    assert a["perplexity"].tolist() == b["perplexity"].tolist()  # exactly, neural included (CPU, seeded)
