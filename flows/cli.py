@@ -48,11 +48,14 @@ PREFECT_DEFAULTS = {
 }
 
 
-def _setup(home: Path, debug: bool) -> Path:
+def _setup(home: Path, debug: bool, create: bool = False) -> Path:
+    """Resolve ``--home``; only commands that write a run create it (a typo in ``lmpipe sql
+    --home`` must not leave an empty folder behind)."""
     global _DEBUG
     _DEBUG = _DEBUG or debug
     home = home.expanduser().resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    if create:
+        home.mkdir(parents=True, exist_ok=True)
     return home
 
 
@@ -119,7 +122,7 @@ def run(
     """Run the perplexity benchmark flow over the experiment's corpora, n values and architectures, ending in a report."""
     from lm.config import build_config
 
-    home = _setup(home, debug)
+    home = _setup(home, debug, create=True)
     overrides = _parse_set(set_ or [])
     if corpus:
         overrides["corpora"] = [{"name": c} for c in corpus]
@@ -199,7 +202,7 @@ def ngram(
     from lm.pipeline import evaluate_ngram
     from lm.record import new_run_id, record_run
 
-    home = _setup(home, debug)
+    home = _setup(home, debug, create=True)
     if order < 1:
         raise ConfigError(f"--order must be at least 1 (got {order})")
     if smoothing not in SMOOTHING:
@@ -337,7 +340,7 @@ def train_cmd(
     from lm.pipeline import neural_result_dir, train_neural
     from lm.record import new_run_id, record_run
 
-    home = _setup(home, debug)
+    home = _setup(home, debug, create=True)
     if arch not in ARCHITECTURES:
         raise ConfigError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHITECTURES)}")
     settings = {
@@ -381,7 +384,7 @@ def _check_train_settings(settings: dict[str, Any]) -> None:
     try:
         TrainConfig.from_dict(settings)
     except NeuralConfigError as e:
-        raise ConfigError(str(e)) from None
+        raise ConfigError(f"invalid training option: {e}; see `lmpipe train --help`") from None
 
 
 # ----------------------------------------------------------------------------- generate
@@ -492,7 +495,7 @@ def serve(
     """Register the deployments with their schedules and serve them (needs PREFECT_API_URL for the UI)."""
     from lm.config import build_config
 
-    home = _setup(home, debug)
+    home = _setup(home, debug, create=True)
     cfg = build_config(config, profile, {"schedule": {"cron": cron}} if cron else None)
     _prefect_env(home)
     from flows.deployments import serve_all

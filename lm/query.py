@@ -64,7 +64,7 @@ def _views_stale(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> bool:
         con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()
     )
     root = str(wh.root).replace("'", "''")
-    return set(VIEW_DOCS) - set(views) != set() or any(
+    return not set(VIEW_DOCS) <= set(views) or any(
         "read_parquet(" in sql and root not in sql for sql in views.values()
     )
 

@@ -55,6 +55,7 @@ def result_rows(experiment: str, ing: IngestResult, result: dict[str, Any]) -> l
                 "eval_seconds": result.get("eval_seconds"),
                 "tokens_per_second": result.get("tokens_per_second"),
                 "epochs": result.get("epochs_run"),
+                "device": result.get("device", "cpu"),
                 "model_key": result.get("model_key"),
                 "settings_json": json.dumps(result.get("params", {}), sort_keys=True),
             }

@@ -37,21 +37,23 @@ MODEL_COLORS: dict[str, str] = {
     "absolute": "#e377c2",
     "kn": "#ff7f0e",
     "mkn": "#d62728",
-    "katz": "#9467bd",
+    "katz": "#17becf",
     "stupid-backoff": "#c7c7c7",
-    "rnn-scratch": "#9edae5",
+    "rnn-scratch": "#c5b0d5",
     "gru-scratch": "#98df8a",
     "lstm-scratch": "#aec7e8",
-    "rnn": "#17becf",
+    "rnn": "#9467bd",
     "rnn-relu": "#393b79",
     "gru": "#2ca02c",
     "lstm": "#1f77b4",
 }
 MODEL_ORDER = list(MODEL_COLORS)
+_MARKERS = "osD^vP*X<>"
 _FALLBACK = ["#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d"]
 # Zipf lines are orders, not models: greys keep them apart from every model colour.
 ORDER_STYLES = {1: ("#111111", "-"), 2: ("#555555", "--"), 3: ("#999999", ":")}
 TOP_NGRAMS = 10
+ZIPF_POINTS = 400
 UNNORMALISED = {"stupid-backoff"}  # scores that are not probabilities: never compared
 RESERVED_TOKENS = 4  # <unk>, <s>, </s>, <pad> (lm.vocab.RESERVED)
 
@@ -61,8 +63,16 @@ def model_color(model: str) -> str:
     return MODEL_COLORS.get(model) or _FALLBACK[zlib.crc32(model.encode()) % len(_FALLBACK)]
 
 
-def _model_rank(model: str) -> int:
-    return MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+def _in_model_order(models: Any) -> list[str]:
+    """Distinct model names in the order every table and legend uses (then by name)."""
+    rank = {m: i for i, m in enumerate(MODEL_ORDER)}
+    return sorted(set(models), key=lambda m: (rank.get(m, len(rank)), m))
+
+
+def model_marker(model: str) -> str:
+    """A marker per model as well, for lines that overlap and for readers without colour."""
+    i = MODEL_ORDER.index(model) if model in MODEL_ORDER else zlib.crc32(model.encode())
+    return _MARKERS[i % len(_MARKERS)]
 
 
 # --------------------------------------------------------------------------- loading
@@ -79,14 +89,16 @@ class Zipf:
 
 @dataclass
 class RunData:
+    """Everything a report shows, as read from the warehouse (one run's rows and the rest)."""
+
     run: dict[str, Any]
     corpora: pd.DataFrame
     splits: pd.DataFrame
     results: pd.DataFrame
     epochs: pd.DataFrame
     samples: pd.DataFrame
-    previous: pd.DataFrame | None
-    previous_run_id: str | None
+    previous: pd.DataFrame | None  # results of the previous run of the experiment
+    previous_run: dict[str, Any] | None  # and its runs row
     zipf: dict[CorpusKey, Zipf] = field(default_factory=dict)
     # training count of <unk> per corpus: 0 means no model could learn it (DESIGN §3)
     unk_train_count: dict[CorpusKey, int] = field(default_factory=dict)
@@ -150,7 +162,7 @@ def load_run(wh: Warehouse, run_id: str) -> RunData:
         epochs=_read(wh, "epochs", run_id),
         samples=_read(wh, "samples", run_id),
         previous=_read(wh, "results", prev_id) if prev_id else None,
-        previous_run_id=prev_id,
+        previous_run=_read(wh, "runs", prev_id).iloc[0].to_dict() if prev_id else None,
     )
     for c in data.corpora.itertuples(index=False):
         key = (str(c.corpus), str(c.tokenizer))
@@ -198,6 +210,8 @@ def _spell(tokenizer: str, toks: list[str]) -> str:
 
 @dataclass(frozen=True)
 class Figure:
+    """A PNG that the report links: which plot of which corpus, under which file name."""
+
     name: str
     kind: str
     corpus: str
@@ -274,10 +288,10 @@ def headline(data: RunData, key: CorpusKey) -> Headline:
         return Headline(
             "perplexity_excluding_oov",
             "test perplexity excluding OOV",
-            f"The test split has {count(test_oov)} out-of-vocabulary tokens and `<unk>` never occurs "
-            "in training, so n-gram models give it probability mass and neural models almost none: "
-            "models are ranked by **perplexity excluding the OOV positions**. Full perplexities "
-            "and bits per byte (which count every token) are in the tables.",
+            f"The test split has {count(test_oov)} out-of-vocabulary tokens and `<unk>` never "
+            "occurs in training, so n-gram models give it probability mass and neural models "
+            "almost none: models are ranked by **perplexity excluding the OOV positions**. Full "
+            "perplexities and bits per byte (which count every token) are in the tables.",
         )
     note = "Models are ranked by **test perplexity** (every token, `</s>` included)."
     if test_oov:
@@ -322,9 +336,8 @@ def _header(data: RunData) -> list[str]:
         "",
         f"Run `{run['run_id']}`, started {started}, {fmt(run['wall_seconds'], 0)} s wall. "
         "Perplexity is exp of the mean negative log-likelihood (natural log) per token over every "
-        "token of the split, `</s>` included (DESIGN §3); bits per byte divide the total bits by "
-        "the split's UTF-8 bytes, so character and word models compare fairly. Lower is better. "
-        "Stupid backoff gives unnormalised scores: it is in the warehouse but in no comparison.",
+        "token of the split, `</s>` included; bits per byte divide the total bits by "
+        "the split's UTF-8 bytes, so character and word models compare fairly. Lower is better.",
         "",
     ]
 
@@ -355,9 +368,9 @@ def _cross_corpus(data: RunData) -> list[str]:
                 "tokenizer",
                 "test OOV rate",
                 "best n-gram",
-                "bits/byte",
+                "n-gram bits/byte",
                 "best neural",
-                "bits/byte",
+                "neural bits/byte",
             ],
             [row for _, row in ranked],
         ),
@@ -382,16 +395,16 @@ def _summary(data: RunData, key: CorpusKey, hl: Headline) -> list[str]:
     if best is None:
         return ["No comparable model was evaluated on the test split.", ""]
     line = (
-        f"**Best model: {_label(best)}**, {hl.name} {fmt(best[hl.column])}, "
-        f"{fmt(best['bits_per_byte'], 4)} bits per byte"
+        f"**Best model: {_label(best)}**, {hl.name} {fmt(best[hl.column])} "
+        f"({fmt(best['bits_per_byte'], 4)} bits per byte over all tokens)"
     )
     rival = _best(res, hl.column, "neural" if best["family"] == "ngram" else "ngram")
     if rival is not None:
         ratio = 100 * (rival[hl.column] / best[hl.column] - 1)
         line += (
             f"; the best {'neural' if best['family'] == 'ngram' else 'n-gram'} model, "
-            f"{_label(rival)}, has {fmt(rival[hl.column])} ({fmt(ratio, 1)} % higher) and "
-            f"{fmt(rival['bits_per_byte'], 4)} bits per byte"
+            f"{_label(rival)}, has {fmt(rival[hl.column])}, {fmt(ratio, 1)} % higher "
+            f"({fmt(rival['bits_per_byte'], 4)} bits per byte)"
         )
     return [line + ".", ""]
 
@@ -418,8 +431,8 @@ def _corpus_stats(data: RunData, key: CorpusKey) -> list[str]:
             ["split", "lines", "tokens (with </s>)", "types", "OOV tokens", "OOV rate", "bytes"],
             rows,
         ),
-        f"Vocabulary: {count(c['vocab_size'])} entries ({RESERVED_TOKENS} reserved), from the training "
-        f"split with min_freq {int(c['min_freq'])}; `<unk>` occurs "
+        f"Vocabulary: {count(c['vocab_size'])} entries ({RESERVED_TOKENS} reserved), from the "
+        f"training split with min_freq {int(c['min_freq'])}; `<unk>` occurs "
         f"{count(data.unk_train_count.get(key, 0))} times in training. Source `{c['origin']}`, "
         f"sha256 `{str(c['sha256'])[:16]}…`.",
         "",
@@ -494,7 +507,7 @@ def _ngram_section(
 
 
 def _ngram_table(ng: pd.DataFrame, column: str) -> list[str]:
-    methods = sorted(set(ng["method"]), key=lambda m: (_model_rank(m), m))
+    methods = _in_model_order(ng["method"])
     cols = [
         (m, s)
         for m in methods
@@ -530,7 +543,7 @@ def _neural_section(
         return []
     excl = _split_has_oov(data, key).get("test", False)
     rows = []
-    for model in sorted(set(nn["model"]), key=lambda m: (_model_rank(m), m)):
+    for model in _in_model_order(nn["model"]):
         by_split = {r["split"]: r for _, r in nn[nn["model"] == model].iterrows()}
         t = by_split.get("test")
         if t is None:
@@ -569,7 +582,8 @@ def _neural_section(
     if not _of(data.epochs, key).empty:
         name = _figure(figs, "curves", key)
         out += [
-            f"![Learning curves of {key[0]}: train and validation perplexity per epoch]({fp}{name})",
+            f"![Learning curves of {key[0]}: train and validation perplexity per epoch]"
+            f"({fp}{name})",
             "",
         ]
     return out
@@ -584,40 +598,65 @@ def _samples_section(data: RunData, key: CorpusKey) -> list[str]:
         out.append(f"Prefix “{_cell(str(prefix))}”:")
         out.append("")
         rows = sm[sm["prefix"] == prefix]
-        rows = rows.assign(rank=rows["model"].map(_model_rank)).sort_values(
-            ["rank", "model", "strategy"], kind="stable"
-        )
-        for s in rows.itertuples(index=False):
-            out.append(f"- **{s.model}**, {s.strategy} (seed {s.seed}): {_cell(str(s.text))}")
+        for model in _in_model_order(rows["model"]):
+            for s in rows[rows["model"] == model].sort_values("strategy").itertuples(index=False):
+                out.append(f"- **{s.model}**, {s.strategy} (seed {s.seed}): {_cell(str(s.text))}")
         out.append("")
     return out
 
 
 def _delta_section(data: RunData, key: CorpusKey, hl: Headline) -> list[str]:
+    """Each model's headline figure against the previous run of the experiment: the changed
+    ones in a table, the unchanged ones named."""
     out = ["### Change against the previous run", ""]
-    if data.previous is None:
-        return out + ["No earlier run of this experiment.", ""]
-    cur = _ranked(_of(data.results, key), hl.column)
+    if data.previous is None or data.previous_run is None:
+        return [*out, "No earlier run of this experiment.", ""]
+    prev_run = data.previous_run
+    out += [
+        f"Previous run: `{prev_run['run_id']}` (code version `{prev_run['code_version']}`, "
+        f"{_setup_change(prev_run, data.run)}); {hl.name}.",
+        "",
+    ]
     prev = _comparable(_of(data.previous, key))
-    prev = prev[prev["split"] == "test"]
-    before_of = {(r.model, _n(r.n)): getattr(r, hl.column) for r in prev.itertuples(index=False)}
-    rows = []
-    for r in cur.sort_values(["family", "model", "n"]).itertuples(index=False):
-        before = before_of.get((r.model, _n(r.n)))
+    before_of = {
+        (r.model, _n(r.n)): getattr(r, hl.column)
+        for r in prev[prev["split"] == "test"].itertuples(index=False)
+    }
+    changed, unchanged = [], []
+    for r in _in_table_order(_ranked(_of(data.results, key), hl.column)):
+        before = before_of.get((r["model"], _n(r["n"])))
         if before is None:
             continue
-        after = getattr(r, hl.column)
-        change = after - before
+        after = r[hl.column]
+        change = 0.0 if after == before else after - before  # inf == inf is no change
         # "same" when the change does not show at the printed precision
-        verdict = "same" if round(change, 3) == 0 else ("better" if change < 0 else "worse")
-        label = f"{r.method} n={int(r.n)}" if r.family == "ngram" else str(r.model)
-        rows.append([label, fmt(before), fmt(after), f"{change:+.3f}", verdict])
-    out += [f"Previous run of this experiment: `{data.previous_run_id}`; {hl.name}.", ""]
-    return out + (
-        _table(["model", "before", "now", "change", "verdict"], rows)
-        if rows
-        else ["No model in common with it.", ""]
-    )
+        if round(change, 3) == 0:
+            unchanged.append(_label(r))
+        else:
+            verdict = "better" if change < 0 else "worse"
+            changed.append([_label(r), fmt(before), fmt(after), f"{change:+,.3f}", verdict])
+    if changed:
+        out += _table(["model", "before", "now", "change", "verdict"], changed)
+    if unchanged:
+        out += [f"Unchanged: {', '.join(unchanged)}.", ""]
+    return out if changed or unchanged else [*out, "No model in common with it.", ""]
+
+
+def _setup_change(before: dict[str, Any], now: dict[str, Any]) -> str:
+    """What may explain a change: whether the code and the configuration are those of now."""
+    differ = [
+        what
+        for what, col in (("code", "code_version"), ("configuration", "config_json"))
+        if before[col] != now[col]
+    ]
+    return f"different {' and '.join(differ)}" if differ else "the same code and configuration"
+
+
+def _in_table_order(results: pd.DataFrame) -> list[Any]:
+    """Rows as the tables list them: n-gram methods, then by order n, then neural models."""
+    rank = {m: i for i, m in enumerate(_in_model_order(results["model"]))}
+    rows = [r for _, r in results.iterrows()]
+    return sorted(rows, key=lambda r: (r["family"] == "neural", rank[r["model"]], _n(r["n"]) or 0))
 
 
 def _n(n: Any) -> int | None:
@@ -647,11 +686,13 @@ def _repro_section(data: RunData) -> list[str]:
         f"- neural device setting: {', '.join(devices) if devices else '–'}",
         "- seeds: " + (", ".join(f"{k} = {v}" for k, v in seeds) if seeds else "–"),
         "",
-        "Configuration:",
+        "<details><summary>Configuration of the run</summary>",
         "",
         "```json",
         json.dumps(config, indent=2, sort_keys=True),
         "```",
+        "",
+        "</details>",
         "",
     ]
 
@@ -672,10 +713,12 @@ def _seeds(config: Any, path: str = "") -> list[tuple[str, Any]]:
 
 def _draw_zipf(ax: Any, data: RunData, f: Figure) -> None:
     for n, counts in data.zipf[(f.corpus, f.tokenizer)].counts.items():
+        # a few hundred log-spaced ranks draw the same curve as a million n-grams, much faster
+        ranks = np.unique(np.geomspace(1, len(counts), ZIPF_POINTS).astype(np.int64))
         colour, style = ORDER_STYLES[n]
         ax.plot(
-            np.arange(1, len(counts) + 1),
-            counts,
+            ranks,
+            counts[ranks - 1],
             color=colour,
             linestyle=style,
             label=f"{n}-grams ({count(len(counts))} distinct)",
@@ -692,47 +735,50 @@ def _draw_ngram(ax: Any, data: RunData, f: Figure) -> None:
     hl = headline(data, key)
     test = _ranked(_of(data.results, key), hl.column)
     ng = test[test["family"] == "ngram"]
-    for m in sorted(set(ng["method"]), key=lambda m: (_model_rank(m), m)):
+    for m in _in_model_order(ng["method"]):
         d = ng[ng["method"] == m].sort_values("n")
-        ax.plot(d["n"], d[hl.column], marker="o", color=model_color(m), label=m)
+        ax.plot(d["n"], d[hl.column], marker=model_marker(m), color=model_color(m), label=m)
     nn = test[test["family"] == "neural"]
-    for r in nn.sort_values("model").itertuples(index=False):
+    for model in _in_model_order(nn["model"]):
         ax.axhline(
-            getattr(r, hl.column),
-            color=model_color(r.model),
+            nn[nn["model"] == model][hl.column].iloc[0],
+            color=model_color(model),
             linestyle="--",
-            label=f"{r.model} (neural)",
+            label=f"{model} (neural)",
         )
-    values = test[hl.column].replace(math.inf, np.nan).dropna()
-    if not values.empty and values.max() >= 10 * values.min():
-        ax.set_yscale("log")
+    _perplexity_axis(ax, test[hl.column], hl.name)
     ax.set_xlabel("n-gram order n")
-    ax.set_ylabel(f"{hl.name} (per token{', log scale' if ax.get_yscale() == 'log' else ''})")
     ax.set_title(f"{f.corpus} ({f.tokenizer}): {hl.name} against n")
     ax.set_xticks(sorted({int(n) for n in ng["n"]}))
 
 
+def _perplexity_axis(ax: Any, values: pd.Series, name: str) -> None:
+    """Label the y axis; make it logarithmic when the perplexities span a decade or more, with
+    ticks labelled 200, 300, 500 rather than 2×10²: perplexities read as plain numbers."""
+    from matplotlib.ticker import LogFormatter
+
+    finite = values.replace([math.inf, -math.inf], np.nan).dropna()
+    log = not finite.empty and finite.max() >= 10 * finite.min()
+    if log:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(LogFormatter())
+        ax.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(2, 0.5)))
+    ax.set_ylabel(f"{name} (per token{', log scale' if log else ''})")
+
+
 def _draw_curves(ax: Any, data: RunData, f: Figure) -> None:
     ep = _of(data.epochs, (f.corpus, f.tokenizer))
-    for model in sorted(set(ep["model"]), key=lambda m: (_model_rank(m), m)):
+    for model in _in_model_order(ep["model"]):
         d = ep[ep["model"] == model].sort_values("epoch")
+        colour, marker = model_color(model), model_marker(model)
         ax.plot(
-            d["epoch"],
-            d["train_perplexity"],
-            color=model_color(model),
-            linestyle=":",
-            label=f"{model} train",
+            d["epoch"], d["train_perplexity"], color=colour, linestyle=":", label=f"{model} train"
         )
         ax.plot(
-            d["epoch"],
-            d["valid_perplexity"],
-            color=model_color(model),
-            marker="o",
-            label=f"{model} valid",
+            d["epoch"], d["valid_perplexity"], color=colour, marker=marker, label=f"{model} valid"
         )
-    ax.set_yscale("log")
+    _perplexity_axis(ax, pd.concat([ep["train_perplexity"], ep["valid_perplexity"]]), "perplexity")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("perplexity (per token, log scale)")
     ax.set_title(f"{f.corpus} ({f.tokenizer}): learning curves (dotted: train, solid: valid)")
     ax.set_xticks(sorted({int(e) for e in ep["epoch"]}))
 

@@ -103,6 +103,7 @@ RUN_SCHEMAS: dict[str, pa.Schema] = {
             ("eval_seconds", pa.float64()),
             ("tokens_per_second", pa.float64()),
             ("epochs", pa.int32()),
+            ("device", pa.string()),
             ("model_key", pa.string()),
             ("settings_json", pa.string()),
         ]

@@ -1,0 +1,280 @@
+"""``lmpipe sql``: the documented views, the four output formats, the README's examples, and the
+read-only guarantees, on the hand-built warehouse of ``tests/test_report.py`` (no Prefect)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from test_report import CUR, PREV, build_warehouse
+
+from lm.errors import WarehouseError
+from lm.query import FORMATS, format_rows, run_query
+from lm.warehouse import RUN_SCHEMAS, VIEW_DOCS, Warehouse
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+DUCK_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMP WITH TIME ZONE",
+}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    h = tmp_path_factory.mktemp("sql") / "home"
+    build_warehouse(h)
+    return h
+
+
+def lmpipe_sql(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", "sql", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def columns(wh: Warehouse) -> dict[str, list[tuple[str, str]]]:
+    _, rows = run_query(
+        wh,
+        "select table_name, column_name, data_type from information_schema.columns "
+        "order by table_name, ordinal_position",
+    )
+    out: dict[str, list[tuple[str, str]]] = {}
+    for table, column, dtype in rows:
+        out.setdefault(table, []).append((column, dtype))
+    return out
+
+
+def readme_sql_section() -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("## Query the results with SQL")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def readme_views() -> dict[str, list[str]]:
+    """The README's table of views: view name -> documented column names."""
+    rows = re.findall(r"^\| `(\w+)` \| [^|]+ \| (.+) \|$", readme_sql_section(), re.M)
+    return {view: re.findall(r"`(\w+)`", cols) for view, cols in rows}
+
+
+def readme_queries() -> list[str]:
+    """Every ``lmpipe sql`` command of the README's SQL section, as the shell would pass it."""
+    queries = []
+    for block in re.findall(r"```bash\n(.*?)```", readme_sql_section(), re.S):
+        for command in re.split(r"^lmpipe ", block, flags=re.M)[1:]:
+            argv = shlex.split(command, comments=True)
+            assert argv[0] == "sql", command
+            queries.append(argv[-1])
+    return queries
+
+
+# --------------------------------------------------------------------------- views
+
+
+def test_views_have_the_documented_columns_and_types(home, tmp_path):
+    empty_root = tmp_path / "empty" / "data" / "warehouse"
+    empty_root.mkdir(parents=True)
+    full, empty = columns(Warehouse.at_home(home)), columns(Warehouse(empty_root))
+    assert set(full) == set(VIEW_DOCS)
+    for dataset, schema in RUN_SCHEMAS.items():
+        expected = [(f.name, DUCK_TYPES[f.type]) for f in schema]
+        assert full[dataset] == expected and empty[dataset] == expected, dataset
+    for view in ("vocab", "tokens", "ngrams"):
+        assert full[view] == empty[view], view
+    documented = readme_views()
+    assert set(documented) == set(VIEW_DOCS)
+    for view, cols in documented.items():
+        assert set(cols) - {"run_id"} == {c for c, _ in full[view]} - {"run_id"}, view
+
+
+def test_readme_examples_run_as_written_and_return_rows(home):
+    queries = readme_queries()
+    assert len(queries) >= 5
+    for q in queries:
+        cols, rows = run_query(Warehouse.at_home(home), q)
+        assert cols and rows, q
+
+
+# --------------------------------------------------------------------------- formats
+
+QUERY = (
+    "select run_id, corpus, model, n, split, perplexity, started_at from results"
+    " join runs using (run_id) where corpus = 'jaychou' order by all"
+)
+
+
+def test_every_format_holds_the_parquet_values(home):
+    wh = Warehouse.at_home(home)
+    cols, rows = run_query(wh, QUERY)
+    parquet = sorted(
+        (r["run_id"], r["model"], r["n"] if r["n"] is not None else -1, r["split"], r["perplexity"])
+        for run in (PREV, CUR)
+        for r in pq.read_table(wh.run_path("results", run)).to_pylist()
+        if r["corpus"] == "jaychou"
+    )
+    by_json = json.loads(format_rows(cols, rows, "json"))
+    assert (
+        sorted(
+            (
+                r["run_id"],
+                r["model"],
+                r["n"] if r["n"] is not None else -1,
+                r["split"],
+                float(r["perplexity"]),
+            )
+            for r in by_json
+        )
+        == parquet
+    )
+    assert by_json[0]["started_at"].startswith("2026-01-0")
+    by_csv = list(csv.DictReader(io.StringIO(format_rows(cols, rows, "csv"))))
+    assert (
+        sorted(
+            (r["run_id"], r["model"], int(r["n"] or -1), r["split"], float(r["perplexity"]))
+            for r in by_csv
+        )
+        == parquet
+    )  # csv keeps every digit
+    markdown = format_rows(cols, rows, "markdown").splitlines()
+    assert markdown[0] == "| " + " | ".join(cols) + " |" and len(markdown) == len(rows) + 2
+    table = format_rows(cols, rows, "table").splitlines()
+    assert table[0].split() == cols and table[-1] == f"({len(rows)} rows)"
+    with pytest.raises(WarehouseError, match="choose one of: table, csv, json, markdown"):
+        format_rows(cols, rows, "xml")
+    assert FORMATS == ("table", "csv", "json", "markdown")
+
+
+def test_infinite_and_missing_values_print_in_every_format(home):
+    cols, rows = run_query(
+        Warehouse.at_home(home),
+        "select perplexity, n from results where "
+        "perplexity = 'inf'::double and family = 'ngram' limit 1",
+    )
+    assert json.loads(format_rows(cols, rows, "json")) == [{"perplexity": "inf", "n": 3}]
+    assert format_rows(cols, rows, "csv") == "perplexity,n\ninf,3\n"
+    _, rows = run_query(
+        Warehouse.at_home(home), "select n, 1.5 as d from results where family = 'neural' limit 1"
+    )
+    assert json.loads(format_rows(["n", "d"], rows, "json")) == [{"n": None, "d": 1.5}]
+
+
+def test_cli_prints_the_chosen_format(home):
+    r = lmpipe_sql(
+        home,
+        "--format",
+        "json",
+        "select corpus, count(*) as n from results group by all order by all",
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [
+        {"corpus": "jaychou", "n": 56},
+        {"corpus": "timemachine", "n": 84},
+    ]
+    r = lmpipe_sql(home, "--format", "xml", "select 1")
+    assert r.returncode != 0 and "choose one of: table, csv, json, markdown" in r.stderr
+
+
+# --------------------------------------------------------------------------- read-only
+
+
+def _fingerprint(home: Path) -> dict[str, str]:
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((home / "data").rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("delete from results", "read-only: DELETE statements are refused"),
+        ("drop view results", "read-only: DROP statements are refused"),
+        ("copy results to 'out.csv'", "read-only: COPY statements are refused"),
+        ("attach 'other.duckdb'", "read-only: ATTACH statements are refused"),
+        ("select * from read_csv('/etc/passwd')", "Permission Error"),
+        ("selec * from results", 'syntax error at or near "selec"'),
+    ],
+)
+def test_cli_refuses_and_changes_nothing(home, query, message):
+    before = _fingerprint(home)
+    r = lmpipe_sql(home, query)
+    assert r.returncode != 0 and r.stdout == ""
+    assert r.stderr.startswith("lmpipe: error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert message in r.stderr
+    assert _fingerprint(home) == before
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "insert into results (run_id) values ('x')",
+        "update results set perplexity = 0",
+        "create table t as select 1",
+        "create or replace view results as select 1",
+        "set enable_external_access = true",
+        "install httpfs",
+        "load httpfs",
+        "export database 'dump'",
+        "select 1; drop view results",
+        "checkpoint",
+        "select * from glob('/*')",
+        "select * from read_parquet('/etc/*.parquet')",
+        "pragma enable_profiling",
+        "explain analyze delete from results",
+        "",
+    ],
+)
+def test_nothing_but_one_read_statement_runs(home, query):
+    with pytest.raises(WarehouseError):
+        run_query(Warehouse.at_home(home), query)
+    _, rows = run_query(Warehouse.at_home(home), "select count(*) from results")
+    assert rows == [(2 * 2 * (4 * 3 + 2) * 2 + (4 * 3 + 2) * 2,)]
+
+
+def test_read_statements_of_every_kind_run(home):
+    wh = Warehouse.at_home(home)
+    for q in (
+        "describe results",
+        "show tables",
+        "summarize runs",
+        "explain select * from results",
+        "pragma show_tables",
+        "select * from (pivot (select model, split, perplexity from results "
+        "where family = 'neural') on split using first(perplexity))",
+    ):
+        _, rows = run_query(wh, q)
+        assert rows, q
+
+
+# --------------------------------------------------------------------------- the database file
+
+
+def test_rebuild_and_a_moved_home(home, tmp_path):
+    wh = Warehouse.at_home(home)
+    wh.db_path.unlink()
+    r = lmpipe_sql(home, "--rebuild")
+    assert r.returncode == 0 and r.stdout.strip() == str(wh.db_path) and wh.db_path.exists()
+    # a copied home's database still names the old folder: it is rebuilt for the new one
+    moved = tmp_path / "moved"
+    shutil.copytree(home, moved)
+    _, rows = run_query(Warehouse.at_home(moved), "select count(*) from runs")
+    assert rows == [(3,)]
+    with pytest.raises(WarehouseError, match="no warehouse at"):
+        run_query(Warehouse.at_home(tmp_path / "nowhere"), "select 1")
