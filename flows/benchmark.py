@@ -19,7 +19,7 @@ from prefect.futures import PrefectFuture, wait
 from lm.config import ExperimentConfig
 from lm.record import new_run_id
 from tasks.caching import missing_files
-from tasks.publish import publish_report, record
+from tasks.publish import clean, publish_report, record
 from tasks.steps import count_ngrams, fit_score_ngram, ingest_corpus, train_score_neural
 
 
@@ -59,6 +59,9 @@ def perplexity_benchmark(config: dict[str, Any], home: str, run_id: str | None =
     started = datetime.now(UTC)
     logger = get_run_logger()
     logger.info("run %s: experiment %r into %s", run_id, cfg.name, home)
+    removed = clean(home)
+    if removed:
+        logger.info("removed %d leftovers of killed runs", len(removed))
 
     vocab = cfg.vocab.model_dump()
     ingest_jobs = [

@@ -328,12 +328,16 @@ def iter_pieces(
     chunk = chunk or READ_CHUNK
     offset = 0  # of the first byte of ``raw`` below
     carry = b""  # an incomplete UTF-8 sequence cut off the end of the previous read
+    open_line = False  # pieces of a line were given, its end not yet
     try:
         with _open_binary(src) as f:
             while True:
                 block = f.readline(chunk)
                 raw = carry + block
                 if not raw:
+                    if open_line:  # the last line has no newline
+                        stats.raw_lines += 1
+                        yield "", True
                     return
                 if b"\x00" in block:
                     at = offset + raw.index(b"\x00")
@@ -354,6 +358,7 @@ def iter_pieces(
                     text, carry = text[:-1], b"\r" + carry
                     offset -= 1
                 yield text, ends_line
+                open_line = not ends_line
                 if not block:
                     return
     except (gzip.BadGzipFile, zlib.error, EOFError, zipfile.BadZipFile) as e:

@@ -1,7 +1,8 @@
 """Ingestion: a corpus's text -> contiguous splits -> vocabulary -> token ids in Parquet.
 
-Streaming throughout (DESIGN sections 2 and 4): the text is read line by line (at most one
-line, and for long lines one chunk of it, in memory), the vocabulary is counted over the
+Streaming throughout (DESIGN sections 2 and 4): the text is read line by line, a long line in
+pieces of about 1 MB (so a single line of 100 MB needs no more memory than a short one), the
+vocabulary is counted over the
 training lines, then every split is encoded and written in bounded batches. The output is
 content-addressed: its folder name is a hash of the corpus content and every setting that
 changes the tokens, so an unchanged corpus is never ingested twice, and a finished ingest is
@@ -15,15 +16,16 @@ import re
 import time
 from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lm.corpus import SPLITS, CorpusSource, DecodeStats, iter_lines
+from lm.corpus import SPLITS, CorpusSource, DecodeStats, iter_pieces
 from lm.errors import CorpusError
 from lm.fileio import atomic_path, atomic_write_text, file_lock, sha256_text
 from lm.tokenize import get_normalizer, get_tokenizer
@@ -32,8 +34,6 @@ from lm.vocab import EOS, UNK, Vocab, vocab_from_counts
 from lm.warehouse import CONTENT_SCHEMAS, Warehouse, write_parquet
 
 BATCH_TOKENS = 1 << 20  # tokens per Parquet row group / memory batch
-LINE_CHUNK = 1 << 20  # characters of a very long line tokenized at a time
-_SPACE_RUN = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -110,51 +110,64 @@ def ingest(source: CorpusSource, settings: IngestSettings, wh: Warehouse) -> Ing
     manifest = out_dir / "manifest.json"
     with file_lock(out_dir.parent / f"key={key}.lock"):
         if manifest.exists():
-            return IngestResult.from_json(manifest.read_text(encoding="utf-8"))
+            return _relocated(IngestResult.from_json(manifest.read_text(encoding="utf-8")), wh)
         result = _ingest(source, settings, wh, key)
         atomic_write_text(manifest, result.to_json())
+    return result
+
+
+def _relocated(result: IngestResult, wh: Warehouse) -> IngestResult:
+    """A finished ingest's file paths under ``wh`` as it is now (the home may have moved)."""
+    result.vocab_path = str(wh.vocab_path(result.corpus, result.tokenizer, result.key))
+    for split, st in result.splits.items():
+        st.path = str(wh.tokens_path(result.corpus, result.tokenizer, result.key, split))
     return result
 
 
 def _ingest(source: CorpusSource, settings: IngestSettings, wh: Warehouse, key: str) -> IngestResult:
     t0 = time.perf_counter()
     decode = DecodeStats()
-    bounds = _split_bounds(source, settings, decode) if not source.has_own_split else None
+    bounds = _split_bounds(source, settings) if not source.has_own_split else None
 
     # pass 1: vocabulary from the training lines only
     counter: Counter[str] = Counter()
-    for split, line in _lines(source, settings, bounds, DecodeStats()):
+    tokens = _LineTokens(settings)
+    for split, piece, ends_line in _pieces(source, settings, bounds, DecodeStats()):
         if split != "train":
             if bounds is not None:
                 break
             continue
-        for chunk in _token_chunks(line, settings):
+        for chunk in tokens.feed(piece, ends_line):
             counter.update(chunk)
     if not counter:
         raise CorpusError(
             f"corpus {source.name!r} has no training tokens (empty or blank-only text in "
-            f"{_first_source(source)}); give a text with at least one non-empty line"
+            f"{_first_source(source, 'train')}); give a text with at least one non-empty line"
         )
     vocab = vocab_from_counts(counter, min_freq=settings.min_freq, max_size=settings.max_size)
+    index = {t: i for i, t in enumerate(vocab.tokens)}  # vocab.ids, at C speed for long streams
 
     # pass 2: encode every split into Parquet, in bounded batches
     stats = {s: SplitStats(split=s) for s in SPLITS}
     writers: dict[str, _SplitWriter] = {}
     seen_types: dict[str, set[str]] = {s: set() for s in SPLITS}
+    tokens = _LineTokens(settings)
     try:
-        for split, line in _lines(source, settings, bounds, decode):
+        for split, piece, ends_line in _pieces(source, settings, bounds, decode):
             w = writers.get(split)
             if w is None:
                 w = writers[split] = _SplitWriter(wh.tokens_path(source.name, settings.tokenizer, key, split))
             st = stats[split]
-            st.lines += 1
-            st.bytes += len(line.encode("utf-8")) + 1  # the newline stands for </s>
-            for chunk in _token_chunks(line, settings):
+            st.bytes += len(piece.encode("utf-8"))
+            for chunk in tokens.feed(piece, ends_line):
                 seen_types[split].update(chunk)
-                ids = vocab.ids(chunk)
+                ids = list(map(index.get, chunk, repeat(UNK)))
                 st.oov += ids.count(UNK)
                 w.add(ids)
-            w.add_eos()
+            if ends_line:
+                st.lines += 1
+                st.bytes += 1  # the newline stands for </s>
+                w.add_eos()
         for split, w in writers.items():
             w.close()
             stats[split].tokens = w.tokens
@@ -164,8 +177,12 @@ def _ingest(source: CorpusSource, settings: IngestSettings, wh: Warehouse, key: 
         for w in writers.values():
             w.abort()
         raise
-    if stats["train"].lines == 0:
-        raise CorpusError(f"corpus {source.name!r} has no training lines; check {_first_source(source)}")
+    for split in ("train", "valid", "test"):
+        if split in source.parts and stats[split].lines == 0:  # an own split file with no text
+            raise CorpusError(
+                f"the {split} text of corpus {source.name!r} ({_first_source(source, split)}) has no "
+                f"non-empty line; give a {split} file with text"
+            )
     vocab_path = wh.vocab_path(source.name, settings.tokenizer, key)
     write_parquet(_vocab_table(vocab), vocab_path)
     return IngestResult(
@@ -184,62 +201,132 @@ def _ingest(source: CorpusSource, settings: IngestSettings, wh: Warehouse, key: 
     )
 
 
-def _first_source(source: CorpusSource) -> str:
-    return str(next(iter(source.parts.values()))[0])
+def _first_source(source: CorpusSource, part: str | None = None) -> str:
+    srcs = source.parts.get(part or "", ()) or next(iter(source.parts.values()))
+    return str(srcs[0]) if len(srcs) == 1 else f"{srcs[0]} and {len(srcs) - 1} more"
 
 
-def _clean_lines(source: CorpusSource, part: str, settings: IngestSettings, decode: DecodeStats) -> Iterator[str]:
-    """Stripped, non-empty lines of one part of the corpus (DESIGN section 2)."""
+def _clean_pieces(
+    source: CorpusSource, part: str, settings: IngestSettings, decode: DecodeStats
+) -> Iterator[tuple[str, bool]]:
+    """The non-empty lines of one part of the corpus, stripped of leading and trailing whitespace
+    (DESIGN section 2), as ``(piece, ends_line)`` pairs: a line of any length streams through in
+    pieces of about ``READ_CHUNK`` bytes; each line ends with a piece flagged ``ends_line``."""
     for src in source.parts[part]:
-        for line in iter_lines(src, errors=settings.encoding_errors, stats=decode):
-            line = line.strip()
-            if line:
-                yield line
+        yield from _strip_lines(iter_pieces(src, errors=settings.encoding_errors, stats=decode), True)
 
 
-def _split_bounds(source: CorpusSource, settings: IngestSettings, decode: DecodeStats) -> tuple[int, int]:
-    n = sum(1 for _ in _clean_lines(source, "all", settings, decode))
+def _strip_lines(pieces: Iterable[tuple[str, bool]], drop_empty: bool) -> Iterator[tuple[str, bool]]:
+    """Strip each line (given in pieces) of leading and trailing whitespace; with ``drop_empty``
+    a line left empty is dropped."""
+    strip = _Stripper(drop_empty)
+    for piece, ends_line in pieces:
+        yield from strip.feed(piece, ends_line)
+
+
+class _Stripper:
+    """``str.strip`` of lines given in pieces. Only whitespace is held back between pieces."""
+
+    def __init__(self, drop_empty: bool) -> None:
+        self.drop_empty = drop_empty
+        self.started = False  # the line's first non-space character was seen
+        self.pending = ""  # whitespace at the end of the pieces so far: kept if text follows
+
+    def feed(self, piece: str, ends_line: bool) -> list[tuple[str, bool]]:
+        out: list[tuple[str, bool]] = []
+        if not self.started:
+            piece = piece.lstrip()
+            self.started = bool(piece)
+        body = piece.rstrip()
+        if body:
+            out.append((self.pending + body, False))
+            self.pending = piece[len(body):]
+        else:
+            self.pending += piece
+        if ends_line:
+            if self.started or not self.drop_empty:
+                out.append(("", True))
+            self.started, self.pending = False, ""
+        return out
+
+
+def _split_bounds(source: CorpusSource, settings: IngestSettings) -> tuple[int, int]:
+    # a counting pass: its decode statistics are not kept (pass 2 counts replacements once)
+    n = sum(ends for _, ends in _clean_pieces(source, "all", settings, DecodeStats()))
     if n == 0:
         raise CorpusError(
             f"corpus {source.name!r} has no non-empty line ({_first_source(source)} is empty or "
             "blank); give a text file with content"
         )
     a, b = settings.split_fractions
+    if int(a * n) == 0:
+        raise CorpusError(
+            f"corpus {source.name!r} has only {n} non-empty line(s) ({_first_source(source)}): the "
+            "80/10/10 split by lines leaves no training line; give more lines, or --train and --test files"
+        )
     return int(a * n), int(b * n)
 
 
-def _lines(
+def _pieces(
     source: CorpusSource, settings: IngestSettings, bounds: tuple[int, int] | None, decode: DecodeStats
-) -> Iterator[tuple[str, str]]:
-    """(split, line) pairs in corpus order: contiguous blocks for a single text, else each
-    split's own files."""
+) -> Iterator[tuple[str, str, bool]]:
+    """(split, piece, ends_line) in corpus order: contiguous blocks of lines for a single text,
+    else each split's own files."""
     if bounds is None:
         for split in SPLITS:
             if split in source.parts:
-                for line in _clean_lines(source, split, settings, decode):
-                    yield split, line
+                for piece, ends_line in _clean_pieces(source, split, settings, decode):
+                    yield split, piece, ends_line
         return
     train_end, valid_end = bounds
-    for i, line in enumerate(_clean_lines(source, "all", settings, decode)):
-        yield ("train" if i < train_end else "valid" if i < valid_end else "test"), line
+    i = 0  # index of the current line
+    for piece, ends_line in _clean_pieces(source, "all", settings, decode):
+        yield ("train" if i < train_end else "valid" if i < valid_end else "test"), piece, ends_line
+        i += ends_line
 
 
-def _token_chunks(line: str, settings: IngestSettings) -> Iterator[list[str]]:
-    """Tokens of one line, in chunks of about LINE_CHUNK characters, so that a single line of
-    100 MB is tokenized without holding all its tokens at once. Word tokenizers cut only at
-    whitespace, so no token is split."""
-    line = get_normalizer(settings.normalize)(line)
-    tokenize = get_tokenizer(settings.tokenizer)
-    if settings.normalize != "none":
-        line = line.strip()
-    start, n = 0, len(line)
-    while start < n:
-        end = min(start + LINE_CHUNK, n)
-        if end < n and settings.tokenizer != "char":
-            m = _SPACE_RUN.search(line, end)
-            end = m.end() if m else n
-        yield tokenize(line[start:end])
-        start = end
+class _LineTokens:
+    """Tokens of lines given in pieces, exactly as if each line were tokenized whole: the
+    normalizer never sees a run of non-letters cut in two, the line is stripped again after
+    normalizing (as before), and word tokenizers never see a token cut in two (text is handed
+    on up to its last whitespace)."""
+
+    def __init__(self, settings: IngestSettings) -> None:
+        self._tokenize = get_tokenizer(settings.tokenizer)
+        self._normalize = get_normalizer(settings.normalize)
+        self._normalizing = settings.normalize != "none"
+        self._cut_at_space = settings.tokenizer != "char"
+        self._strip = _Stripper(drop_empty=False)
+        self._raw = ""  # the trailing run of non-letters of the pieces so far, not normalized yet
+        self._text = ""  # text after the last whitespace, not tokenized yet
+
+    def feed(self, piece: str, ends_line: bool) -> Iterator[list[str]]:
+        """Token lists of ``piece`` (one line's next piece; ``ends_line`` on its last)."""
+        if not self._normalizing:
+            yield from self._tokens(piece, ends_line)
+            return
+        text = self._raw + piece
+        tail = None if ends_line else _NON_LETTER_TAIL.search(text)
+        cut = tail.start() if tail else len(text)
+        self._raw = text[cut:][:1]  # any run of non-letters normalizes to one space: keep one
+        for stripped, end in self._strip.feed(self._normalize(text[:cut]), ends_line):
+            yield from self._tokens(stripped, end)
+
+    def _tokens(self, text: str, ends_line: bool) -> Iterator[list[str]]:
+        if self._cut_at_space:
+            text = self._text + text
+            cut = len(text)
+            if not ends_line:
+                m = _LAST_SPACE.search(text)
+                cut = m.end() if m else 0
+            self._text = text[cut:]
+            text = text[:cut]
+        if text:
+            yield self._tokenize(text)
+
+
+_NON_LETTER_TAIL = re.compile(r"[^A-Za-z]+\Z")
+_LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 
 
 class _SplitWriter:
@@ -252,19 +339,19 @@ class _SplitWriter:
         self._tmp = self._ctx.__enter__()
         self._writer = pq.ParquetWriter(self._tmp, CONTENT_SCHEMAS["tokens"], compression="zstd")
         self._buf = array("i")
-        self._sent_buf = array("q")
+        self._eos_at: list[int] = []  # buffer positions of the sentence ends (add_eos)
         self.tokens = 0
-        self._sent = 0
+        self._sent = 0  # sentences ended so far
+        self._sent_flushed = 0  # sentences ended before the buffer's first token
 
     def add(self, ids: list[int]) -> None:
         self._buf.extend(ids)
-        self._sent_buf.extend([self._sent] * len(ids))
         if len(self._buf) >= BATCH_TOKENS:
             self._flush()
 
     def add_eos(self) -> None:
+        self._eos_at.append(len(self._buf))
         self._buf.append(EOS)
-        self._sent_buf.append(self._sent)
         self._sent += 1
 
     def _flush(self) -> None:
@@ -272,13 +359,17 @@ class _SplitWriter:
             return
         ids = np.frombuffer(self._buf, dtype=np.int32)
         pos = np.arange(self.tokens, self.tokens + len(ids), dtype=np.int64)
-        sent = np.frombuffer(self._sent_buf, dtype=np.int64)
+        # each token's sentence: the sentences ended before it (its own </s> belongs to it)
+        ends = np.zeros(len(ids) + 1, dtype=np.int64)
+        ends[np.asarray(self._eos_at, dtype=np.int64) + 1] = 1
+        sent = self._sent_flushed + np.cumsum(ends[:-1])
         self._writer.write_table(
             pa.table({"pos": pos, "sent": sent, "id": ids}, schema=CONTENT_SCHEMAS["tokens"])
         )
         self.tokens += len(ids)
+        self._sent_flushed = self._sent
         self._buf = array("i")
-        self._sent_buf = array("q")
+        self._eos_at = []
 
     def close(self) -> None:
         self._flush()

@@ -100,7 +100,10 @@ def run_query(wh: Warehouse, query: str, rebuild: bool = False) -> tuple[list[st
         cols = [d[0] for d in rel.description] if rel.description else []
         return cols, rel.fetchall()
     except duckdb.Error as e:
-        raise WarehouseError(one_line(e)) from None
+        msg = one_line(e)
+        if ".parquet" in msg and not isinstance(e, duckdb.ParserException | duckdb.BinderException):
+            msg += "; run `lmpipe check --repair` to find and remove damaged files"
+        raise WarehouseError(msg) from None
     finally:
         con.close()
 

@@ -386,28 +386,23 @@ def rebuild_database(wh: Warehouse) -> Path:
 
 
 def environment_json() -> str:
+    """Versions and machine facts for the reproducibility block. Package versions come from
+    their metadata, so recording a run never pays for importing torch."""
     import platform
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
 
-    import numpy
-    import pandas
-    import torch
-
-    info = {
+    info: dict[str, object] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "pandas": pandas.__version__,
-        "pyarrow": pa.__version__,
-        "duckdb": duckdb.__version__,
-        "cuda": torch.cuda.is_available(),
     }
-    try:
-        from importlib.metadata import version
-
-        info["prefect"] = version("prefect")
-    except Exception:  # noqa: BLE001 - prefect is optional for the library
-        pass
+    for pkg in ("torch", "numpy", "pandas", "pyarrow", "duckdb", "prefect"):
+        try:
+            info[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    torch = sys.modules.get("torch")
+    info["cuda"] = bool(torch is not None and torch.cuda.is_available())
     return json.dumps(info, sort_keys=True)

@@ -13,7 +13,14 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from lm import report
 from lm.ingest import IngestResult
 from lm.pipeline import Home
+from lm.check import clean_debris
 from lm.record import record_run
+
+
+@task(name="clean-warehouse", tags=["warehouse"])
+def clean(home: str) -> list[str]:
+    """Remove what killed runs left behind (their temporary files and uncommitted rows)."""
+    return clean_debris(Home(Path(home)).warehouse)
 
 
 @task(name="record-run", task_run_name="record run {run_id}", tags=["warehouse"])
