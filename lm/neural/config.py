@@ -41,7 +41,8 @@ class TrainConfig:
     ``embed`` is the embedding size of the library models (scratch models look the input up
     directly in ``W_xh``, d2l's one-hot product); ``tied`` shares the embedding with the output
     layer and needs ``embed == hidden``. Training stops after ``epochs`` epochs, after
-    ``max_minutes`` of wall clock (validation included), or after ``patience`` epochs without a
+    ``max_minutes`` of wall clock (validation included; an epoch is cut short to keep it, but at
+    least one batch and one validation always run), or after ``patience`` epochs without a
     better validation perplexity, whichever comes first; at least one of ``epochs`` and
     ``max_minutes`` must be set. On a plateau (no improvement) the learning rate is multiplied by
     ``lr_decay`` (1.0 disables it).

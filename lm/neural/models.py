@@ -33,9 +33,10 @@ class LanguageModel(nn.Module):
     def begin_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
         raise NotImplementedError
 
-    def masked(self, logits: torch.Tensor) -> torch.Tensor:
-        """(..., vocab) logits with the never-predicted ids at -inf."""
-        return logits + self.logit_mask.to(logits.dtype)
+    def masked_bias(self, bias: torch.Tensor) -> torch.Tensor:
+        """The output bias (vocab,) with the mask folded in: one add over the vocabulary instead
+        of one over every logit (the -inf entries get zero gradient, softmax gives them 0)."""
+        return bias + self.logit_mask.to(bias.dtype)
 
 
 def detach_state(state: State | None) -> State | None:

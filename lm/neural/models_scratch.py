@@ -37,15 +37,17 @@ class _ScratchBase(LanguageModel):
         self.hidden = hidden
         self.W_hq = _weight(hidden, vocab_size)
         self.b_q = _bias(vocab_size)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def begin_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
         z = torch.zeros(batch_size, self.hidden, device=device, dtype=self.W_hq.dtype)
         return tuple(z.clone() for _ in range(self.n_states))
 
     def _output(self, h: torch.Tensor) -> torch.Tensor:
-        # h: (batch, steps, hidden) -> logits (batch, steps, vocab), one matmul
-        return self.masked(self.drop(h) @ self.W_hq + self.b_q)
+        # h: (batch, steps, hidden) -> masked logits (batch, steps, vocab), one addmm
+        b, t, _ = h.shape
+        flat = self.drop(h).reshape(b * t, self.hidden)
+        return torch.addmm(self.masked_bias(self.b_q), flat, self.W_hq).view(b, t, -1)
 
 
 class _TanhRecurrence(torch.autograd.Function):

@@ -7,6 +7,7 @@ the embedding (Press & Wolf 2017; Inan et al. 2017). Initialisation as PyTorch's
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lm.neural.models import LanguageModel, State
@@ -39,7 +40,7 @@ class TorchRNNLM(LanguageModel):
         cell, kwargs = CELLS[arch]
         self.arch, self.hidden, self.layers = arch, hidden, layers
         self.embedding = nn.Embedding(vocab_size, embed)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.rnn = cell(
             embed,
             hidden,
@@ -68,5 +69,6 @@ class TorchRNNLM(LanguageModel):
         x = self.drop(self.embedding(ids))  # (batch, steps, embed)
         # out: (batch, steps, hidden); new: like state
         out, new = self.rnn(x, state if self.arch == "lstm" else state[0])
-        logits = self.decoder(self.drop(out))  # (batch, steps, vocab)
-        return self.masked(logits), (tuple(new) if self.arch == "lstm" else (new,))
+        bias = self.masked_bias(self.decoder.bias)
+        logits = F.linear(self.drop(out), self.decoder.weight, bias)  # (batch, steps, vocab)
+        return logits, (tuple(new) if self.arch == "lstm" else (new,))

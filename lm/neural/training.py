@@ -163,12 +163,8 @@ def train(
         optimizer.load_state_dict(ckpt["optimizer"])
         restore_rng(ckpt["rng"], rng)
         epoch, best_epoch, bad_epochs = ckpt["epoch"], ckpt["best_epoch"], ckpt["bad_epochs"]
-        best_ppl, elapsed_before, history = (
-            ckpt["best_valid_perplexity"],
-            ckpt["elapsed_seconds"],
-            ckpt["history"],
-        )
-        best_state = ckpt["best_model"]
+        best_ppl, best_state = ckpt["best_valid_perplexity"], ckpt["best_model"]
+        elapsed_before, history = ckpt["elapsed_seconds"], ckpt["history"]
     resumed_from = epoch
 
     budget = config.max_minutes * 60.0 if config.max_minutes is not None else math.inf
@@ -182,7 +178,7 @@ def train(
     def stop_reason(out_of_time: bool) -> str | None:
         if config.epochs is not None and epoch >= config.epochs:
             return "epochs"
-        if out_of_time or elapsed() >= budget:
+        if out_of_time or (epoch >= 1 and elapsed() >= budget):  # the first epoch always runs
             return "time budget"
         if config.patience is not None and bad_epochs >= config.patience:
             return "early stopping"
