@@ -132,5 +132,8 @@ def run_benchmark(cfg: ExperimentConfig, home: Path, runner: str = "thread", das
     """Run the experiment flow with the chosen task runner (what ``lmpipe run`` calls)."""
     from flows.runners import make_runner
 
+    from prefect import tags
+
     f = perplexity_benchmark.with_options(task_runner=make_runner(runner, dask_address))
-    return f(config=cfg.model_dump(mode="json"), home=str(home))
+    with tags("lmpipe", f"experiment:{cfg.name}", f"runner:{runner}"):
+        return f(config=cfg.model_dump(mode="json"), home=str(home))

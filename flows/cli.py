@@ -149,10 +149,9 @@ def _own_corpus_name(path: str) -> str:
     return name[:60]
 
 
-def _ingest_for(home: Path, corpus: str | None, train: str | None, valid: str | None, test: str | None,
-                tokenizer: str | None, min_freq: int, normalize: str, encoding_errors: str):
-    from lm.pipeline import Home, ingest_corpus
-
+def _corpus_spec(corpus: str | None, train: str | None, valid: str | None, test: str | None,
+                 tokenizer: str | None) -> tuple[dict[str, Any], str]:
+    """The corpus (registry name or explicit files) as a config entry, and its tokenizer."""
     if corpus and (train or test):
         raise ConfigError("give either --corpus NAME or --train/--test files, not both")
     if corpus:
@@ -171,6 +170,14 @@ def _ingest_for(home: Path, corpus: str | None, train: str | None, valid: str | 
 
     tokenizer = tokenizer or "whitespace"
     get_tokenizer(tokenizer)
+    return spec, tokenizer
+
+
+def _ingest_for(home: Path, corpus: str | None, train: str | None, valid: str | None, test: str | None,
+                tokenizer: str | None, min_freq: int, normalize: str, encoding_errors: str):
+    from lm.pipeline import Home, ingest_corpus
+
+    spec, tokenizer = _corpus_spec(corpus, train, valid, test, tokenizer)
     vocab = {"min_freq": min_freq, "normalize": normalize, "encoding_errors": encoding_errors}
     return Home(home), ingest_corpus(Home(home), spec, tokenizer, vocab)
 
@@ -191,6 +198,7 @@ def ngram(
     normalize: Annotated[str, typer.Option("--normalize", help="none, or d2l (letters and spaces, lower case).")] = "none",
     encoding_errors: Annotated[str, typer.Option("--encoding-errors", help="strict (error on bad UTF-8) or replace.")] = "strict",
     arpa: Annotated[Path | None, typer.Option("--arpa", help="Write the model as an ARPA file.", dir_okay=False)] = None,
+    prefect: Annotated[bool, typer.Option("--prefect", help="Run as a Prefect flow (visible in the UI) instead of directly.")] = False,
     home: HomeOpt = Path("."),
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -213,9 +221,6 @@ def ngram(
         raise ConfigError(f"--encoding-errors must be strict or replace (got {encoding_errors!r})")
     _check_min_freq(min_freq)
     _clean_debris(home)
-    started = datetime.now(UTC)
-    h, ing = _ingest_for(home, corpus, train, valid, test, tokenizer, min_freq, normalize, encoding_errors)
-    _note_replaced(ing)
     params: dict[str, Any] = {}
     if smoothing == "add-k":
         params["k"] = k
@@ -223,12 +228,34 @@ def ngram(
         params["discount"] = discount
     if smoothing == "mkn":
         params["discount_fallback"] = not no_discount_fallback
+    if prefect:
+        if arpa is not None:
+            raise ConfigError("--arpa writes a file outside the warehouse: run it without --prefect")
+        spec, tok = _corpus_spec(corpus, train, valid, test, tokenizer)
+        _prefect_env(home)
+        from flows.steps import ngram_flow
+
+        vocab = {"min_freq": min_freq, "normalize": normalize, "encoding_errors": encoding_errors}
+        result = ngram_flow(home=str(home), corpus=spec, tokenizer=tok, method=smoothing, order=order,
+                            params=params, vocab=vocab)
+        _print_scores(_Named(spec["name"], tok), result, result["run_id"], json_out)
+        return
+    started = datetime.now(UTC)
+    h, ing = _ingest_for(home, corpus, train, valid, test, tokenizer, min_freq, normalize, encoding_errors)
+    _note_replaced(ing)
     result = evaluate_ngram(h, ing, smoothing, order, params, arpa_out=arpa)
     run_id = new_run_id(started)
     record_run(h.warehouse, run_id, f"ngram-{ing.corpus}", "ngram",
                {"order": order, "smoothing": smoothing, "params": params, "corpus": ing.corpus,
                 "tokenizer": ing.tokenizer}, started, [ing], [(ing, result)])
     _print_scores(ing, result, run_id, json_out, arpa)
+
+
+class _Named:
+    """What the score printer needs of a corpus when a flow did the ingesting."""
+
+    def __init__(self, corpus: str, tokenizer: str) -> None:
+        self.corpus, self.tokenizer = corpus, tokenizer
 
 
 def _check_min_freq(min_freq: int) -> None:
@@ -328,6 +355,7 @@ def train_cmd(
     normalize: Annotated[str, typer.Option("--normalize", help="none or d2l.")] = "none",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the unfinished training of this configuration.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Train again even if this configuration finished before.")] = False,
+    prefect: Annotated[bool, typer.Option("--prefect", help="Run as a Prefect flow (visible in the UI) instead of directly.")] = False,
     home: HomeOpt = Path("."),
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -352,6 +380,17 @@ def train_cmd(
     _check_train_settings(settings)
     _check_min_freq(min_freq)
     _clean_debris(home)
+    if prefect:
+        if force:
+            raise ConfigError("--force is not available with --prefect (the flow re-uses a finished training)")
+        spec, tok = _corpus_spec(corpus, train, valid, test, tokenizer)
+        _prefect_env(home)
+        from flows.steps import train_flow
+
+        result = train_flow(home=str(home), corpus=spec, tokenizer=tok, settings=settings,
+                            vocab={"min_freq": min_freq, "normalize": normalize})
+        _print_scores(_Named(spec["name"], tok), result, result["run_id"], json_out)
+        return
     started = datetime.now(UTC)
     h, ing = _ingest_for(home, corpus, train, valid, test, tokenizer, min_freq, normalize, "strict")
     out_dir = neural_result_dir(h, ing, settings)

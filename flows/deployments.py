@@ -29,8 +29,16 @@ def scheduled_benchmark(config: dict[str, Any], home: str, runner: str = "thread
 
 
 def deployments(cfg: ExperimentConfig, home: Path, runner: str = "thread") -> list[Any]:
+    """The scheduled experiment, and each step flow as an unscheduled deployment that the UI or
+    ``prefect deployment run`` can trigger with its own parameters."""
+    from flows.steps import counts_flow, ingest_flow, ngram_flow, report_flow, train_flow
+
     params = {"config": cfg.model_dump(mode="json"), "home": str(home), "runner": runner}
-    return [
+    steps = [
+        f.to_deployment(name=f"{cfg.name}-{f.name}", parameters={"home": str(home)}, tags=["lmpipe", "step"])
+        for f in (ingest_flow, counts_flow, ngram_flow, train_flow, report_flow)
+    ]
+    return [*steps,
         scheduled_benchmark.to_deployment(
             name=f"{cfg.name}-nightly",
             schedules=[Cron(cfg.schedule.cron, timezone=cfg.schedule.timezone)],
@@ -38,7 +46,7 @@ def deployments(cfg: ExperimentConfig, home: Path, runner: str = "thread") -> li
             concurrency_limit=1,
             tags=["lmpipe", cfg.name],
             description=f"lmpipe experiment {cfg.name!r} on schedule {cfg.schedule.cron} ({cfg.schedule.timezone})",
-        )
+        ),
     ]
 
 

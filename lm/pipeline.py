@@ -132,7 +132,7 @@ def evaluate_ngram(
             "model_key": out_dir.name,
             "params": params,
             "metrics": metrics,
-            "parameters": int(getattr(model, "num_ngrams", 0)),
+            "parameters": _ngram_count(model),
             "train_seconds": train_s,
             "eval_seconds": eval_s,
             "normalized": method != "stupid-backoff",
@@ -143,6 +143,12 @@ def evaluate_ngram(
         result["cached"] = False
         return result
     return _cached(out_dir, compute)
+
+
+def _ngram_count(model: Any) -> int:
+    """The size of an n-gram model: the n-grams it stores, all orders (its "parameters")."""
+    trie = getattr(model, "trie", None)
+    return int(sum(trie.size(n) for n in range(1, trie.order + 1))) if trie is not None else 0
 
 
 # ----------------------------------------------------------------------------- neural

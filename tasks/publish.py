@@ -32,13 +32,14 @@ def record(
     started: datetime,
     ingests: list[dict[str, Any]],
     results: list[tuple[dict[str, Any], dict[str, Any]]],
+    kind: str = "benchmark",
 ) -> dict[str, int]:
     by_key = {i["key"] + i["tokenizer"]: IngestResult.from_dict(i) for i in ingests}
     return record_run(
         Home(Path(home)).warehouse,
         run_id,
         experiment,
-        "benchmark",
+        kind,
         config,
         started,
         by_key.values(),
