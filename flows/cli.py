@@ -115,6 +115,7 @@ def run(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config value, e.g. neural.hidden=256 (repeatable).")] = None,
     runner: Annotated[str, typer.Option("--runner", help="Task runner: thread or dask.")] = "thread",
     dask_address: Annotated[str | None, typer.Option("--dask-address", help="Existing Dask scheduler, e.g. tcp://host:8786.")] = None,
+    memory_limit: Annotated[str | None, typer.Option("--memory-limit", help="DuckDB memory limit for n-gram counting, e.g. 3GB (default: min(4 GB, half the RAM)); beyond it counting spills to <home>/data/spill.")] = None,
     home: HomeOpt = Path("."),
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -127,6 +128,10 @@ def run(
     if corpus:
         overrides["corpora"] = [{"name": c} for c in corpus]
     cfg = build_config(config, profile, overrides)
+    if memory_limit is not None:
+        from lm.pipeline import parse_size
+
+        os.environ["LMPIPE_MEMORY_LIMIT"] = str(parse_size(memory_limit))
     if runner not in ("thread", "dask"):
         raise ConfigError(f"unknown runner {runner!r}; choose thread or dask")
     _prefect_env(home)

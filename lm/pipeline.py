@@ -11,6 +11,8 @@ serialize on a lock file, so the second finds the first's result.
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +50,11 @@ class Home:
     @property
     def models_dir(self) -> Path:
         return self.root / "data" / "models"
+
+    @property
+    def spill_dir(self) -> Path:
+        """Where DuckDB spills when counting outgrows its memory limit."""
+        return Path(os.environ.get("LMPIPE_SPILL_DIR") or self.root / "data" / "spill")
 
     @property
     def reports_dir(self) -> Path:
@@ -283,9 +290,24 @@ def load_split_stream(ing: IngestResult, split: str) -> np.ndarray:
 # ----------------------------------------------------------------------------- corpora
 
 
-def corpora_dir_from_env() -> Path | None:
-    import os
+def memory_limit_from_env() -> int | None:
+    """``LMPIPE_MEMORY_LIMIT`` (e.g. ``3GB``, ``512MB``, bytes) for DuckDB's counting; None means
+    the engine's default, min(4 GiB, half the RAM)."""
+    value = os.environ.get("LMPIPE_MEMORY_LIMIT")
+    return parse_size(value) if value else None
 
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", text, flags=re.IGNORECASE)
+    if not m:
+        raise ConfigError(f"memory size {text!r} not understood; write e.g. 3GB, 512MB or a number of bytes")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def corpora_dir_from_env() -> Path | None:
     value = os.environ.get("LMPIPE_CORPORA_DIR")
     return Path(value).expanduser() if value else None
 
@@ -330,7 +352,8 @@ def count_ngrams(home: Home, ing: IngestResult, max_order: int) -> dict[str, Any
         if marker.exists():
             return {**json.loads(marker.read_text(encoding="utf-8")), "cached": True}
         t0 = time.perf_counter()
-        orders = counting.count_ngrams(ing.splits["train"].path, max_order, out_dir)
+        orders = counting.count_ngrams(ing.splits["train"].path, max_order, out_dir,
+                                       memory_limit=memory_limit_from_env(), spill_dir=home.spill_dir)
         result = {
             "dir": str(out_dir),
             "files": [str(marker), *(str(o.path) for o in orders)],

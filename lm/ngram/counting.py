@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lm.fileio import TMP_PREFIX, atomic_path
-from lm.ngram.windows import ngram_windows, window_schema
+from lm.ngram.windows import ngram_windows, num_rows, window_schema
 from lm.vocab import BOS, EOS
 
 COUNT_OF_COUNTS = 4
@@ -141,8 +141,9 @@ _STATS_SQL = _sql("count_stats")
 _PRUNE_SQL = _sql("prune_counts")
 
 MAX_MEMORY_LIMIT = 4 << 30
-"""The default DuckDB memory limit is min(4 GiB, half the RAM): large enough that orders 1..5
-of 100 M tokens spill little, small enough to leave the rest of a 4 GB budget to Python."""
+"""Cap of the default DuckDB memory limit, min(4 GiB, half the RAM): half leaves room for the
+rest of the process (one id batch, Arrow buffers) and for other work on the machine. The process
+peaks a few hundred MB above DuckDB's limit, so a 4 GB budget asks for about 3 GB."""
 
 
 def default_memory_limit() -> int:
@@ -193,29 +194,29 @@ def query_ngram_counts(
     return _window_counts(con, tokens, n).to_arrow_table()
 
 
-def shard_ranges(tokens: str | Path, shards: int) -> list[tuple[int, int]]:
-    """About ``shards`` row ranges [start, stop) covering a token file, cut at row-group
-    boundaries so that each shard reads whole row groups (plus a few ids of context)."""
-    meta = pq.ParquetFile(tokens).metadata
-    bounds = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
-    cuts = np.unique(
-        bounds[np.linspace(0, bounds.size - 1, max(shards, 1) + 1).round().astype(int)]
-    )
+def shard_ranges(tokens: str | Path | pa.Table, shards: int) -> list[tuple[int, int]]:
+    """``shards`` row ranges [start, stop) of about equal size covering a token file (fewer if
+    it has fewer rows). Any cut is exact (:mod:`lm.ngram.windows`); a shard that starts inside
+    a row group reads that group too, which costs little next to the aggregation."""
+    rows = num_rows(tokens)
+    cuts = np.unique(np.linspace(0, rows, max(shards, 1) + 1).round().astype(np.int64))
     return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
 
 
 def count_shard(
-    tokens: str | Path,
+    tokens: str | Path | pa.Table,
     n: int,
     start: int,
     stop: int,
     out: str | Path,
     *,
     con: duckdb.DuckDBPyConnection | None = None,
+    memory_limit: int | None = None,
+    spill_dir: str | Path | None = None,
 ) -> Path:
     """Write the order-n counts of the windows ending at rows [start, stop) to ``out``: one
-    shard of :func:`merge_shards`."""
-    with _connection(con) as c, atomic_path(out) as tmp:
+    part of :func:`merge_shards`. Memory as in :func:`count_ngrams`."""
+    with _connection(con, memory_limit, spill_dir) as c, atomic_path(out) as tmp:
         _window_counts(c, tokens, n, start, stop).to_parquet(str(tmp))
     return Path(out)
 
@@ -227,10 +228,12 @@ def merge_shards(
     *,
     prune: int = 0,
     con: duckdb.DuckDBPyConnection | None = None,
+    memory_limit: int | None = None,
+    spill_dir: str | Path | None = None,
 ) -> OrderCounts:
-    """Sum the counts of shard files into the order-n counts file ``out``; identical to counting
-    the shards' rows at once."""
-    with _connection(con) as c:
+    """Sum the counts of shard files into the order-n counts file ``out`` (pruned at ``prune``,
+    statistics before pruning): identical to counting all the shards' rows at once."""
+    with _connection(con, memory_limit, spill_dir) as c:
         relation = c.sql(_MERGE_SQL, params={"paths": [str(p) for p in parts]})
         return _finish(c, relation, n, Path(out), prune)
 

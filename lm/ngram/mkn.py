@@ -43,19 +43,21 @@ def log10f(x: np.ndarray) -> np.ndarray:
     return pc.log10(pa.array(np.asarray(x, dtype=F32))).to_numpy(zero_copy_only=False)
 
 
+def adjusted_count(trie: SuffixTrie, n: int) -> np.ndarray:
+    """a(g) of the order-n nodes (§2): raw counts at the highest order and for n-grams that start
+    with ``<s>``; otherwise the continuation count N1+(. g). A unigram-only model uses raw
+    counts. int64 for unigrams, int32 above (like the trie's counts)."""
+    if n == trie.order:
+        return trie.count[n - 1].copy()
+    a = trie.children(n).astype(trie.count[n - 1].dtype)
+    starts_bos = trie.token[n - 1] == BOS
+    a[starts_bos] = trie.count[n - 1][starts_bos]
+    return a
+
+
 def adjusted_counts(trie: SuffixTrie) -> list[np.ndarray]:
-    """a(g) per order (§2): raw counts at the highest order and for n-grams that start with
-    ``<s>``; otherwise the continuation count N1+(. g). A unigram-only model uses raw counts."""
-    out: list[np.ndarray] = []
-    for n in range(1, trie.order + 1):
-        if n == trie.order:
-            out.append(trie.count[n - 1].copy())
-            continue
-        a = trie.children(n)
-        starts_bos = trie.token[n - 1] == BOS
-        a[starts_bos] = trie.count[n - 1][starts_bos]
-        out.append(a)
-    return out
+    """a(g) of every order (:func:`adjusted_count`)."""
+    return [adjusted_count(trie, n) for n in range(1, trie.order + 1)]
 
 
 def first_appearance_ranks(stream: np.ndarray, width: int, unk_is_word: bool) -> np.ndarray:
@@ -72,23 +74,20 @@ def first_appearance_ranks(stream: np.ndarray, width: int, unk_is_word: bool) ->
     return ranks
 
 
-def count_of_counts_kenlm(
-    trie: SuffixTrie, adjusted: Sequence[np.ndarray], ranks: np.ndarray
-) -> np.ndarray:
+def count_of_counts_kenlm(trie: SuffixTrie, ranks: np.ndarray) -> np.ndarray:
     """t_{n,k}, k = 1..4 (§3.1), with the quirk of §3.3: the suffixes of the greatest full
-    N-gram in suffix order count with their raw count instead of their adjusted count."""
-    t = np.stack([count_of_counts(a) for a in adjusted])
-    grams = trie.grams(trie.order)
-    if trie.order == 1 or grams.size == 0:
+    N-gram in suffix order count with their raw count instead of their adjusted count. The
+    adjusted counts are computed one order at a time and dropped (memory)."""
+    t = np.stack([count_of_counts(adjusted_count(trie, n)) for n in range(1, trie.order + 1)])
+    if trie.order == 1 or trie.size(trie.order) == 0:
         return t
-    # every full N-gram ends in a node of the highest order or collapses into a <s>-n-gram
-    full = _full_ngrams_with_collapsed(trie)
-    r = ranks[full]
-    g_star = full[np.lexsort(r.T)[-1]]
+    g_star = greatest_full_ngram(trie, ranks)
     for k in range(1, trie.order):
         suffix = g_star[trie.order - k :]
         row = int(trie.lookup(suffix[None, :])[0])
-        a, c = int(adjusted[k - 1][row]), int(trie.count[k - 1][row])
+        c = int(trie.count[k - 1][row])
+        # a(s_k): its raw count if it starts with <s>, else its children (left extensions)
+        a = c if suffix[0] == BOS else int(np.count_nonzero(trie.parent[k] == row))
         if 1 <= a <= COUNT_OF_COUNTS:
             t[k - 1, a - 1] -= 1
         if 1 <= c <= COUNT_OF_COUNTS:
@@ -98,17 +97,28 @@ def count_of_counts_kenlm(
     return t
 
 
-def _full_ngrams_with_collapsed(trie: SuffixTrie) -> np.ndarray:
-    """The padded full N-grams (U, N): highest-order nodes plus the collapsed ones, which are
-    the ``<s>``-initial nodes of lower orders padded back with ``<s>`` on the left."""
+def greatest_full_ngram(trie: SuffixTrie, ranks: np.ndarray) -> np.ndarray:
+    """g* of §3.3: the greatest padded full N-gram in suffix order (last token's rank first).
+    Candidates are the highest-order nodes and the collapsed ones (``<s>``-initial nodes of
+    lower orders, padded back with ``<s>``). Only the candidates whose last token has the
+    greatest rank are spelt out: a sort of every full N-gram would cost seconds and gigabytes."""
     n_max = trie.order
-    parts = [trie.grams(n_max)]
-    for n in range(1, n_max):
-        g = trie.grams(n)
-        g = g[(g[:, 0] == BOS) & (trie.count[n - 1] > 0)]
+    best: list[np.ndarray] = []
+    for n in range(1, n_max + 1):
+        rows = np.arange(trie.size(n))
+        if n < n_max:
+            rows = rows[(trie.token[n - 1] == BOS) & (trie.count[n - 1] > 0)]
+        if rows.size == 0:
+            continue
+        last = rows
+        for k in range(n, 1, -1):  # the order-1 ancestor holds the last token
+            last = trie.parent[k - 1][last]
+        r = ranks[last]
+        g = trie.grams(n, rows[r == r.max()])
         pad = np.full((len(g), n_max - n), BOS, dtype=np.int32)
-        parts.append(np.hstack([pad, g]))
-    return np.vstack(parts)
+        best.append(np.hstack([pad, g]))
+    full = np.vstack(best)
+    return full[np.lexsort(ranks[full].T)[-1]]
 
 
 def discounts(
@@ -159,16 +169,12 @@ def _chen_goodman(t1: int, t2: int, t3: int, t4: int) -> np.ndarray | None:
 
 @dataclass(frozen=True)
 class MknModelTables:
-    """Everything lmplz computes: per order the adjusted counts, discounts, interpolated
-    probabilities p (float32) and the interpolation weight gamma of every node as a context
-    (0 where it is none), plus the ARPA values (log10, float32)."""
+    """What lmplz computes besides the probabilities: the count-of-counts, discounts and the
+    orders that fell back, plus the ARPA values (log10 p and backoff per order, float32)."""
 
-    adjusted: tuple[np.ndarray, ...]
     count_of_counts: np.ndarray
     discounts: np.ndarray
     fallback_orders: tuple[int, ...]
-    prob: tuple[np.ndarray, ...]
-    gamma: tuple[np.ndarray, ...]
     tables: BackoffTables
 
 
@@ -180,53 +186,54 @@ def estimate_mkn(
     discount_fallback: Sequence[float] | None = DEFAULT_FALLBACK,
 ) -> MknModelTables:
     """Run lmplz's stages on a suffix trie. ``uniform_size`` is V of the uniform distribution
-    (§5); ``ranks`` are KenLM's word ids (:func:`first_appearance_ranks`)."""
-    adjusted = adjusted_counts(trie)
-    t = count_of_counts_kenlm(trie, adjusted, ranks)
+    (§5); ``ranks`` are KenLM's word ids (:func:`first_appearance_ranks`).
+
+    Memory: one order at a time. Order n needs only p of order n-1, so each order's p and gamma
+    become their log10 values (4 bytes a node each) as soon as the next order is done."""
+    t = count_of_counts_kenlm(trie, ranks)
     d, fell_back = discounts(t, discount_fallback)
     uniform = F32(1.0 / float(F32(uniform_size)))
-    prob: list[np.ndarray] = []
-    gamma: list[np.ndarray] = []
+    logp: list[np.ndarray] = []
+    backoff: list[np.ndarray] = []
+    lower = np.empty(0, dtype=F32)
     for n in range(1, trie.order + 1):
-        a = adjusted[n - 1]
         ctx = trie.context[n - 1]
         n_ctx = 1 if n == 1 else trie.size(n - 1)
-        u, g = _initial_probabilities(a, ctx, n_ctx, d[n - 1])
+        u, g = _initial_probabilities(adjusted_count(trie, n), ctx, n_ctx, d[n - 1])
         if n == 1:
             p = (u + F32(g[0] * uniform)).astype(F32)
             p[BOS] = F32(1.0)
             p[PAD] = F32(0.0)
         else:
-            p = (u + (g[ctx] * prob[n - 2][trie.parent[n - 1]]).astype(F32)).astype(F32)
-            gamma.append(g)
-        prob.append(p)
-    gamma.append(np.zeros(trie.size(trie.order), dtype=F32))
-    logp = tuple(np.minimum(log10f(p), F32(0.0)) for p in prob)
-    backoff = tuple(
-        np.where(g > 0, log10f(np.where(g > 0, g, 1)), F32(0.0)).astype(F32) for g in gamma[:-1]
-    )
+            p = (u + (g[ctx] * lower[trie.parent[n - 1]]).astype(F32)).astype(F32)
+            backoff.append(_log10_backoff(g))
+        del u, g
+        logp.append(np.minimum(log10f(p), F32(0.0)))
+        lower = p
     return MknModelTables(
-        adjusted=tuple(adjusted),
         count_of_counts=t,
         discounts=d,
         fallback_orders=fell_back,
-        prob=tuple(prob),
-        gamma=tuple(gamma),
-        tables=BackoffTables(logp=logp, backoff=backoff),
+        tables=BackoffTables(logp=tuple(logp), backoff=tuple(backoff)),
     )
+
+
+def _log10_backoff(gamma: np.ndarray) -> np.ndarray:
+    """ARPA backoff log10f(gamma), 0 where the node is no context (gamma 0)."""
+    return np.where(gamma > 0, log10f(np.where(gamma > 0, gamma, 1)), F32(0.0)).astype(F32)
 
 
 def _initial_probabilities(
     a: np.ndarray, ctx: np.ndarray, n_ctx: int, d: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """u(h w) = (a - D(a)) / S(h) and gamma(h) = (D1 N1 + D2 N2 + D3 N3+) / S(h), float32 with
-    lmplz's rounding order (§4). gamma is 0 for nodes that are no context."""
+    lmplz's rounding order (§4). gamma is 0 for nodes that are no context. Each float64 sum
+    becomes float32 at once, so one float64 array per context is alive at a time."""
     s = np.bincount(ctx, weights=a, minlength=n_ctx).astype(F32)
-    n1 = np.bincount(ctx, weights=a == 1, minlength=n_ctx).astype(F32)
-    n2 = np.bincount(ctx, weights=a == 2, minlength=n_ctx).astype(F32)
-    n3 = np.bincount(ctx, weights=a >= 3, minlength=n_ctx).astype(F32)
-    num = ((d[0] * n1).astype(F32) + (d[1] * n2).astype(F32)).astype(F32)
-    num = (num + (d[2] * n3).astype(F32)).astype(F32)
+    num = np.zeros(n_ctx, dtype=F32)
+    for k, mask in enumerate((a == 1, a == 2, a >= 3)):
+        nk = np.bincount(ctx[mask], minlength=n_ctx).astype(F32)
+        num = (num + (d[k] * nk).astype(F32)).astype(F32)
     safe = np.where(s > 0, s, F32(1.0))
     g = np.where(s > 0, num / safe, F32(0.0)).astype(F32)
     d_of_a = np.concatenate(([F32(0.0)], d))[np.minimum(a, 3)]

@@ -216,6 +216,7 @@ def fit(
         raise ValueError(f"token id {int(stream.max())} >= vocab_size={vocab_size}")
     grams, counts = count_full_ngrams(stream, order)
     trie = build_trie(grams, counts, vocab_size)
+    del grams, counts  # the trie holds them; at 20 M tokens the (U, N) grams are 0.4 GB
     v = vocab_size - 2
     common = {"order": order, "method": method, "vocab_size": vocab_size, "trie": trie, "params": p}
     if method == "mkn":

@@ -23,6 +23,9 @@ import numpy as np
 
 from lm.vocab import BOS
 
+SORTED_LOOKUP_MIN = 1 << 20
+"""Lookups of at least this many queries sort them first (:func:`find_rows`)."""
+
 NO_TOKEN = -1
 """History entry before the sentence's ``<s>``: no token there."""
 
@@ -31,7 +34,8 @@ NO_TOKEN = -1
 class SuffixTrie:
     """Per order n (index n-1): ``keys`` sorted int64, ``parent`` row of suf(g) at order n-1,
     ``token`` g_1, ``context`` row of ctx(g) at order n-1 (0 for unigrams: the empty context),
-    ``count`` raw occurrences ending at real positions (int64)."""
+    all int32; ``count`` raw occurrences ending at real positions (int64 for unigrams, int32
+    above: the bulk of a large model)."""
 
     width: int
     keys: tuple[np.ndarray, ...]
@@ -70,10 +74,11 @@ class SuffixTrie:
             rows = self.find(k, rows, grams[:, n - k])
         return rows
 
-    def grams(self, n: int) -> np.ndarray:
-        """The order-n n-grams as an (rows, n) int32 array, oldest token first."""
-        out = np.empty((self.size(n), n), dtype=np.int32)
-        rows = np.arange(self.size(n))
+    def grams(self, n: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """The order-n n-grams (of ``rows``, default all) as a (rows, n) int32 array, oldest
+        token first."""
+        rows = np.arange(self.size(n)) if rows is None else rows
+        out = np.empty((rows.size, n), dtype=np.int32)
         for k in range(n, 0, -1):
             out[:, n - k] = self.token[k - 1][rows]
             rows = self.parent[k - 1][rows]
@@ -88,7 +93,17 @@ def find_rows(
     if keys.size == 0:
         return np.full(np.shape(tokens), -1, dtype=np.int64)
     query = suffix_rows.astype(np.int64) * width + tokens
-    idx = np.minimum(np.searchsorted(keys, query), keys.size - 1)
+    if query.size < SORTED_LOOKUP_MIN:
+        idx = np.searchsorted(keys, query)
+    else:
+        # Random queries into a large key array miss the cache at every probe of the binary
+        # search (18 M into 18 M: ~25 s); ascending queries walk the keys once, because numpy's
+        # searchsorted starts from the previous bound when the queries ascend (~3 s with the sort).
+        order = np.argsort(query)
+        idx = np.empty(query.size, dtype=np.intp)
+        idx[order] = np.searchsorted(keys, query[order])
+        del order
+    idx = np.minimum(idx, keys.size - 1)
     found = (suffix_rows >= 0) & (tokens >= 0) & (keys[idx] == query)
     return np.where(found, idx, -1)
 
@@ -99,33 +114,42 @@ def build_trie(grams: np.ndarray, counts: np.ndarray, width: int) -> SuffixTrie:
     returns) and their counts.
 
     A full N-gram whose suffix of length n-1 already starts with ``<s>`` stops there: its longer
-    suffixes would start with ``<s> <s>`` (KENLM_MKN.md §1 "collapsing")."""
+    suffixes would start with ``<s> <s>`` (KENLM_MKN.md §1 "collapsing").
+
+    Memory: parent, token and context rows, and the counts of orders >= 2, are int32 (4 bytes
+    instead of 8; a row or a count never exceeds the number of positions, checked below), so a
+    node costs 24 bytes with its int64 key. The largest transient is one order's ``np.unique``
+    (about 5 int64 arrays of the n-gram count)."""
     n_max = grams.shape[1]
-    counts = counts.astype(np.int64)
+    total = int(counts.sum())
+    if total >= np.iinfo(np.int32).max:
+        raise ValueError(f"{total} positions do not fit the trie's int32 rows and counts")
     last = grams[:, n_max - 1].astype(np.int64)
     keys = [np.arange(width, dtype=np.int64)]
-    parent = [np.zeros(width, dtype=np.int64)]
+    parent = [np.zeros(width, dtype=np.int32)]
     token = [np.arange(width, dtype=np.int32)]
-    context = [np.zeros(width, dtype=np.int64)]
+    context = [np.zeros(width, dtype=np.int32)]
     count = [np.bincount(last, weights=counts, minlength=width).astype(np.int64)]
     rows = last
     valid = np.ones(len(grams), dtype=bool)
     for n in range(2, n_max + 1):
         valid &= grams[:, n_max - n + 1] != BOS
-        tok = grams[valid, n_max - n].astype(np.int64)
-        uniq, inv = np.unique(rows[valid] * width + tok, return_inverse=True)
+        key = rows[valid] * width + grams[valid, n_max - n]
+        uniq, inv = np.unique(key, return_inverse=True)
+        del key
         keys.append(uniq)
-        parent.append(uniq // width)
+        parent.append((uniq // width).astype(np.int32))
         token.append((uniq % width).astype(np.int32))
-        count.append(np.bincount(inv, weights=counts[valid], minlength=uniq.size).astype(np.int64))
+        count.append(np.bincount(inv, weights=counts[valid], minlength=uniq.size).astype(np.int32))
         rows = np.full(len(grams), -1, dtype=np.int64)
         rows[valid] = inv
+        del inv
         if n == 2:
-            context.append(token[1].astype(np.int64))
+            context.append(token[1])
         else:
             ctx = find_rows(keys[n - 2], width, context[n - 2][parent[n - 1]], token[n - 1])
             assert (ctx >= 0).all(), "every context of a model n-gram is a model n-gram"
-            context.append(ctx)
+            context.append(ctx.astype(np.int32))
     return SuffixTrie(width, tuple(keys), tuple(parent), tuple(token), tuple(context), tuple(count))
 
 
