@@ -399,12 +399,13 @@ def train_cmd(
     started = datetime.now(UTC)
     h, ing = _ingest_for(home, corpus, train, valid, test, tokenizer, min_freq, normalize, "strict")
     out_dir = neural_result_dir(h, ing, settings)
-    if force or not resume:
-        # a fresh training: drop an unfinished checkpoint (and, with --force, a finished result)
-        if force:
-            (out_dir / "result.json").unlink(missing_ok=True)
-        if not (out_dir / "result.json").exists():
-            shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
+    done = out_dir / "result.json"
+    finished = done.exists() and json.loads(done.read_text(encoding="utf-8")).get("params") == settings
+    if force or (not resume and not finished):
+        # a fresh training: drop the checkpoint and any result of this configuration; --resume
+        # instead continues it (also to more epochs or a longer budget than it first had)
+        done.unlink(missing_ok=True)
+        shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
 
     def progress(row: dict[str, Any]) -> None:
         if not json_out:

@@ -69,15 +69,20 @@ def model_key(kind: str, data_key: str, params: dict[str, Any]) -> str:
     return sha256_text(kind, data_key, json.dumps(params, sort_keys=True), code_version())[:16]
 
 
-def _cached(out_dir: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """The step's result, computed once: ``files`` names what it stands for on disk."""
+def _cached(
+    out_dir: Path, compute: Callable[[], dict[str, Any]], params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The step's result, computed once: ``files`` names what it stands for on disk. With
+    ``params``, a stored result made with other parameters is recomputed (a training asked for
+    more epochs continues from its checkpoint)."""
     result_path = out_dir / "result.json"
     out_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(out_dir / ".lock"):
         if result_path.exists():
             cached = json.loads(result_path.read_text(encoding="utf-8"))
-            cached["cached"] = True
-            return cached
+            if params is None or cached.get("params") == params:
+                cached["cached"] = True
+                return cached
         result = compute()
         result["files"] = [str(result_path), *result.get("files", [])]
         atomic_write_text(result_path, json.dumps(result, indent=1, sort_keys=True, default=float))
@@ -161,8 +166,14 @@ def _ngram_count(model: Any) -> int:
 # ----------------------------------------------------------------------------- neural
 
 
+# Settings that change when or where a training stops, never what an epoch computes: a training
+# is found again (to resume or extend it) whatever their values (lm.neural.config).
+RESUMABLE = ("epochs", "max_minutes", "device")
+
+
 def neural_result_dir(home: Home, ing: IngestResult, settings: dict[str, Any]) -> Path:
-    return home.models_dir / "neural" / model_key("neural", ing.key, settings)
+    identity = {k: v for k, v in settings.items() if k not in RESUMABLE}
+    return home.models_dir / "neural" / model_key("neural", ing.key, identity)
 
 
 def detokenize(tokenizer: str, tokens: list[str]) -> str:
@@ -263,7 +274,7 @@ def train_neural(
             "wall_seconds": float(outcome.wall_seconds),
         }
 
-    return _cached(out_dir, compute)
+    return _cached(out_dir, compute, params=settings)
 
 
 def _samples(neural: Any, model: Any, vocab: Vocab, ing: IngestResult, gen: dict[str, Any]) -> list[dict[str, Any]]:
