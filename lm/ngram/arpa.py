@@ -24,10 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lm.metrics import TokenScores
-from lm.ngram.counting import sentence_offsets
 from lm.ngram.model import BackoffModel
-from lm.ngram.scoring import BackoffTables, backoff_log10, to_token_scores
-from lm.ngram.trie import SuffixTrie, find_rows, histories
+from lm.ngram.scoring import BackoffTables, score_backoff
+from lm.ngram.trie import SuffixTrie, find_rows
 from lm.vocab import BOS, EOS, PAD, UNK
 
 SPECIALS = ("<unk>", "<s>", "</s>")
@@ -133,9 +132,7 @@ class ArpaModel:
 
     def score_stream(self, stream: np.ndarray) -> TokenScores:
         """Score a stream of this model's ids."""
-        hist = histories(stream, sentence_offsets(stream), self.order - 1)
-        log10 = backoff_log10(self.trie, self.tables, hist, stream)
-        return to_token_scores(log10, stream, kenlm_sums=True)
+        return score_backoff(self.trie, self.tables, stream, kenlm_sums=True, validate=False)
 
 
 def load_arpa(path: str | Path) -> ArpaModel:

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from lm.metrics import TokenScores
+from lm.metrics import LN10, TokenScores
 from lm.ngram import estimators
-from lm.ngram.counting import check_stream, count_full_ngrams, sentence_offsets
+from lm.ngram.counting import check_stream, count_full_ngrams
 from lm.ngram.mkn import (
     DEFAULT_FALLBACK,
     adjusted_counts,
@@ -34,13 +34,16 @@ from lm.ngram.mkn import (
     first_appearance_ranks,
 )
 from lm.ngram.scoring import (
+    SCORE_CHUNK,
     BackoffTables,
     backoff_log10,
+    chunk_histories,
     context_rows,
     longest_match,
-    to_token_scores,
+    score_backoff,
+    stream_chunks,
 )
-from lm.ngram.trie import NO_TOKEN, SuffixTrie, build_trie, histories
+from lm.ngram.trie import NO_TOKEN, SuffixTrie, build_trie
 from lm.vocab import BOS, FIRST_WORD_ID, PAD, UNK
 
 METHODS = (
@@ -83,11 +86,16 @@ class NgramModel:
         recent first, ``<s>`` at the sentence start and -1 beyond it."""
         raise NotImplementedError
 
-    def score(self, stream: np.ndarray) -> TokenScores:
-        """Per-token scores of an evaluation stream (every token, ``</s>`` included)."""
+    def score(self, stream: np.ndarray, *, chunk: int = SCORE_CHUNK) -> TokenScores:
+        """Per-token scores of an evaluation stream (every token, ``</s>`` included), computed
+        ``chunk`` tokens at a time (bounded temporaries; the results do not depend on it)."""
         stream = self._checked(stream)
-        hist = histories(stream, sentence_offsets(stream), self.order - 1)
-        return to_token_scores(self.log10_prob(hist, stream), stream, kenlm_sums=False)
+        logprob = np.empty(stream.size, dtype=np.float64)
+        for start, window, off in stream_chunks(stream, self.order - 1, chunk):
+            hist = chunk_histories(window, off, self.order - 1)
+            log10 = self.log10_prob(hist, stream[start : start + off.size])
+            np.multiply(log10, LN10, out=logprob[start : start + off.size], dtype=np.float64)
+        return TokenScores(logprob=logprob, oov=stream == UNK)
 
     def distribution(self, context: Sequence[int]) -> np.ndarray:
         """p(. | context) over all ids (0 for ``<s>`` and ``<pad>``, which are never
@@ -121,10 +129,10 @@ class BackoffModel(NgramModel):
     def log10_prob(self, hist: np.ndarray, words: np.ndarray) -> np.ndarray:
         return backoff_log10(self.trie, self.tables, hist, words)
 
-    def score(self, stream: np.ndarray) -> TokenScores:
-        stream = self._checked(stream)
-        hist = histories(stream, sentence_offsets(stream), self.order - 1)
-        return to_token_scores(self.log10_prob(hist, stream), stream, kenlm_sums=self.kenlm_exact)
+    def score(self, stream: np.ndarray, *, chunk: int = SCORE_CHUNK) -> TokenScores:
+        return score_backoff(
+            self.trie, self.tables, self._checked(stream), kenlm_sums=self.kenlm_exact, chunk=chunk
+        )
 
 
 @dataclass(frozen=True)

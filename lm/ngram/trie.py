@@ -17,7 +17,7 @@ first word of a sentence has the single context ``<s>`` at every order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,6 +43,12 @@ class SuffixTrie:
     token: tuple[np.ndarray, ...]
     context: tuple[np.ndarray, ...]
     count: tuple[np.ndarray, ...]
+    _hashes: dict[int, KeyHash] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_hashes"] = {}  # a cache: rebuilt on first use, never saved
+        return state
 
     @property
     def order(self) -> int:
@@ -58,13 +64,38 @@ class SuffixTrie:
             return np.zeros(self.size(n), dtype=np.int64)
         return np.bincount(self.parent[n], minlength=self.size(n)).astype(np.int64)
 
-    def find(self, n: int, suffix_rows: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    def find(
+        self, n: int, suffix_rows: np.ndarray, tokens: np.ndarray, *, hashed: bool = False
+    ) -> np.ndarray:
         """Rows of the order-n nodes (token, suffix...), ``-1`` where absent.
 
-        ``suffix_rows`` are order-(n-1) rows (``-1`` allowed: stays absent)."""
+        ``suffix_rows`` are order-(n-1) rows (``-1`` allowed: stays absent). ``hashed`` looks
+        them up in the order's hash table (:meth:`key_hash`, built on first use and cached)
+        instead of a binary search of the sorted keys: scoring does, a one-off lookup need
+        not build it."""
         if n == 1:
             return np.where(tokens >= 0, tokens, -1).astype(np.int64)
-        return find_rows(self.keys[n - 1], self.width, suffix_rows, tokens)
+        if not hashed:
+            return find_rows(self.keys[n - 1], self.width, suffix_rows, tokens)
+        suffix_rows = np.asarray(suffix_rows)
+        tokens = np.asarray(tokens)
+        ok = (suffix_rows >= 0) & (tokens >= 0)
+        if ok.all():
+            return self.key_hash(n).find(suffix_rows.astype(np.int64) * self.width + tokens)
+        out = np.full(ok.shape, -1, dtype=np.int64)
+        out[ok] = self.key_hash(n).find(suffix_rows[ok].astype(np.int64) * self.width + tokens[ok])
+        return out
+
+    def key_hash(self, n: int) -> KeyHash:
+        """The hash table of the order-n keys (n >= 2), built on first use and kept."""
+        hashes = self.__dict__.get("_hashes")
+        if hashes is None:  # a trie pickled before the cache existed
+            hashes = {}
+            object.__setattr__(self, "_hashes", hashes)
+        table = hashes.get(n)
+        if table is None:
+            table = hashes[n] = KeyHash.build(self.keys[n - 1])
+        return table
 
     def lookup(self, grams: np.ndarray) -> np.ndarray:
         """Rows of n-grams given as (M, n) token arrays, oldest first; ``-1`` where absent."""
@@ -83,6 +114,73 @@ class SuffixTrie:
             out[:, n - k] = self.token[k - 1][rows]
             rows = self.parent[k - 1][rows]
         return out
+
+
+_FIBONACCI = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass(frozen=True)
+class KeyHash:
+    """An open-addressing hash table (linear probing, no wrap-around) over one order's sorted
+    ``keys``: slot -> row of the key, -1 where empty. A lookup costs about one random memory
+    access where a binary search of a large key array costs about twenty. The table has 2 to 4
+    slots per key (4 bytes each, 8 from 2**31 keys), plus the few that the last run of
+    occupied slots spills past the end; an empty slot always follows the last key."""
+
+    keys: np.ndarray
+    table: np.ndarray
+    bits: int
+
+    @classmethod
+    def build(cls, keys: np.ndarray) -> KeyHash:
+        size = int(keys.size)
+        bits = max(1, size.bit_length() + 1)
+        dtype = np.int32 if size < np.iinfo(np.int32).max else np.int64
+        home = _slots(keys, bits)
+        # Insert in the order of the home slots: key i then lands in the first free slot at or
+        # after its home, max(home_i, pos_{i-1} + 1), i.e. a running maximum; the slots from
+        # its home up to it are all occupied, as a lookup that probes forward needs.
+        if bits + size.bit_length() <= 63:
+            packed = np.sort((home << size.bit_length()) | np.arange(size, dtype=np.int64))
+            row = packed & ((1 << size.bit_length()) - 1)
+            home = packed >> size.bit_length()
+            del packed
+        else:
+            row = np.argsort(home)
+            home = home[row]
+        step = np.arange(size, dtype=np.int64)
+        pos = np.maximum.accumulate(home - step) + step if size else step
+        table = np.full(max(1 << bits, int(pos[-1]) + 2 if size else 0), -1, dtype=dtype)
+        table[pos] = row
+        return cls(keys, table, bits)
+
+    def find(self, query: np.ndarray) -> np.ndarray:
+        """Rows of the non-negative int64 ``query`` keys, -1 where absent."""
+        if self.keys.size == 0:
+            return np.full(query.shape, -1, dtype=np.int64)
+        slot = _slots(query, self.bits)
+        row = self.table[slot].astype(np.int64)
+        done = (row < 0) | (self.keys[row] == query)
+        if done.all():
+            return row
+        out = np.where(done, row, -1)
+        left = np.flatnonzero(~done)
+        query, slot = query[left], slot[left]
+        while left.size:
+            slot += 1
+            row = self.table[slot].astype(np.int64)
+            empty = row < 0
+            hit = ~empty & (self.keys[row] == query)
+            out[left[hit]] = row[hit]
+            more = ~(empty | hit)
+            left, query, slot = left[more], query[more], slot[more]
+        return out
+
+
+def _slots(keys: np.ndarray, bits: int) -> np.ndarray:
+    """Home slots of non-negative int64 keys: the top ``bits`` of key * 2**64/phi (Fibonacci)."""
+    h = keys.astype(np.uint64) * _FIBONACCI
+    return (h >> np.uint64(64 - bits)).astype(np.intp)
 
 
 def find_rows(
