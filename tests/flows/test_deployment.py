@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-pytestmark = pytest.mark.flow
+pytestmark = [pytest.mark.flow, pytest.mark.slow]
 
 CHECK = textwrap.dedent(
     """
