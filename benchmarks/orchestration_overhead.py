@@ -1,26 +1,34 @@
-"""Orchestration overhead: the default experiment through the Prefect flow against the same work
-called directly through ``lm`` (no Prefect), both from scratch in fresh homes, in one process.
+"""Orchestration figures of the default experiment, each from scratch in a fresh home:
 
-    python benchmarks/orchestration_overhead.py [--profile quick] [--set neural.epochs=2 ...]
+1. the same work called directly through ``lm/`` (no Prefect),
+2. ``lmpipe run`` (the Prefect flow, thread runner) — the overhead ratio is 2 / 1 (aim < 1.10),
+3. ``lmpipe run`` again, unchanged, in the same home: it must execute no heavy task (<= 1/10 of 2),
+4. optionally ``lmpipe run --runner dask`` (2-worker local cluster): results must equal 2's exactly.
 
-Prints the two wall times and their ratio (aim: under 1.10) and writes
-benchmarks/results/orchestration_overhead.json.
+    python benchmarks/orchestration_overhead.py [--profile quick] [--dask] [--set KEY=VALUE ...]
+
+Runs 2-4 are CLI subprocesses, as a user runs them (Prefect's temporary server start included).
+Writes benchmarks/results/orchestration_overhead.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from lm.config import build_config
 from lm.pipeline import Home, count_ngrams, evaluate_ngram, ingest_corpus, train_neural
 from lm.record import new_run_id, record_run
 from lm.report import write_report
+from lm.warehouse import Warehouse
 
 
 def direct(cfg, home: Path) -> float:
@@ -46,30 +54,47 @@ def direct(cfg, home: Path) -> float:
     return time.perf_counter() - t0
 
 
-def via_flow(cfg, home: Path) -> float:
-    from flows.benchmark import run_benchmark
-
+def cli_run(home: Path, args: list[str]) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    run_benchmark(cfg, home)
-    return time.perf_counter() - t0
+    r = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--home", str(home), "--json", *args],
+                       capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"lmpipe run failed: {r.stderr[-2000:]}")
+    return wall, json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def results_of(home: Path, run_id: str) -> list[tuple]:
+    t = pq.read_table(Warehouse.at_home(home).run_path("results", run_id)).to_pandas()
+    t = t.sort_values(["corpus", "model", "n", "split"])
+    return [tuple(x) for x in t[["corpus", "model", "n", "split", "perplexity"]].fillna(-1).values.tolist()]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="quick")
+    ap.add_argument("--dask", action="store_true", help="also run with --runner dask and compare")
     ap.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
     args = ap.parse_args()
     from flows.cli import _parse_set
 
     cfg = build_config(None, args.profile, _parse_set(args.set))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-        t_direct = direct(cfg, Path(a))
-        t_flow = via_flow(cfg, Path(b))
-    out = {"direct_seconds": t_direct, "flow_seconds": t_flow, "ratio": t_flow / t_direct,
-           "profile": args.profile, "overrides": args.set}
-    print(f"direct through lm/: {t_direct:.1f} s; through the Prefect flow: {t_flow:.1f} s; "
-          f"ratio {t_flow / t_direct:.3f} (aim < 1.10)")
+    extra = ["--profile", args.profile] + [f"--set={s}" for s in args.set]
+    out: dict = {"profile": args.profile, "overrides": args.set}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_p = Path(tmp)
+        out["direct_seconds"] = direct(cfg, tmp_p / "direct")
+        out["flow_seconds"], first = cli_run(tmp_p / "flow", extra)
+        out["rerun_seconds"], again = cli_run(tmp_p / "flow", extra)
+        out["rerun_executed"] = again["executed"]
+        out["overhead_ratio"] = out["flow_seconds"] / out["direct_seconds"]
+        out["rerun_ratio"] = out["rerun_seconds"] / out["flow_seconds"]
+        out["rerun_results_equal"] = results_of(tmp_p / "flow", first["run_id"]) == results_of(tmp_p / "flow", again["run_id"])
+        if args.dask:
+            out["dask_seconds"], d = cli_run(tmp_p / "dask", [*extra, "--runner", "dask"])
+            out["dask_results_equal"] = results_of(tmp_p / "flow", first["run_id"]) == results_of(tmp_p / "dask", d["run_id"])
+    for k, v in out.items():
+        print(f"{k:22s} {v:.3f}" if isinstance(v, float) else f"{k:22s} {v}")
     dest = Path(__file__).parent / "results" / "orchestration_overhead.json"
     dest.parent.mkdir(exist_ok=True)
     dest.write_text(json.dumps(out, indent=1))

@@ -1,0 +1,84 @@
+"""`lmpipe run` killed with SIGKILL at several points, then run again: no partial file under a
+final name, `lmpipe check` clean, results equal to an uninterrupted run's."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from lm.fileio import TMP_PREFIX
+
+pytestmark = [pytest.mark.flow, pytest.mark.slow]
+
+KILL_AT = (0.35, 0.6, 0.8, 0.95)  # fractions of an uninterrupted run: ingest/counting, models, training, report
+
+
+def _run(cfg: Path, home: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--config", str(cfg), "--home", str(home),
+                             "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def _results(home: Path, run_id: str) -> list[tuple]:
+    t = pq.read_table(home / "data" / "warehouse" / "results" / f"run_id={run_id}" / "results.parquet").to_pandas()
+    t = t.sort_values(["corpus", "model", "n", "split"])
+    return [tuple(r) for r in t[["corpus", "model", "n", "split", "perplexity"]].fillna(-1).values.tolist()]
+
+
+def test_killed_runs_leave_nothing_half_written_and_the_next_run_is_whole(tmp_path, corpora_dir):
+    text = tmp_path / "tm.txt"
+    text.write_text("\n".join((corpora_dir / "timemachine.txt").read_text().splitlines()[:1500]) + "\n")
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(textwrap.dedent(f"""
+        name = "killed"
+        tokenizers = ["char"]
+        [[corpora]]
+        name = "tm-slice"
+        path = "{text}"
+        [ngram]
+        orders = [1, 2, 3]
+        methods = ["mkn", "kn"]
+        [neural]
+        architectures = ["gru"]
+        hidden = 32
+        embed = 16
+        epochs = 3
+    """))
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "DO_NOT_TRACK": "1"}
+    t0 = time.monotonic()
+    ref = _run(cfg, tmp_path / "reference", env)
+    out, _ = ref.communicate(timeout=600)
+    wall = time.monotonic() - t0
+    assert ref.returncode == 0
+    reference = _results(tmp_path / "reference", json.loads(out.strip().splitlines()[-1])["run_id"])
+
+    home = tmp_path / "home"
+    killed = 0
+    for fraction in KILL_AT:
+        p = _run(cfg, home, env)
+        time.sleep(fraction * wall)
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+            killed += 1
+        p.wait()
+        # complete files only under final names: every Parquet file reads
+        for f in home.rglob("*.parquet"):
+            if not f.name.startswith(TMP_PREFIX):
+                pq.read_table(f)
+    assert killed >= len(KILL_AT) - 1
+    p = _run(cfg, home, env)
+    out, _ = p.communicate(timeout=600)
+    assert p.returncode == 0
+    assert _results(home, json.loads(out.strip().splitlines()[-1])["run_id"]) == reference
+    check = subprocess.run([sys.executable, "-m", "flows.cli", "check", "--home", str(home)], env=env,
+                           capture_output=True, text=True)
+    assert check.returncode == 0 and "clean" in check.stdout, check.stdout + check.stderr
