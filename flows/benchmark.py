@@ -53,7 +53,9 @@ class Job:
     flow_run_name="{config[name]}",
     description="Perplexity from unigram to LSTM on each corpus of the experiment, with a report.",
 )
-def perplexity_benchmark(config: dict[str, Any], home: str, run_id: str | None = None) -> dict[str, Any]:
+def perplexity_benchmark(
+    config: dict[str, Any], home: str, run_id: str | None = None, sequential_training: bool = True
+) -> dict[str, Any]:
     cfg = ExperimentConfig(**config)
     run_id = run_id or new_run_id()
     started = datetime.now(UTC)
@@ -88,12 +90,15 @@ def perplexity_benchmark(config: dict[str, Any], home: str, run_id: str | None =
             for order in cfg.ngram.orders:
                 jobs.append((ing, Job.submit(f"{method} n={order} {name}", fit_score_ngram, home=home,
                                              ing=ing, method=method, order=order, params=ngram_params[method])))
-        for arch in cfg.neural.architectures:
-            settings = cfg.neural.for_arch(arch)
-            train = train_score_neural.with_options(timeout_seconds=_train_timeout(settings))
-            jobs.append((ing, Job.submit(f"{arch} train {name}", train, home=home, ing=ing,
-                                         settings=settings, generation=generation)))
+    if not sequential_training:
+        jobs += _submit_trainings(cfg, ingests, home, generation)
     wait([j.future for _, j in jobs] + [j.future for j in side])
+    if sequential_training:
+        # in one process, trainings take every core and run after the short n-gram tasks, so that
+        # neither slows the other; on a cluster they fan out with everything else
+        training = _submit_trainings(cfg, ingests, home, generation)
+        wait([j.future for _, j in training])
+        jobs += training
     results = []
     for ing, job in jobs:
         r, states[job.label] = job.result()
@@ -108,6 +113,19 @@ def perplexity_benchmark(config: dict[str, Any], home: str, run_id: str | None =
                 run_id, sum(counts.values()), len(states) - len(executed), len(states), report_path)
     return {"run_id": run_id, "report": report_path, "rows": counts, "task_states": states,
             "executed": executed}
+
+
+def _submit_trainings(
+    cfg: ExperimentConfig, ingests: list[dict[str, Any]], home: str, generation: dict[str, Any]
+) -> list[tuple[dict[str, Any], Job]]:
+    jobs = []
+    for ing in ingests:
+        for arch in cfg.neural.architectures:
+            settings = cfg.neural.for_arch(arch)
+            train = train_score_neural.with_options(timeout_seconds=_train_timeout(settings))
+            label = f"{arch} train {ing['corpus']}/{ing['tokenizer']}"
+            jobs.append((ing, Job.submit(label, train, home=home, ing=ing, settings=settings, generation=generation)))
+    return jobs
 
 
 def _ngram_params(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
@@ -136,4 +154,4 @@ def run_benchmark(cfg: ExperimentConfig, home: Path, runner: str = "thread", das
 
     f = perplexity_benchmark.with_options(task_runner=make_runner(runner, dask_address))
     with tags("lmpipe", f"experiment:{cfg.name}", f"runner:{runner}"):
-        return f(config=cfg.model_dump(mode="json"), home=str(home))
+        return f(config=cfg.model_dump(mode="json"), home=str(home), sequential_training=runner == "thread")

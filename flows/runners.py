@@ -25,6 +25,9 @@ def make_runner(kind: str = "thread", dask_address: str | None = None, workers: 
             ) from None
         if dask_address:
             return DaskTaskRunner(address=dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": workers or 2, "threads_per_worker": 1,
-                                              "processes": True, "dashboard_address": None})
+        n = workers or 2
+        share = max(1, (os.cpu_count() or 2) // n)  # torch threads per worker: no oversubscription
+        return DaskTaskRunner(cluster_kwargs={"n_workers": n, "threads_per_worker": 1, "processes": True,
+                                              "dashboard_address": None,
+                                              "env": {"LMPIPE_TORCH_THREADS": str(share)}})
     raise ConfigError(f"unknown runner {kind!r}; choose one of: {', '.join(RUNNERS)}")

@@ -1,5 +1,5 @@
 """Where a training runs: ``auto`` picks CUDA when available, else the CPU with one torch thread
-per core this process may use."""
+per core this process may use (or ``LMPIPE_TORCH_THREADS``)."""
 
 from __future__ import annotations
 
@@ -19,5 +19,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ValueError(f"device must be auto, cpu or cuda; got {name!r}")
     device = torch.device(name)
     if device.type == "cpu":
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
+        # LMPIPE_TORCH_THREADS: a process's share of the cores when several train side by side
+        # (a Dask worker per core); default: every core this process may use
+        threads = os.environ.get("LMPIPE_TORCH_THREADS")
+        torch.set_num_threads(int(threads) if threads else len(os.sched_getaffinity(0)))
     return device
