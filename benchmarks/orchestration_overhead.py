@@ -42,22 +42,48 @@ def direct(cfg, home: Path) -> float:
             ingests.append(ing)
             count_ngrams(h, ing, max(cfg.ngram.orders))
             for method in cfg.ngram.methods:
-                params = {"k": cfg.ngram.k} if method == "add-k" else (
-                    {"discount_fallback": cfg.ngram.discount_fallback} if method == "mkn" else {})
+                params = (
+                    {"k": cfg.ngram.k}
+                    if method == "add-k"
+                    else (
+                        {"discount_fallback": cfg.ngram.discount_fallback}
+                        if method == "mkn"
+                        else {}
+                    )
+                )
                 for n in cfg.ngram.orders:
                     results.append((ing, evaluate_ngram(h, ing, method, n, params)))
             for arch in cfg.neural.architectures:
-                results.append((ing, train_neural(h, ing, cfg.neural.for_arch(arch), cfg.generation.model_dump())))
+                results.append(
+                    (
+                        ing,
+                        train_neural(
+                            h, ing, cfg.neural.for_arch(arch), cfg.generation.model_dump()
+                        ),
+                    )
+                )
     run_id = new_run_id()
-    record_run(h.warehouse, run_id, cfg.name, "benchmark", cfg.model_dump(mode="json"), started, ingests, results)
+    record_run(
+        h.warehouse,
+        run_id,
+        cfg.name,
+        "benchmark",
+        cfg.model_dump(mode="json"),
+        started,
+        ingests,
+        results,
+    )
     write_report(h.warehouse, h.reports_dir, run_id)
     return time.perf_counter() - t0
 
 
 def cli_run(home: Path, args: list[str]) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--home", str(home), "--json", *args],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", "--home", str(home), "--json", *args],
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         raise SystemExit(f"lmpipe run failed: {r.stderr[-2000:]}")
@@ -67,11 +93,16 @@ def cli_run(home: Path, args: list[str]) -> tuple[float, dict]:
 def results_of(home: Path, run_id: str) -> list[tuple]:
     t = pq.read_table(Warehouse.at_home(home).run_path("results", run_id)).to_pandas()
     t = t.sort_values(["corpus", "model", "n", "split"])
-    return [tuple(x) for x in t[["corpus", "model", "n", "split", "perplexity"]].fillna(-1).values.tolist()]
+    return [
+        tuple(x)
+        for x in t[["corpus", "model", "n", "split", "perplexity"]].fillna(-1).values.tolist()
+    ]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--dask", action="store_true", help="also run with --runner dask and compare")
     ap.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
@@ -89,10 +120,14 @@ def main() -> None:
         out["rerun_executed"] = again["executed"]
         out["overhead_ratio"] = out["flow_seconds"] / out["direct_seconds"]
         out["rerun_ratio"] = out["rerun_seconds"] / out["flow_seconds"]
-        out["rerun_results_equal"] = results_of(tmp_p / "flow", first["run_id"]) == results_of(tmp_p / "flow", again["run_id"])
+        out["rerun_results_equal"] = results_of(tmp_p / "flow", first["run_id"]) == results_of(
+            tmp_p / "flow", again["run_id"]
+        )
         if args.dask:
             out["dask_seconds"], d = cli_run(tmp_p / "dask", [*extra, "--runner", "dask"])
-            out["dask_results_equal"] = results_of(tmp_p / "flow", first["run_id"]) == results_of(tmp_p / "dask", d["run_id"])
+            out["dask_results_equal"] = results_of(tmp_p / "flow", first["run_id"]) == results_of(
+                tmp_p / "dask", d["run_id"]
+            )
     for k, v in out.items():
         print(f"{k:22s} {v:.3f}" if isinstance(v, float) else f"{k:22s} {v}")
     dest = Path(__file__).parent / "results" / "orchestration_overhead.json"

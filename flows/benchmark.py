@@ -42,7 +42,9 @@ class Job:
         result = self.future.result()
         state = self.future.state.name
         if state == "Cached" and missing_files(result):
-            get_run_logger().info("%s: cached result points at missing files; recomputing", self.label)
+            get_run_logger().info(
+                "%s: cached result points at missing files; recomputing", self.label
+            )
             result = self.task.with_options(refresh_cache=True).submit(**self.kwargs).result()
             state = "Recomputed"
         return result, state
@@ -67,8 +69,14 @@ def perplexity_benchmark(
 
     vocab = cfg.vocab.model_dump()
     ingest_jobs = [
-        Job.submit(f"ingest {corpus.name}/{tokenizer}", ingest_corpus,
-                   home=home, corpus=corpus.model_dump(), tokenizer=tokenizer, vocab=vocab)
+        Job.submit(
+            f"ingest {corpus.name}/{tokenizer}",
+            ingest_corpus,
+            home=home,
+            corpus=corpus.model_dump(),
+            tokenizer=tokenizer,
+            vocab=vocab,
+        )
         for corpus in cfg.corpora
         for tokenizer in cfg.tokenizers_for(corpus)
     ]
@@ -85,11 +93,25 @@ def perplexity_benchmark(
     side: list[Job] = []
     for ing in ingests:
         name = f"{ing['corpus']}/{ing['tokenizer']}"
-        side.append(Job.submit(f"count {name}", count_ngrams, home=home, ing=ing, max_order=max_order))
+        side.append(
+            Job.submit(f"count {name}", count_ngrams, home=home, ing=ing, max_order=max_order)
+        )
         for method in cfg.ngram.methods:
             for order in cfg.ngram.orders:
-                jobs.append((ing, Job.submit(f"{method} n={order} {name}", fit_score_ngram, home=home,
-                                             ing=ing, method=method, order=order, params=ngram_params[method])))
+                jobs.append(
+                    (
+                        ing,
+                        Job.submit(
+                            f"{method} n={order} {name}",
+                            fit_score_ngram,
+                            home=home,
+                            ing=ing,
+                            method=method,
+                            order=order,
+                            params=ngram_params[method],
+                        ),
+                    )
+                )
     if not sequential_training:
         jobs += _submit_trainings(cfg, ingests, home, generation)
     wait([j.future for _, j in jobs] + [j.future for j in side])
@@ -109,10 +131,21 @@ def perplexity_benchmark(
     counts = record(home, run_id, cfg.name, config, started, ingests, results)
     report_path = publish_report(home, run_id)
     executed = sorted(k for k, v in states.items() if v != "Cached")
-    logger.info("run %s: %d rows recorded; %d of %d heavy tasks re-used from cache; report %s",
-                run_id, sum(counts.values()), len(states) - len(executed), len(states), report_path)
-    return {"run_id": run_id, "report": report_path, "rows": counts, "task_states": states,
-            "executed": executed}
+    logger.info(
+        "run %s: %d rows recorded; %d of %d heavy tasks re-used from cache; report %s",
+        run_id,
+        sum(counts.values()),
+        len(states) - len(executed),
+        len(states),
+        report_path,
+    )
+    return {
+        "run_id": run_id,
+        "report": report_path,
+        "rows": counts,
+        "task_states": states,
+        "executed": executed,
+    }
 
 
 def _submit_trainings(
@@ -124,7 +157,14 @@ def _submit_trainings(
             settings = cfg.neural.for_arch(arch)
             train = train_score_neural.with_options(timeout_seconds=_train_timeout(settings))
             label = f"{arch} train {ing['corpus']}/{ing['tokenizer']}"
-            jobs.append((ing, Job.submit(label, train, home=home, ing=ing, settings=settings, generation=generation)))
+            jobs.append(
+                (
+                    ing,
+                    Job.submit(
+                        label, train, home=home, ing=ing, settings=settings, generation=generation
+                    ),
+                )
+            )
     return jobs
 
 
@@ -146,12 +186,18 @@ def _train_timeout(settings: dict[str, Any]) -> float | None:
     return None if minutes is None else 60.0 * minutes * 2 + 300.0
 
 
-def run_benchmark(cfg: ExperimentConfig, home: Path, runner: str = "thread", dask_address: str | None = None) -> dict[str, Any]:
+def run_benchmark(
+    cfg: ExperimentConfig, home: Path, runner: str = "thread", dask_address: str | None = None
+) -> dict[str, Any]:
     """Run the experiment flow with the chosen task runner (what ``lmpipe run`` calls)."""
-    from flows.runners import make_runner
-
     from prefect import tags
+
+    from flows.runners import make_runner
 
     f = perplexity_benchmark.with_options(task_runner=make_runner(runner, dask_address))
     with tags("lmpipe", f"experiment:{cfg.name}", f"runner:{runner}"):
-        return f(config=cfg.model_dump(mode="json"), home=str(home), sequential_training=runner == "thread")
+        return f(
+            config=cfg.model_dump(mode="json"),
+            home=str(home),
+            sequential_training=runner == "thread",
+        )

@@ -29,8 +29,12 @@ app = typer.Typer(
 
 HomeOpt = Annotated[
     Path,
-    typer.Option("--home", envvar="LMPIPE_HOME", help="Root for everything a run writes (warehouse, cache, reports).",
-                 file_okay=False),
+    typer.Option(
+        "--home",
+        envvar="LMPIPE_HOME",
+        help="Root for everything a run writes (warehouse, cache, reports).",
+        file_okay=False,
+    ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
@@ -62,7 +66,9 @@ def _setup(home: Path, debug: bool, create: bool = False) -> Path:
 def _prefect_env(home: Path) -> None:
     for k, v in PREFECT_DEFAULTS.items():
         os.environ.setdefault(k, v)
-    os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(home / ".lmpipe" / "prefect-results"))
+    os.environ.setdefault(
+        "PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(home / ".lmpipe" / "prefect-results")
+    )
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -109,13 +115,34 @@ def _parse_set(values: list[str]) -> dict[str, Any]:
 
 @app.command()
 def run(
-    config: Annotated[Path | None, typer.Option("--config", help="Experiment TOML file.", dir_okay=False)] = None,
-    profile: Annotated[str, typer.Option("--profile", help="quick (minutes) or full (hours).")] = "quick",
-    corpus: Annotated[list[str] | None, typer.Option("--corpus", help="Corpus name (repeatable); replaces the config's list.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config value, e.g. neural.hidden=256 (repeatable).")] = None,
-    runner: Annotated[str, typer.Option("--runner", help="Task runner: thread or dask.")] = "thread",
-    dask_address: Annotated[str | None, typer.Option("--dask-address", help="Existing Dask scheduler, e.g. tcp://host:8786.")] = None,
-    memory_limit: Annotated[str | None, typer.Option("--memory-limit", help="DuckDB memory limit for n-gram counting, e.g. 3GB (default: min(4 GB, half the RAM)); beyond it counting spills to <home>/data/spill.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Experiment TOML file.", dir_okay=False)
+    ] = None,
+    profile: Annotated[
+        str, typer.Option("--profile", help="quick (minutes) or full (hours).")
+    ] = "quick",
+    corpus: Annotated[
+        list[str] | None,
+        typer.Option("--corpus", help="Corpus name (repeatable); replaces the config's list."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config value, e.g. neural.hidden=256 (repeatable)."),
+    ] = None,
+    runner: Annotated[
+        str, typer.Option("--runner", help="Task runner: thread or dask.")
+    ] = "thread",
+    dask_address: Annotated[
+        str | None,
+        typer.Option("--dask-address", help="Existing Dask scheduler, e.g. tcp://host:8786."),
+    ] = None,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--memory-limit",
+            help="DuckDB memory limit for n-gram counting, e.g. 3GB (default: min(4 GB, half the RAM)); beyond it counting spills to <home>/data/spill.",
+        ),
+    ] = None,
     home: HomeOpt = Path("."),
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -154,8 +181,13 @@ def _own_corpus_name(path: str) -> str:
     return name[:60]
 
 
-def _corpus_spec(corpus: str | None, train: str | None, valid: str | None, test: str | None,
-                 tokenizer: str | None) -> tuple[dict[str, Any], str]:
+def _corpus_spec(
+    corpus: str | None,
+    train: str | None,
+    valid: str | None,
+    test: str | None,
+    tokenizer: str | None,
+) -> tuple[dict[str, Any], str]:
     """The corpus (registry name or explicit files) as a config entry, and its tokenizer."""
     if corpus and (train or test):
         raise ConfigError("give either --corpus NAME or --train/--test files, not both")
@@ -178,8 +210,17 @@ def _corpus_spec(corpus: str | None, train: str | None, valid: str | None, test:
     return spec, tokenizer
 
 
-def _ingest_for(home: Path, corpus: str | None, train: str | None, valid: str | None, test: str | None,
-                tokenizer: str | None, min_freq: int, normalize: str, encoding_errors: str):
+def _ingest_for(
+    home: Path,
+    corpus: str | None,
+    train: str | None,
+    valid: str | None,
+    test: str | None,
+    tokenizer: str | None,
+    min_freq: int,
+    normalize: str,
+    encoding_errors: str,
+):
     from lm.pipeline import Home, ingest_corpus
 
     spec, tokenizer = _corpus_spec(corpus, train, valid, test, tokenizer)
@@ -190,20 +231,60 @@ def _ingest_for(home: Path, corpus: str | None, train: str | None, valid: str | 
 @app.command()
 def ngram(
     order: Annotated[int, typer.Option("--order", help="n-gram order N (1 = unigram).")],
-    smoothing: Annotated[str, typer.Option("--smoothing", help="mle, add-k, witten-bell, absolute, kn, mkn, katz, stupid-backoff.")] = "mkn",
-    train: Annotated[str | None, typer.Option("--train", help="Training text (file, folder or glob; .gz/.zip fine).")] = None,
+    smoothing: Annotated[
+        str,
+        typer.Option(
+            "--smoothing", help="mle, add-k, witten-bell, absolute, kn, mkn, katz, stupid-backoff."
+        ),
+    ] = "mkn",
+    train: Annotated[
+        str | None,
+        typer.Option("--train", help="Training text (file, folder or glob; .gz/.zip fine)."),
+    ] = None,
     test: Annotated[str | None, typer.Option("--test", help="Test text.")] = None,
-    valid: Annotated[str | None, typer.Option("--valid", help="Validation text (optional).")] = None,
-    corpus: Annotated[str | None, typer.Option("--corpus", help="A registry corpus and its splits instead of files.")] = None,
-    tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="char, word or whitespace (default: whitespace for files, the corpus's own for --corpus).")] = None,
+    valid: Annotated[
+        str | None, typer.Option("--valid", help="Validation text (optional).")
+    ] = None,
+    corpus: Annotated[
+        str | None,
+        typer.Option("--corpus", help="A registry corpus and its splits instead of files."),
+    ] = None,
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(
+            "--tokenizer",
+            help="char, word or whitespace (default: whitespace for files, the corpus's own for --corpus).",
+        ),
+    ] = None,
     k: Annotated[float, typer.Option("--k", help="add-k's k (1 = Laplace).")] = 1.0,
-    discount: Annotated[float | None, typer.Option("--discount", help="Fixed discount for absolute/kn (default: estimated).")] = None,
-    no_discount_fallback: Annotated[bool, typer.Option("--no-discount-fallback", help="mkn: fail instead of using KenLM's fallback discounts.")] = False,
-    min_freq: Annotated[int, typer.Option("--min-freq", help="Keep tokens seen at least this often in training.")] = 1,
-    normalize: Annotated[str, typer.Option("--normalize", help="none, or d2l (letters and spaces, lower case).")] = "none",
-    encoding_errors: Annotated[str, typer.Option("--encoding-errors", help="strict (error on bad UTF-8) or replace.")] = "strict",
-    arpa: Annotated[Path | None, typer.Option("--arpa", help="Write the model as an ARPA file.", dir_okay=False)] = None,
-    prefect: Annotated[bool, typer.Option("--prefect", help="Run as a Prefect flow (visible in the UI) instead of directly.")] = False,
+    discount: Annotated[
+        float | None,
+        typer.Option("--discount", help="Fixed discount for absolute/kn (default: estimated)."),
+    ] = None,
+    no_discount_fallback: Annotated[
+        bool,
+        typer.Option(
+            "--no-discount-fallback", help="mkn: fail instead of using KenLM's fallback discounts."
+        ),
+    ] = False,
+    min_freq: Annotated[
+        int, typer.Option("--min-freq", help="Keep tokens seen at least this often in training.")
+    ] = 1,
+    normalize: Annotated[
+        str, typer.Option("--normalize", help="none, or d2l (letters and spaces, lower case).")
+    ] = "none",
+    encoding_errors: Annotated[
+        str, typer.Option("--encoding-errors", help="strict (error on bad UTF-8) or replace.")
+    ] = "strict",
+    arpa: Annotated[
+        Path | None, typer.Option("--arpa", help="Write the model as an ARPA file.", dir_okay=False)
+    ] = None,
+    prefect: Annotated[
+        bool,
+        typer.Option(
+            "--prefect", help="Run as a Prefect flow (visible in the UI) instead of directly."
+        ),
+    ] = False,
     home: HomeOpt = Path("."),
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -235,24 +316,48 @@ def ngram(
         params["discount_fallback"] = not no_discount_fallback
     if prefect:
         if arpa is not None:
-            raise ConfigError("--arpa writes a file outside the warehouse: run it without --prefect")
+            raise ConfigError(
+                "--arpa writes a file outside the warehouse: run it without --prefect"
+            )
         spec, tok = _corpus_spec(corpus, train, valid, test, tokenizer)
         _prefect_env(home)
         from flows.steps import ngram_flow
 
         vocab = {"min_freq": min_freq, "normalize": normalize, "encoding_errors": encoding_errors}
-        result = ngram_flow(home=str(home), corpus=spec, tokenizer=tok, method=smoothing, order=order,
-                            params=params, vocab=vocab)
+        result = ngram_flow(
+            home=str(home),
+            corpus=spec,
+            tokenizer=tok,
+            method=smoothing,
+            order=order,
+            params=params,
+            vocab=vocab,
+        )
         _print_scores(_Named(spec["name"], tok), result, result["run_id"], json_out)
         return
     started = datetime.now(UTC)
-    h, ing = _ingest_for(home, corpus, train, valid, test, tokenizer, min_freq, normalize, encoding_errors)
+    h, ing = _ingest_for(
+        home, corpus, train, valid, test, tokenizer, min_freq, normalize, encoding_errors
+    )
     _note_replaced(ing)
     result = evaluate_ngram(h, ing, smoothing, order, params, arpa_out=arpa)
     run_id = new_run_id(started)
-    record_run(h.warehouse, run_id, f"ngram-{ing.corpus}", "ngram",
-               {"order": order, "smoothing": smoothing, "params": params, "corpus": ing.corpus,
-                "tokenizer": ing.tokenizer}, started, [ing], [(ing, result)])
+    record_run(
+        h.warehouse,
+        run_id,
+        f"ngram-{ing.corpus}",
+        "ngram",
+        {
+            "order": order,
+            "smoothing": smoothing,
+            "params": params,
+            "corpus": ing.corpus,
+            "tokenizer": ing.tokenizer,
+        },
+        started,
+        [ing],
+        [(ing, result)],
+    )
     _print_scores(ing, result, run_id, json_out, arpa)
 
 
@@ -265,7 +370,9 @@ class _Named:
 
 def _check_min_freq(min_freq: int) -> None:
     if min_freq < 1:
-        raise ConfigError(f"--min-freq must be at least 1 (got {min_freq}); 1 keeps every training token")
+        raise ConfigError(
+            f"--min-freq must be at least 1 (got {min_freq}); 1 keeps every training token"
+        )
 
 
 def _clean_debris(home: Path) -> None:
@@ -278,11 +385,16 @@ def _clean_debris(home: Path) -> None:
 
 def _note_replaced(ing: Any) -> None:
     if ing.replaced:
-        typer.echo(f"lmpipe: note: corpus {ing.corpus!r}: replaced {ing.replaced} byte(s) that were not "
-                   "valid UTF-8 with U+FFFD (--encoding-errors replace)", err=True)
+        typer.echo(
+            f"lmpipe: note: corpus {ing.corpus!r}: replaced {ing.replaced} byte(s) that were not "
+            "valid UTF-8 with U+FFFD (--encoding-errors replace)",
+            err=True,
+        )
 
 
-def _print_scores(ing: Any, result: dict[str, Any], run_id: str, json_out: bool, arpa: Path | None = None) -> None:
+def _print_scores(
+    ing: Any, result: dict[str, Any], run_id: str, json_out: bool, arpa: Path | None = None
+) -> None:
     m = result["metrics"]
     main = m.get("test") or m.get("valid")
     if json_out:
@@ -332,12 +444,21 @@ def _print_scores(ing: Any, result: dict[str, Any], run_id: str, json_out: bool,
 
 @app.command("train")
 def train_cmd(
-    arch: Annotated[str, typer.Option("--arch", help="rnn-scratch, gru-scratch, lstm-scratch, rnn, rnn-relu, gru, lstm.")] = "gru",
+    arch: Annotated[
+        str,
+        typer.Option(
+            "--arch", help="rnn-scratch, gru-scratch, lstm-scratch, rnn, rnn-relu, gru, lstm."
+        ),
+    ] = "gru",
     corpus: Annotated[str | None, typer.Option("--corpus", help="A registry corpus.")] = None,
-    train: Annotated[str | None, typer.Option("--train", help="Training text instead of --corpus.")] = None,
+    train: Annotated[
+        str | None, typer.Option("--train", help="Training text instead of --corpus.")
+    ] = None,
     valid: Annotated[str | None, typer.Option("--valid", help="Validation text.")] = None,
     test: Annotated[str | None, typer.Option("--test", help="Test text.")] = None,
-    tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="char, word or whitespace.")] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option("--tokenizer", help="char, word or whitespace.")
+    ] = None,
     hidden: Annotated[int, typer.Option("--hidden")] = 256,
     layers: Annotated[int, typer.Option("--layers")] = 1,
     embed: Annotated[int, typer.Option("--embed")] = 128,
@@ -346,21 +467,41 @@ def train_cmd(
     epochs: Annotated[int | None, typer.Option("--epochs")] = 10,
     seq_len: Annotated[int, typer.Option("--seq-len")] = 35,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
-    sampling: Annotated[str, typer.Option("--sampling", help="sequential or random.")] = "sequential",
+    sampling: Annotated[
+        str, typer.Option("--sampling", help="sequential or random.")
+    ] = "sequential",
     optimizer: Annotated[str, typer.Option("--optimizer", help="sgd, adam or adamw.")] = "adam",
     lr: Annotated[float, typer.Option("--lr")] = 1e-3,
     clip: Annotated[float, typer.Option("--clip", help="Max global gradient norm.")] = 1.0,
     weight_decay: Annotated[float, typer.Option("--weight-decay")] = 0.0,
-    lr_decay: Annotated[float, typer.Option("--lr-decay", help="LR factor on a validation plateau (1 = off).")] = 1.0,
-    patience: Annotated[int | None, typer.Option("--patience", help="Stop after this many epochs without improvement.")] = None,
+    lr_decay: Annotated[
+        float, typer.Option("--lr-decay", help="LR factor on a validation plateau (1 = off).")
+    ] = 1.0,
+    patience: Annotated[
+        int | None,
+        typer.Option("--patience", help="Stop after this many epochs without improvement."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Wall-clock budget.")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option("--max-minutes", help="Wall-clock budget.")
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     min_freq: Annotated[int, typer.Option("--min-freq")] = 1,
     normalize: Annotated[str, typer.Option("--normalize", help="none or d2l.")] = "none",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the unfinished training of this configuration.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Train again even if this configuration finished before.")] = False,
-    prefect: Annotated[bool, typer.Option("--prefect", help="Run as a Prefect flow (visible in the UI) instead of directly.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the unfinished training of this configuration."),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Train again even if this configuration finished before."),
+    ] = False,
+    prefect: Annotated[
+        bool,
+        typer.Option(
+            "--prefect", help="Run as a Prefect flow (visible in the UI) instead of directly."
+        ),
+    ] = False,
     home: HomeOpt = Path("."),
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -375,32 +516,58 @@ def train_cmd(
 
     home = _setup(home, debug, create=True)
     if arch not in ARCHITECTURES:
-        raise ConfigError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHITECTURES)}")
+        raise ConfigError(
+            f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHITECTURES)}"
+        )
     settings = {
-        "arch": arch, "embed": embed, "hidden": hidden, "layers": layers, "dropout": dropout, "tied": tied,
-        "epochs": epochs, "max_minutes": max_minutes, "seq_len": seq_len, "batch_size": batch_size,
-        "sampling": sampling, "optimizer": optimizer, "lr": lr, "clip": clip, "weight_decay": weight_decay,
-        "lr_decay": lr_decay, "patience": patience, "seed": seed, "device": device,
+        "arch": arch,
+        "embed": embed,
+        "hidden": hidden,
+        "layers": layers,
+        "dropout": dropout,
+        "tied": tied,
+        "epochs": epochs,
+        "max_minutes": max_minutes,
+        "seq_len": seq_len,
+        "batch_size": batch_size,
+        "sampling": sampling,
+        "optimizer": optimizer,
+        "lr": lr,
+        "clip": clip,
+        "weight_decay": weight_decay,
+        "lr_decay": lr_decay,
+        "patience": patience,
+        "seed": seed,
+        "device": device,
     }
     _check_train_settings(settings)
     _check_min_freq(min_freq)
     _clean_debris(home)
     if prefect:
         if force:
-            raise ConfigError("--force is not available with --prefect (the flow re-uses a finished training)")
+            raise ConfigError(
+                "--force is not available with --prefect (the flow re-uses a finished training)"
+            )
         spec, tok = _corpus_spec(corpus, train, valid, test, tokenizer)
         _prefect_env(home)
         from flows.steps import train_flow
 
-        result = train_flow(home=str(home), corpus=spec, tokenizer=tok, settings=settings,
-                            vocab={"min_freq": min_freq, "normalize": normalize})
+        result = train_flow(
+            home=str(home),
+            corpus=spec,
+            tokenizer=tok,
+            settings=settings,
+            vocab={"min_freq": min_freq, "normalize": normalize},
+        )
         _print_scores(_Named(spec["name"], tok), result, result["run_id"], json_out)
         return
     started = datetime.now(UTC)
     h, ing = _ingest_for(home, corpus, train, valid, test, tokenizer, min_freq, normalize, "strict")
     out_dir = neural_result_dir(h, ing, settings)
     done = out_dir / "result.json"
-    finished = done.exists() and json.loads(done.read_text(encoding="utf-8")).get("params") == settings
+    finished = (
+        done.exists() and json.loads(done.read_text(encoding="utf-8")).get("params") == settings
+    )
     if force or (not resume and not finished):
         # a fresh training: drop the checkpoint and any result of this configuration; --resume
         # instead continues it (also to more epochs or a longer budget than it first had)
@@ -417,8 +584,16 @@ def train_cmd(
 
     result = train_neural(h, ing, settings, {"length": 60}, on_epoch=progress, resume=True)
     run_id = new_run_id(started)
-    record_run(h.warehouse, run_id, f"train-{ing.corpus}", "train", {"train": settings, "corpus": ing.corpus,
-               "tokenizer": ing.tokenizer}, started, [ing], [(ing, result)])
+    record_run(
+        h.warehouse,
+        run_id,
+        f"train-{ing.corpus}",
+        "train",
+        {"train": settings, "corpus": ing.corpus, "tokenizer": ing.tokenizer},
+        started,
+        [ing],
+        [(ing, result)],
+    )
     _print_scores(ing, result, run_id, json_out)
 
 
@@ -441,10 +616,16 @@ def generate(
     prefix: Annotated[str, typer.Option("--prefix", help="Text to continue.")],
     length: Annotated[int, typer.Option("--length", help="Tokens to generate.")] = 100,
     temperature: Annotated[float, typer.Option("--temperature")] = 1.0,
-    greedy: Annotated[bool, typer.Option("--greedy", help="Always take the most likely token.")] = False,
+    greedy: Annotated[
+        bool, typer.Option("--greedy", help="Always take the most likely token.")
+    ] = False,
     top_k: Annotated[int | None, typer.Option("--top-k")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Architecture, when the run trained several.")] = None,
-    corpus: Annotated[str | None, typer.Option("--corpus", help="Corpus, when the run has several.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Architecture, when the run trained several.")
+    ] = None,
+    corpus: Annotated[
+        str | None, typer.Option("--corpus", help="Corpus, when the run has several.")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     home: HomeOpt = Path("."),
     debug: DebugOpt = False,
@@ -457,8 +638,18 @@ def generate(
         raise ConfigError(f"--length must be >= 0 (got {length})")
     if not greedy and temperature <= 0:
         raise ConfigError(f"--temperature must be positive (got {temperature}); or use --greedy")
-    text = generate_from_run(home, run_id, prefix, length, greedy=greedy, temperature=temperature,
-                             top_k=top_k, model=model, corpus=corpus, seed=seed)
+    text = generate_from_run(
+        home,
+        run_id,
+        prefix,
+        length,
+        greedy=greedy,
+        temperature=temperature,
+        top_k=top_k,
+        model=model,
+        corpus=corpus,
+        seed=seed,
+    )
     typer.echo(text)
 
 
@@ -467,7 +658,9 @@ def generate(
 
 @app.command()
 def report(
-    run_id: Annotated[str | None, typer.Option("--run", help="Run to report (default: the newest).")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Run to report (default: the newest).")
+    ] = None,
     home: HomeOpt = Path("."),
     debug: DebugOpt = False,
 ) -> None:
@@ -485,7 +678,12 @@ def report(
 def sql(
     query: Annotated[str, typer.Argument(help="One read-only SQL statement over the views.")] = "",
     fmt: Annotated[str, typer.Option("--format", help="table, csv, json or markdown.")] = "table",
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the DuckDB file of views from the Parquet files first.")] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild", help="Rebuild the DuckDB file of views from the Parquet files first."
+        ),
+    ] = False,
     home: HomeOpt = Path("."),
     debug: DebugOpt = False,
 ) -> None:
@@ -508,7 +706,9 @@ def sql(
 
 @app.command()
 def check(
-    repair: Annotated[bool, typer.Option("--repair", help="Remove damaged, temporary and orphaned files.")] = False,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Remove damaged, temporary and orphaned files.")
+    ] = False,
     home: HomeOpt = Path("."),
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -530,9 +730,16 @@ def check(
 
 @app.command()
 def serve(
-    config: Annotated[Path | None, typer.Option("--config", help="Experiment TOML (its [schedule] gives the cron).", dir_okay=False)] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="Experiment TOML (its [schedule] gives the cron).", dir_okay=False
+        ),
+    ] = None,
     profile: Annotated[str, typer.Option("--profile")] = "quick",
-    cron: Annotated[str | None, typer.Option("--cron", help="Override the schedule, e.g. '0 3 * * *'.")] = None,
+    cron: Annotated[
+        str | None, typer.Option("--cron", help="Override the schedule, e.g. '0 3 * * *'.")
+    ] = None,
     runner: Annotated[str, typer.Option("--runner", help="thread or dask.")] = "thread",
     home: HomeOpt = Path("."),
     debug: DebugOpt = False,
@@ -580,8 +787,11 @@ def main() -> None:
         if _DEBUG:
             raise
         known = _known_error(e)
-        typer.echo(f"lmpipe: error: {known or f'{type(e).__name__}: {_one_line(str(e))}'}"
-                   f"{'' if known else ' (run again with --debug for the traceback)'}", err=True)
+        typer.echo(
+            f"lmpipe: error: {known or f'{type(e).__name__}: {_one_line(str(e))}'}"
+            f"{'' if known else ' (run again with --debug for the traceback)'}",
+            err=True,
+        )
         sys.exit(2 if known else 1)
 
 

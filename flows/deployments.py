@@ -14,18 +14,22 @@ from typing import Any
 from prefect import flow, serve
 from prefect.schedules import Cron
 
+from flows.runners import make_runner
 from lm.config import ExperimentConfig
 from lm.errors import ConfigError
-from flows.runners import make_runner
 
 
 @flow(name="scheduled-benchmark", flow_run_name="{config[name]} (scheduled)")
-def scheduled_benchmark(config: dict[str, Any], home: str, runner: str = "thread") -> dict[str, Any]:
+def scheduled_benchmark(
+    config: dict[str, Any], home: str, runner: str = "thread"
+) -> dict[str, Any]:
     """The experiment as a deployment parameter set; the task runner is chosen per run, so the
     work runs in a subflow that gets it (a flow's runner is fixed before its parameters)."""
     from flows.benchmark import perplexity_benchmark
 
-    return perplexity_benchmark.with_options(task_runner=make_runner(runner))(config=config, home=home)
+    return perplexity_benchmark.with_options(task_runner=make_runner(runner))(
+        config=config, home=home
+    )
 
 
 def deployments(cfg: ExperimentConfig, home: Path, runner: str = "thread") -> list[Any]:
@@ -35,10 +39,13 @@ def deployments(cfg: ExperimentConfig, home: Path, runner: str = "thread") -> li
 
     params = {"config": cfg.model_dump(mode="json"), "home": str(home), "runner": runner}
     steps = [
-        f.to_deployment(name=f"{cfg.name}-{f.name}", parameters={"home": str(home)}, tags=["lmpipe", "step"])
+        f.to_deployment(
+            name=f"{cfg.name}-{f.name}", parameters={"home": str(home)}, tags=["lmpipe", "step"]
+        )
         for f in (ingest_flow, counts_flow, ngram_flow, train_flow, report_flow)
     ]
-    return [*steps,
+    return [
+        *steps,
         scheduled_benchmark.to_deployment(
             name=f"{cfg.name}-nightly",
             schedules=[Cron(cfg.schedule.cron, timezone=cfg.schedule.timezone)],

@@ -27,7 +27,13 @@ def make_runner(kind: str = "thread", dask_address: str | None = None, workers: 
             return DaskTaskRunner(address=dask_address)
         n = workers or 2
         share = max(1, (os.cpu_count() or 2) // n)  # torch threads per worker: no oversubscription
-        return DaskTaskRunner(cluster_kwargs={"n_workers": n, "threads_per_worker": 1, "processes": True,
-                                              "dashboard_address": None,
-                                              "env": {"LMPIPE_TORCH_THREADS": str(share)}})
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": n,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+                "env": {"LMPIPE_TORCH_THREADS": str(share)},
+            }
+        )
     raise ConfigError(f"unknown runner {kind!r}; choose one of: {', '.join(RUNNERS)}")

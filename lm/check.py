@@ -46,17 +46,26 @@ class CheckReport:
     removed: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [f"checked {self.files} files, {self.runs} committed runs: "
-               + ("clean" if not self.problems else f"{len(self.problems)} problem(s)")]
+        out = [
+            f"checked {self.files} files, {self.runs} committed runs: "
+            + ("clean" if not self.problems else f"{len(self.problems)} problem(s)")
+        ]
         out += [f"  problem: {p}" for p in self.problems]
         out += [f"  removed: {r}" for r in self.removed]
         if self.problems and not self.removed:
-            out.append("  run `lmpipe check --repair` to remove them (the next run recomputes what is needed)")
+            out.append(
+                "  run `lmpipe check --repair` to remove them (the next run recomputes what is needed)"
+            )
         return out
 
     def as_dict(self) -> dict[str, object]:
-        return {"files": self.files, "runs": self.runs, "problems": self.problems, "removed": self.removed,
-                "clean": not self.problems}
+        return {
+            "files": self.files,
+            "runs": self.runs,
+            "problems": self.problems,
+            "removed": self.removed,
+            "clean": not self.problems,
+        }
 
 
 @dataclass
@@ -173,8 +182,10 @@ def _scan_runs(wh: Warehouse, found: _Findings, unreadable: set[Path], deep: boo
             rec = pq.read_table(record_path).to_pylist()[0]
             counts = json.loads(rec.get("row_counts_json") or "{}")
         except Exception as e:  # noqa: BLE001 - a commit record that does not parse is damage
-            found.add(f"run {rid}: commit record {record_path} cannot be read ({type(e).__name__})",
-                      *_run_folders(wh, rid))
+            found.add(
+                f"run {rid}: commit record {record_path} cannot be read ({type(e).__name__})",
+                *_run_folders(wh, rid),
+            )
             continue
         committed.add(rid)
         bad: list[str] = []
@@ -235,13 +246,25 @@ def _scan_manifests(wh: Warehouse, found: _Findings, unreadable: set[Path]) -> N
     for manifest in sorted((wh.root / "tokens").glob("corpus=*/tokenizer=*/key=*/manifest.json")):
         # paths from where the manifest is now (a home may have moved since it was written)
         key_dir = manifest.parent
-        vocab = wh.root / "vocab" / key_dir.parent.parent.name / key_dir.parent.name / key_dir.name / "vocab.parquet"
+        vocab = (
+            wh.root
+            / "vocab"
+            / key_dir.parent.parent.name
+            / key_dir.parent.name
+            / key_dir.name
+            / "vocab.parquet"
+        )
         try:
             info = json.loads(manifest.read_text(encoding="utf-8"))
-            splits = {s: (key_dir / f"split={s}" / "tokens.parquet", int(v["tokens"]))
-                      for s, v in info["splits"].items()}
+            splits = {
+                s: (key_dir / f"split={s}" / "tokens.parquet", int(v["tokens"]))
+                for s, v in info["splits"].items()
+            }
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-            found.add(f"damaged {manifest} ({type(e).__name__}); the corpus will be ingested again", manifest)
+            found.add(
+                f"damaged {manifest} ({type(e).__name__}); the corpus will be ingested again",
+                manifest,
+            )
             continue
         bad = []
         if vocab in unreadable:
@@ -257,7 +280,9 @@ def _scan_manifests(wh: Warehouse, found: _Findings, unreadable: set[Path]) -> N
                 bad.append(f"{split} tokens {path} hold {got} rows, {tokens} recorded")
                 found.remove.append(path)
         if bad:
-            found.add(f"ingest {manifest.parent}: {'; '.join(bad)}; it will be ingested again", manifest)
+            found.add(
+                f"ingest {manifest.parent}: {'; '.join(bad)}; it will be ingested again", manifest
+            )
     for marker in sorted((wh.root / "ngrams").glob("corpus=*/tokenizer=*/key=*/orders-*.json")):
         try:
             top = int(marker.stem.rsplit("-", 1)[-1])
@@ -269,7 +294,10 @@ def _scan_manifests(wh: Warehouse, found: _Findings, unreadable: set[Path]) -> N
             if p in unreadable or not p.exists():
                 bad.append(f"n={n} {'damaged' if p.exists() else 'missing'}")
         if bad:
-            found.add(f"n-gram counts {marker.parent}: {', '.join(bad)}; they will be counted again", marker)
+            found.add(
+                f"n-gram counts {marker.parent}: {', '.join(bad)}; they will be counted again",
+                marker,
+            )
 
 
 def _scan_views(wh: Warehouse, found: _Findings) -> None:
@@ -280,6 +308,9 @@ def _scan_views(wh: Warehouse, found: _Findings) -> None:
     try:
         duckdb.connect(str(wh.db_path), read_only=True).close()
     except duckdb.Error as e:
-        found.add(f"the view database {wh.db_path} does not open ({' '.join(str(e).split())[:100]}); "
-                  "it is rebuilt from the Parquet files", wh.db_path)
+        found.add(
+            f"the view database {wh.db_path} does not open ({' '.join(str(e).split())[:100]}); "
+            "it is rebuilt from the Parquet files",
+            wh.db_path,
+        )
         found.rebuild_views = True

@@ -216,8 +216,16 @@ PROFILES: dict[str, dict[str, Any]] = {
     # hours: bigger models trained to convergence within a time budget per model
     "full": {
         "ngram": {"orders": [1, 2, 3, 4, 5, 6, 7]},
-        "neural": {"hidden": 512, "embed": 128, "layers": 2, "dropout": 0.25,
-                   "epochs": 60, "max_minutes": 20.0, "seq_len": 128, "batch_size": 64},
+        "neural": {
+            "hidden": 512,
+            "embed": 128,
+            "layers": 2,
+            "dropout": 0.25,
+            "epochs": 60,
+            "max_minutes": 20.0,
+            "seq_len": 128,
+            "batch_size": 64,
+        },
     },
 }
 
@@ -225,7 +233,9 @@ PROFILES: dict[str, dict[str, Any]] = {
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = (
+            _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
     return out
 
 

@@ -160,9 +160,7 @@ def _verify(path: Path, entry: RegistryEntry) -> None:
 # ----------------------------------------------------------------------------- resolving
 
 
-def resolve_registry(
-    name: str, cache_dir: Path, corpora_dir: Path | None = None
-) -> CorpusSource:
+def resolve_registry(name: str, cache_dir: Path, corpora_dir: Path | None = None) -> CorpusSource:
     registry = load_registry()
     if name not in registry:
         check_name(name)
@@ -225,7 +223,8 @@ def _zip_text_members(path: Path) -> list[str]:
             names = [
                 i.filename
                 for i in z.infolist()
-                if not i.is_dir() and not Path(i.filename).name.startswith(".")
+                if not i.is_dir()
+                and not Path(i.filename).name.startswith(".")
                 and not i.filename.startswith("__MACOSX/")
             ]
     except (zipfile.BadZipFile, OSError) as e:
@@ -316,7 +315,10 @@ def iter_lines(
 
 
 def iter_pieces(
-    src: TextSource, errors: str = "strict", stats: DecodeStats | None = None, chunk: int | None = None
+    src: TextSource,
+    errors: str = "strict",
+    stats: DecodeStats | None = None,
+    chunk: int | None = None,
 ) -> Iterator[tuple[str, bool]]:
     """The text of ``src`` as ``(piece, ends_line)`` pairs, streamed with bounded memory: a line
     comes as one or more pieces of at most ``chunk`` bytes (never cutting a UTF-8 sequence), the
@@ -385,7 +387,7 @@ def _decode(raw: bytes, src: TextSource, offset: int, errors: str, stats: Decode
         if errors != "replace":
             raise CorpusError(
                 f"{src} is not valid UTF-8 at byte {offset + e.start} "
-                f"(bytes {raw[e.start:e.end]!r}); fix the file or pass --encoding-errors replace"
+                f"(bytes {raw[e.start : e.end]!r}); fix the file or pass --encoding-errors replace"
             ) from e
     out: list[str] = []
     pos = 0

@@ -124,7 +124,9 @@ def _relocated(result: IngestResult, wh: Warehouse) -> IngestResult:
     return result
 
 
-def _ingest(source: CorpusSource, settings: IngestSettings, wh: Warehouse, key: str) -> IngestResult:
+def _ingest(
+    source: CorpusSource, settings: IngestSettings, wh: Warehouse, key: str
+) -> IngestResult:
     t0 = time.perf_counter()
     decode = DecodeStats()
     bounds = _split_bounds(source, settings) if not source.has_own_split else None
@@ -156,7 +158,9 @@ def _ingest(source: CorpusSource, settings: IngestSettings, wh: Warehouse, key: 
         for split, piece, ends_line in _pieces(source, settings, bounds, decode):
             w = writers.get(split)
             if w is None:
-                w = writers[split] = _SplitWriter(wh.tokens_path(source.name, settings.tokenizer, key, split))
+                w = writers[split] = _SplitWriter(
+                    wh.tokens_path(source.name, settings.tokenizer, key, split)
+                )
             st = stats[split]
             st.bytes += len(piece.encode("utf-8"))
             for chunk in tokens.feed(piece, ends_line):
@@ -213,10 +217,14 @@ def _clean_pieces(
     (DESIGN section 2), as ``(piece, ends_line)`` pairs: a line of any length streams through in
     pieces of about ``READ_CHUNK`` bytes; each line ends with a piece flagged ``ends_line``."""
     for src in source.parts[part]:
-        yield from _strip_lines(iter_pieces(src, errors=settings.encoding_errors, stats=decode), True)
+        yield from _strip_lines(
+            iter_pieces(src, errors=settings.encoding_errors, stats=decode), True
+        )
 
 
-def _strip_lines(pieces: Iterable[tuple[str, bool]], drop_empty: bool) -> Iterator[tuple[str, bool]]:
+def _strip_lines(
+    pieces: Iterable[tuple[str, bool]], drop_empty: bool
+) -> Iterator[tuple[str, bool]]:
     """Strip each line (given in pieces) of leading and trailing whitespace; with ``drop_empty``
     a line left empty is dropped."""
     strip = _Stripper(drop_empty)
@@ -240,7 +248,7 @@ class _Stripper:
         body = piece.rstrip()
         if body:
             out.append((self.pending + body, False))
-            self.pending = piece[len(body):]
+            self.pending = piece[len(body) :]
         else:
             self.pending += piece
         if ends_line:
@@ -268,7 +276,10 @@ def _split_bounds(source: CorpusSource, settings: IngestSettings) -> tuple[int, 
 
 
 def _pieces(
-    source: CorpusSource, settings: IngestSettings, bounds: tuple[int, int] | None, decode: DecodeStats
+    source: CorpusSource,
+    settings: IngestSettings,
+    bounds: tuple[int, int] | None,
+    decode: DecodeStats,
 ) -> Iterator[tuple[str, str, bool]]:
     """(split, piece, ends_line) in corpus order: contiguous blocks of lines for a single text,
     else each split's own files."""
@@ -396,7 +407,9 @@ def _vocab_table(vocab: Vocab) -> pa.Table:
 
 def load_vocab(path: str | Path) -> Vocab:
     t = pq.read_table(path)
-    return Vocab(tokens=tuple(t.column("token").to_pylist()), counts=tuple(t.column("count").to_pylist()))
+    return Vocab(
+        tokens=tuple(t.column("token").to_pylist()), counts=tuple(t.column("count").to_pylist())
+    )
 
 
 def load_stream(path: str | Path) -> np.ndarray:

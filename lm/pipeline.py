@@ -97,7 +97,9 @@ def split_bytes(ing: IngestResult, split: str) -> int:
 # ----------------------------------------------------------------------------- n-grams
 
 
-def ngram_result_dir(home: Home, ing: IngestResult, method: str, order: int, params: dict[str, Any]) -> Path:
+def ngram_result_dir(
+    home: Home, ing: IngestResult, method: str, order: int, params: dict[str, Any]
+) -> Path:
     key = model_key("ngram", ing.key, {"method": method, "order": order, **params})
     return home.models_dir / "ngram" / key
 
@@ -249,7 +251,9 @@ def train_neural(
         for split in EVAL_SPLITS:
             if split in ing.splits:
                 stream = valid if split == "valid" else load_stream(ing.splits[split].path)
-                metrics[split] = summarize(neural.evaluate(model, stream), split_bytes(ing, split)).as_dict()
+                metrics[split] = summarize(
+                    neural.evaluate(model, stream), split_bytes(ing, split)
+                ).as_dict()
         eval_s = time.perf_counter() - t1
         samples = _samples(neural, model, vocab, ing, generation)
         return {
@@ -277,7 +281,9 @@ def train_neural(
     return _cached(out_dir, compute, params=settings)
 
 
-def _samples(neural: Any, model: Any, vocab: Vocab, ing: IngestResult, gen: dict[str, Any]) -> list[dict[str, Any]]:
+def _samples(
+    neural: Any, model: Any, vocab: Vocab, ing: IngestResult, gen: dict[str, Any]
+) -> list[dict[str, Any]]:
     out = []
     length = int(gen.get("length", 60))
     seed = int(gen.get("seed", 0))
@@ -286,11 +292,20 @@ def _samples(neural: Any, model: Any, vocab: Vocab, ing: IngestResult, gen: dict
         ids = vocab.ids(toks)
         for strategy, kwargs in (
             ("greedy", {"greedy": True}),
-            ("sample", {"temperature": float(gen.get("temperature", 0.8)), "top_k": gen.get("top_k")}),
+            (
+                "sample",
+                {"temperature": float(gen.get("temperature", 0.8)), "top_k": gen.get("top_k")},
+            ),
         ):
             new = neural.generate(model, ids, length, seed=seed, **kwargs)
-            out.append({"prefix": prefix, "strategy": strategy, "seed": seed,
-                        "text": detokenize(ing.tokenizer, toks + [vocab.token(i) for i in new])})
+            out.append(
+                {
+                    "prefix": prefix,
+                    "strategy": strategy,
+                    "seed": seed,
+                    "text": detokenize(ing.tokenizer, toks + [vocab.token(i) for i in new]),
+                }
+            )
     return out
 
 
@@ -314,7 +329,9 @@ _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 def parse_size(text: str) -> int:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", text, flags=re.IGNORECASE)
     if not m:
-        raise ConfigError(f"memory size {text!r} not understood; write e.g. 3GB, 512MB or a number of bytes")
+        raise ConfigError(
+            f"memory size {text!r} not understood; write e.g. 3GB, 512MB or a number of bytes"
+        )
     return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
 
 
@@ -341,7 +358,9 @@ def resolve_source(home: Home, corpus: dict[str, Any], tokenizer: str) -> Corpus
     return src
 
 
-def ingest_corpus(home: Home, corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]) -> IngestResult:
+def ingest_corpus(
+    home: Home, corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]
+) -> IngestResult:
     source = resolve_source(home, corpus, tokenizer)
     settings = IngestSettings(
         tokenizer=tokenizer,
@@ -363,15 +382,25 @@ def count_ngrams(home: Home, ing: IngestResult, max_order: int) -> dict[str, Any
         if marker.exists():
             return {**json.loads(marker.read_text(encoding="utf-8")), "cached": True}
         t0 = time.perf_counter()
-        orders = counting.count_ngrams(ing.splits["train"].path, max_order, out_dir,
-                                       memory_limit=memory_limit_from_env(), spill_dir=home.spill_dir)
+        orders = counting.count_ngrams(
+            ing.splits["train"].path,
+            max_order,
+            out_dir,
+            memory_limit=memory_limit_from_env(),
+            spill_dir=home.spill_dir,
+        )
         result = {
             "dir": str(out_dir),
             "files": [str(marker), *(str(o.path) for o in orders)],
             "max_order": max_order,
             "seconds": time.perf_counter() - t0,
             "orders": [
-                {"n": o.n, "distinct": o.distinct, "tokens": o.tokens, "count_of_counts": list(o.count_of_counts)}
+                {
+                    "n": o.n,
+                    "distinct": o.distinct,
+                    "tokens": o.tokens,
+                    "count_of_counts": list(o.count_of_counts),
+                }
                 for o in orders
             ],
         }

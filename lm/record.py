@@ -107,8 +107,12 @@ def record_run(
             )
     for ing, result in results:
         rows["results"].extend(result_rows(experiment, ing, result))
-        base = {"corpus": ing.corpus, "tokenizer": ing.tokenizer, "model": result["model"],
-                "model_key": result.get("model_key")}
+        base = {
+            "corpus": ing.corpus,
+            "tokenizer": ing.tokenizer,
+            "model": result["model"],
+            "model_key": result.get("model_key"),
+        }
         for e in result.get("epochs", []):
             rows["epochs"].append(
                 {

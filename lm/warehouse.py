@@ -257,9 +257,7 @@ def is_temporary(path: Path) -> bool:
 
 
 def _empty_select(schema: pa.Schema) -> str:
-    cols = ", ".join(
-        f"NULL::{_duck_type(f.type)} AS {f.name}" for f in schema
-    )
+    cols = ", ".join(f"NULL::{_duck_type(f.type)} AS {f.name}" for f in schema)
     return f"SELECT {cols} WHERE false"
 
 

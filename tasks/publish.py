@@ -11,9 +11,9 @@ from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from lm import report
+from lm.check import clean_debris
 from lm.ingest import IngestResult
 from lm.pipeline import Home
-from lm.check import clean_debris
 from lm.record import record_run
 
 
@@ -53,17 +53,31 @@ def publish_report(home: str, run_id: str) -> str:
     path = report.write_report(h.warehouse, h.reports_dir, run_id)
     data = report.load_run(h.warehouse, run_id)
     text, _ = report.render(data, fig_prefix=str(path.parent) + "/")
-    key = "ppl-report-" + "".join(ch if ch.isalnum() else "-" for ch in str(data.run["experiment"]).lower())
+    key = "ppl-report-" + "".join(
+        ch if ch.isalnum() else "-" for ch in str(data.run["experiment"]).lower()
+    )
     create_markdown_artifact(text, key=key[:100], description=f"report of run {run_id}: {path}")
     rows = []
     for _, r in data.results.iterrows():
-        rows.append({
-            "corpus": r["corpus"], "tokenizer": r["tokenizer"], "family": r["family"],
-            "model": r["model"], "n": None if r["n"] is None or (isinstance(r["n"], float) and math.isnan(r["n"])) else int(r["n"]),
-            "split": r["split"], "perplexity": float(r["perplexity"]),
-            "bits_per_byte": float(r["bits_per_byte"]),
-        })
+        rows.append(
+            {
+                "corpus": r["corpus"],
+                "tokenizer": r["tokenizer"],
+                "family": r["family"],
+                "model": r["model"],
+                "n": None
+                if r["n"] is None or (isinstance(r["n"], float) and math.isnan(r["n"]))
+                else int(r["n"]),
+                "split": r["split"],
+                "perplexity": float(r["perplexity"]),
+                "bits_per_byte": float(r["bits_per_byte"]),
+            }
+        )
     create_table_artifact(rows, key="ppl-table", description=f"perplexity results of run {run_id}")
-    create_link_artifact(path.resolve().as_uri(), link_text=str(path), key="ppl-report-file",
-                         description="the report on disk")
+    create_link_artifact(
+        path.resolve().as_uri(),
+        link_text=str(path),
+        key="ppl-report-file",
+        description="the report on disk",
+    )
     return str(path)

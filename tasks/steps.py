@@ -16,6 +16,7 @@ from lm.pipeline import Home
 from tasks import serial
 from tasks.caching import ContentKey
 
+
 def _ing(d: dict[str, Any]) -> IngestResult:
     return IngestResult.from_dict(d)
 
@@ -55,11 +56,15 @@ def _ingest_retry(task: Any, task_run: Any, state: Any) -> bool:
     retry_condition_fn=_ingest_retry,
     tags=["ingest"],
 )
-def ingest_corpus(home: str, corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]) -> dict[str, Any]:
+def ingest_corpus(
+    home: str, corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]
+) -> dict[str, Any]:
     ing = pipeline.ingest_corpus(Home(Path(home)), corpus, tokenizer, vocab)
     get_run_logger().info(
         "%s/%s: %d vocabulary entries, %s tokens (train/valid/test)",
-        ing.corpus, ing.tokenizer, ing.vocab_size,
+        ing.corpus,
+        ing.tokenizer,
+        ing.vocab_size,
         "/".join(str(s.tokens) for s in ing.splits.values()),
     )
     return {**ing.as_dict(), "files": [s.path for s in ing.splits.values()] + [ing.vocab_path]}
@@ -81,11 +86,17 @@ def count_ngrams(home: str, ing: dict[str, Any], max_order: int) -> dict[str, An
     cache_policy=ContentKey(),
     tags=["ngram"],
 )
-def fit_score_ngram(home: str, ing: dict[str, Any], method: str, order: int, params: dict[str, Any]) -> dict[str, Any]:
+def fit_score_ngram(
+    home: str, ing: dict[str, Any], method: str, order: int, params: dict[str, Any]
+) -> dict[str, Any]:
     result = pipeline.evaluate_ngram(Home(Path(home)), _ing(ing), method, order, params)
     m = result["metrics"].get("test") or result["metrics"].get("valid", {})
     get_run_logger().info(
-        "%s n=%d on %s: test perplexity %.4g", method, order, ing["corpus"], m.get("perplexity", float("nan"))
+        "%s n=%d on %s: test perplexity %.4g",
+        method,
+        order,
+        ing["corpus"],
+        m.get("perplexity", float("nan")),
     )
     return result
 
@@ -102,18 +113,26 @@ def train_score_neural(
     logger = get_run_logger()
     total = settings.get("epochs") or 0
     key = f"train-{ing['corpus']}-{ing['tokenizer']}-{settings['arch']}".lower().replace("_", "-")
-    progress = create_progress_artifact(0.0, key=key[:100], description=f"{settings['arch']} on {ing['corpus']}: epochs done (%)")
+    progress = create_progress_artifact(
+        0.0, key=key[:100], description=f"{settings['arch']} on {ing['corpus']}: epochs done (%)"
+    )
 
     def on_epoch(row: dict[str, Any]) -> None:
         logger.info(
             "%s on %s epoch %d: train ppl %.3f, valid ppl %.3f, %.0f tokens/s",
-            settings["arch"], ing["corpus"], row["epoch"], row["train_perplexity"],
-            row["valid_perplexity"], row["tokens_per_second"],
+            settings["arch"],
+            ing["corpus"],
+            row["epoch"],
+            row["train_perplexity"],
+            row["valid_perplexity"],
+            row["tokens_per_second"],
         )
         if total:
             update_progress_artifact(progress, min(100.0, 100.0 * row["epoch"] / total))
 
     with serial.TRAINING:
-        result = pipeline.train_neural(Home(Path(home)), _ing(ing), settings, generation, on_epoch=on_epoch)
+        result = pipeline.train_neural(
+            Home(Path(home)), _ing(ing), settings, generation, on_epoch=on_epoch
+        )
     update_progress_artifact(progress, 100.0)
     return result

@@ -29,7 +29,17 @@ def corpora_dir() -> Path:
 def tiny_text(tmp_path: Path) -> Path:
     """Ten lines: 8 train, 1 valid, 1 test under the 80/10/10 rule."""
     p = tmp_path / "tiny.txt"
-    lines = ["the cat sat", "the dog sat down", "a cat", "the cat sat down", "a dog sat",
-             "the dog", "a cat sat", "the cat", "a dog sat down", "the bird sat"]
+    lines = [
+        "the cat sat",
+        "the dog sat down",
+        "a cat",
+        "the cat sat down",
+        "a dog sat",
+        "the dog",
+        "a cat sat",
+        "the cat",
+        "a dog sat down",
+        "the bird sat",
+    ]
     p.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return p

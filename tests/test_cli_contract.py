@@ -11,8 +11,12 @@ import pytest
 
 
 def lmpipe(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run([sys.executable, "-m", "flows.cli", *args, "--home", str(home)],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args, "--home", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check:
         assert r.returncode == 0, r.stderr
     return r
@@ -31,8 +35,23 @@ def split_files(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 def test_ngram_json_has_the_contract_keys_and_hand_checked_laplace(split_files, home):
     train, valid, test = split_files
-    r = lmpipe("ngram", "--train", str(train), "--valid", str(valid), "--test", str(test), "--order", "1",
-               "--smoothing", "add-k", "--k", "1", "--json", home=home)
+    r = lmpipe(
+        "ngram",
+        "--train",
+        str(train),
+        "--valid",
+        str(valid),
+        "--test",
+        str(test),
+        "--order",
+        "1",
+        "--smoothing",
+        "add-k",
+        "--k",
+        "1",
+        "--json",
+        home=home,
+    )
     out = json.loads(r.stdout)
     assert {"perplexity", "perplexity_excluding_oov", "oov", "tokens", "run_id"} <= out.keys()
     # vocabulary: the cat sat dog a down (6 words) + </s> + <unk> = V 8; train tokens 16 + 5 </s> = 21
@@ -52,8 +71,20 @@ def test_ngram_json_has_the_contract_keys_and_hand_checked_laplace(split_files, 
 def test_ngram_text_output_and_arpa_export(split_files, home, tmp_path):
     train, _, test = split_files
     arpa = tmp_path / "m.arpa"
-    r = lmpipe("ngram", "--train", str(train), "--test", str(test), "--order", "3", "--smoothing", "mkn",
-               "--arpa", str(arpa), home=home)
+    r = lmpipe(
+        "ngram",
+        "--train",
+        str(train),
+        "--test",
+        str(test),
+        "--order",
+        "3",
+        "--smoothing",
+        "mkn",
+        "--arpa",
+        str(arpa),
+        home=home,
+    )
     assert "ppl=" in r.stdout and "test" in r.stdout
     assert arpa.read_text().startswith("\n\\data\\") or "\\data\\" in arpa.read_text()[:20]
 
@@ -61,9 +92,27 @@ def test_ngram_text_output_and_arpa_export(split_files, home, tmp_path):
 def test_ngram_on_a_registry_corpus_matches_kenlm(home, corpora_dir):
     import os
 
-    r = subprocess.run([sys.executable, "-m", "flows.cli", "ngram", "--corpus", "timemachine", "--order", "3",
-                        "--smoothing", "mkn", "--json", "--home", str(home)], capture_output=True, text=True,
-                       env={**os.environ, "LMPIPE_CORPORA_DIR": str(corpora_dir)}, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "ngram",
+            "--corpus",
+            "timemachine",
+            "--order",
+            "3",
+            "--smoothing",
+            "mkn",
+            "--json",
+            "--home",
+            str(home),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LMPIPE_CORPORA_DIR": str(corpora_dir)},
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     # BASELINES: KenLM order 3 on DESIGN's split, valid 6.72 and test 7.22 (printed to 3 digits)
@@ -73,21 +122,90 @@ def test_ngram_on_a_registry_corpus_matches_kenlm(home, corpora_dir):
 
 def test_train_generate_report_sql_check(split_files, home):
     train, valid, test = split_files
-    r = lmpipe("train", "--train", str(train), "--valid", str(valid), "--test", str(test), "--tokenizer", "word",
-               "--arch", "gru", "--hidden", "8", "--embed", "8", "--epochs", "2", "--seq-len", "4",
-               "--batch-size", "2", "--device", "cpu", "--json", home=home)
+    r = lmpipe(
+        "train",
+        "--train",
+        str(train),
+        "--valid",
+        str(valid),
+        "--test",
+        str(test),
+        "--tokenizer",
+        "word",
+        "--arch",
+        "gru",
+        "--hidden",
+        "8",
+        "--embed",
+        "8",
+        "--epochs",
+        "2",
+        "--seq-len",
+        "4",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+        home=home,
+    )
     out = json.loads(r.stdout)
-    for key in ("valid_perplexity", "test_perplexity", "perplexity", "epochs", "tokens_per_second",
-                "parameters", "wall_seconds", "run_id", "tokens", "oov", "perplexity_excluding_oov"):
+    for key in (
+        "valid_perplexity",
+        "test_perplexity",
+        "perplexity",
+        "epochs",
+        "tokens_per_second",
+        "parameters",
+        "wall_seconds",
+        "run_id",
+        "tokens",
+        "oov",
+        "perplexity_excluding_oov",
+    ):
         assert key in out, key
     assert out["test_perplexity"] == out["perplexity"] and out["epochs"] == 2
-    g1 = lmpipe("generate", "--run", out["run_id"], "--prefix", "the cat", "--length", "5", "--seed", "3", home=home)
-    g2 = lmpipe("generate", "--run", out["run_id"], "--prefix", "the cat", "--length", "5", "--seed", "3", home=home)
+    g1 = lmpipe(
+        "generate",
+        "--run",
+        out["run_id"],
+        "--prefix",
+        "the cat",
+        "--length",
+        "5",
+        "--seed",
+        "3",
+        home=home,
+    )
+    g2 = lmpipe(
+        "generate",
+        "--run",
+        out["run_id"],
+        "--prefix",
+        "the cat",
+        "--length",
+        "5",
+        "--seed",
+        "3",
+        home=home,
+    )
     assert g1.stdout == g2.stdout and g1.stdout.startswith("the cat")
-    greedy = lmpipe("generate", "--run", out["run_id"], "--prefix", "the", "--greedy", "--length", "3", home=home)
+    greedy = lmpipe(
+        "generate",
+        "--run",
+        out["run_id"],
+        "--prefix",
+        "the",
+        "--greedy",
+        "--length",
+        "3",
+        home=home,
+    )
     assert greedy.stdout.startswith("the")
     rep = lmpipe("report", "--run", out["run_id"], home=home)
     assert Path(rep.stdout.strip()).exists()
-    rows = json.loads(lmpipe("sql", "--format", "json", "select model, split from results", home=home).stdout)
+    rows = json.loads(
+        lmpipe("sql", "--format", "json", "select model, split from results", home=home).stdout
+    )
     assert sorted((x["model"], x["split"]) for x in rows) == [("gru", "test"), ("gru", "valid")]
     assert "clean" in lmpipe("check", home=home).stdout

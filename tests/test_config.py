@@ -33,9 +33,15 @@ def test_invalid_values_are_one_line_errors_naming_the_key(overrides, message):
 
 def test_toml_file_and_override_precedence(tmp_path):
     p = tmp_path / "exp.toml"
-    p.write_text('name = "mine"\ncorpora = ["ptb"]\n[neural]\nhidden = 32\narchitectures = ["gru"]\n')
+    p.write_text(
+        'name = "mine"\ncorpora = ["ptb"]\n[neural]\nhidden = 32\narchitectures = ["gru"]\n'
+    )
     cfg = build_config(p, overrides={"neural": {"hidden": 48}})
-    assert cfg.name == "mine" and cfg.neural.hidden == 48 and cfg.tokenizers_for(cfg.corpora[0]) == ["whitespace"]
+    assert (
+        cfg.name == "mine"
+        and cfg.neural.hidden == 48
+        and cfg.tokenizers_for(cfg.corpora[0]) == ["whitespace"]
+    )
 
 
 def test_per_architecture_override():

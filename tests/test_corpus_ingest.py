@@ -5,7 +5,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lm.corpus import TextSource, expand_path, fetch, iter_lines, load_registry, resolve_files, resolve_registry
+from lm.corpus import (
+    TextSource,
+    expand_path,
+    fetch,
+    iter_lines,
+    load_registry,
+    resolve_files,
+    resolve_registry,
+)
 from lm.errors import CorpusError
 from lm.ingest import IngestSettings, ingest, load_stream, load_vocab
 from lm.warehouse import Warehouse
@@ -14,8 +22,15 @@ from lm.warehouse import Warehouse
 def test_registry_names_the_three_reference_corpora():
     reg = load_registry()
     assert set(reg) >= {"timemachine", "jaychou", "ptb"}
-    assert reg["ptb"].members == {"train": "ptb/ptb.train.txt", "valid": "ptb/ptb.valid.txt", "test": "ptb/ptb.test.txt"}
-    assert reg["timemachine"].sha256 == "8424dbd9532ac81f7e5f0b6add90e6952baea29158309d7d1bf3884f4e12c516"
+    assert reg["ptb"].members == {
+        "train": "ptb/ptb.train.txt",
+        "valid": "ptb/ptb.valid.txt",
+        "test": "ptb/ptb.test.txt",
+    }
+    assert (
+        reg["timemachine"].sha256
+        == "8424dbd9532ac81f7e5f0b6add90e6952baea29158309d7d1bf3884f4e12c516"
+    )
 
 
 def test_corpora_dir_is_used_and_verified(corpora_dir, tmp_path):
@@ -63,7 +78,9 @@ def test_gz_zip_and_folder_sources(tmp_path):
     srcs = expand_path(tmp_path / "d")
     lines = [line for s in srcs for line in iter_lines(s)]
     assert lines == ["one", "two", "three"]
-    assert [line for s in expand_path(str(tmp_path / "d" / "*.txt")) for line in iter_lines(s)] == ["one"]
+    assert [line for s in expand_path(str(tmp_path / "d" / "*.txt")) for line in iter_lines(s)] == [
+        "one"
+    ]
 
 
 def test_invalid_utf8_names_file_and_byte_offset(tmp_path):
@@ -97,7 +114,9 @@ def test_contiguous_split_and_exact_counts(tiny_text, tmp_path):
     assert r.splits["test"].oov == 1 and r.splits["test"].bytes == len("the bird sat\n")
     assert r.splits["valid"].tokens == len("a dog sat down".split()) + 1
     # the same content again: the finished ingest is returned, not redone
-    again = ingest(resolve_files("tiny", all_text=tiny_text), IngestSettings(tokenizer="whitespace"), wh)
+    again = ingest(
+        resolve_files("tiny", all_text=tiny_text), IngestSettings(tokenizer="whitespace"), wh
+    )
     assert again.key == r.key and again.seconds == r.seconds
 
 

@@ -19,7 +19,11 @@ def test_no_prefect_import_anywhere_under_lm():
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in ("prefect", "prefect_dask")]
+            offenders += [
+                f"{path.relative_to(ROOT)}: {n}"
+                for n in names
+                if n.split(".")[0] in ("prefect", "prefect_dask")
+            ]
     assert offenders == []
 
 

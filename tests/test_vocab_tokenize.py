@@ -3,9 +3,18 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from lm.tokenize import char_tokens, get_normalizer, get_tokenizer, whitespace_tokens, word_tokens
 from lm.errors import ConfigError
-from lm.vocab import BOS, EOS, PAD, UNK, VocabularyError, build_vocab, encode_sentences, sentence_bounds
+from lm.tokenize import char_tokens, get_normalizer, get_tokenizer, whitespace_tokens, word_tokens
+from lm.vocab import (
+    BOS,
+    EOS,
+    PAD,
+    UNK,
+    VocabularyError,
+    build_vocab,
+    encode_sentences,
+    sentence_bounds,
+)
 
 
 def test_reserved_ids_are_fixed():

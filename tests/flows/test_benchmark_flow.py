@@ -30,8 +30,9 @@ def slice_corpora(tmp_path_factory, corpora_dir_module):
 
 @pytest.fixture(scope="module")
 def corpora_dir_module():
-    from tests.conftest import SHARED_CORPORA
     import os
+
+    from tests.conftest import SHARED_CORPORA
 
     d = Path(os.environ.get("LMPIPE_CORPORA_DIR", SHARED_CORPORA))
     if not (d / "timemachine.txt").exists():
@@ -57,8 +58,14 @@ def _slice_overrides(d: Path) -> dict:
         ],
         "tokenizers": ["char"],
         "ngram": {"orders": [1, 2], "methods": ["add-k", "mkn"]},
-        "neural": {"architectures": ["gru"], "hidden": 8, "embed": 8, "epochs": 1, "seq_len": 16,
-                   "batch_size": 8},
+        "neural": {
+            "architectures": ["gru"],
+            "hidden": 8,
+            "embed": 8,
+            "epochs": 1,
+            "seq_len": 16,
+            "batch_size": 8,
+        },
         "generation": {"length": 10},
     }
 
@@ -71,7 +78,9 @@ def test_run_writes_results_for_every_model_split_and_corpus(finished_run):
     assert len(res) == 2 * (2 * 2 + 1) * 2
     assert res["perplexity"].map(lambda x: x < float("inf")).all()
     for corpus in ("tm-slice", "jc-slice"):
-        t = res[(res.corpus == corpus) & (res.split == "test") & (res.method == "mkn")].sort_values("n")
+        t = res[(res.corpus == corpus) & (res.split == "test") & (res.method == "mkn")].sort_values(
+            "n"
+        )
         assert t["perplexity"].iloc[1] < t["perplexity"].iloc[0]  # bigram beats unigram
 
 
@@ -90,17 +99,32 @@ def test_report_names_both_corpora_with_tables_and_figures(finished_run):
 def test_report_rewrite_is_byte_identical(finished_run):
     home, out = finished_run
     before = Path(out["report"]).read_bytes()
-    r = subprocess.run([sys.executable, "-m", "flows.cli", "report", "--home", str(home), "--run", out["run_id"]],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "report", "--home", str(home), "--run", out["run_id"]],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert Path(r.stdout.strip()).read_bytes() == before
 
 
 def test_sql_prints_the_results_rows(finished_run):
     home, out = finished_run
-    r = subprocess.run([sys.executable, "-m", "flows.cli", "sql", "--home", str(home), "--format", "json",
-                        "select corpus, model, n, split, perplexity from results order by all"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "sql",
+            "--home",
+            str(home),
+            "--format",
+            "json",
+            "select corpus, model, n, split, perplexity from results order by all",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     assert len(rows) == 20 and {row["corpus"] for row in rows} == {"tm-slice", "jc-slice"}
@@ -118,8 +142,16 @@ def test_second_run_reuses_every_heavy_task_and_a_changed_size_reruns_only_that_
     assert again["executed"] == [], again["task_states"]
     assert again["run_id"] != first["run_id"]
     wh = Warehouse.at_home(home)
-    a = pq.read_table(wh.run_path("results", first["run_id"])).to_pandas().sort_values(["corpus", "model", "n", "split"])
-    b = pq.read_table(wh.run_path("results", again["run_id"])).to_pandas().sort_values(["corpus", "model", "n", "split"])
+    a = (
+        pq.read_table(wh.run_path("results", first["run_id"]))
+        .to_pandas()
+        .sort_values(["corpus", "model", "n", "split"])
+    )
+    b = (
+        pq.read_table(wh.run_path("results", again["run_id"]))
+        .to_pandas()
+        .sort_values(["corpus", "model", "n", "split"])
+    )
     assert a["perplexity"].tolist() == b["perplexity"].tolist()
     # one architecture's hidden size changed: only its trainings run again
     over = _slice_overrides(slice_corpora)
@@ -134,11 +166,18 @@ def test_dask_runner_gives_the_thread_runners_results(finished_run, slice_corpor
     from flows.benchmark import run_benchmark
 
     home, first = finished_run
-    out = run_benchmark(build_config(overrides=_slice_overrides(slice_corpora)), tmp_path / "dask-home",
-                        runner="dask")
+    out = run_benchmark(
+        build_config(overrides=_slice_overrides(slice_corpora)),
+        tmp_path / "dask-home",
+        runner="dask",
+    )
     key = ["corpus", "model", "n", "split"]
     a = pq.read_table(Warehouse.at_home(home).run_path("results", first["run_id"])).to_pandas()
-    b = pq.read_table(Warehouse.at_home(tmp_path / "dask-home").run_path("results", out["run_id"])).to_pandas()
+    b = pq.read_table(
+        Warehouse.at_home(tmp_path / "dask-home").run_path("results", out["run_id"])
+    ).to_pandas()
     a, b = a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True)
     assert a[key].fillna(-1).values.tolist() == b[key].fillna(-1).values.tolist()
-    assert a["perplexity"].tolist() == b["perplexity"].tolist()  # exactly, neural included (CPU, seeded)
+    assert (
+        a["perplexity"].tolist() == b["perplexity"].tolist()
+    )  # exactly, neural included (CPU, seeded)

@@ -45,7 +45,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"process exited early: {proc.stdout.read() if proc.stdout else ''}")
+            raise AssertionError(
+                f"process exited early: {proc.stdout.read() if proc.stdout else ''}"
+            )
         try:
             with urllib.request.urlopen(url + "/health", timeout=2):
                 return
@@ -56,9 +58,12 @@ def _wait_healthy(url: str, proc: subprocess.Popen, seconds: float) -> None:
 
 def test_served_deployment_runs_and_publishes_artifacts(tmp_path, corpora_dir):
     text = tmp_path / "tm.txt"
-    text.write_text("\n".join((corpora_dir / "timemachine.txt").read_text().splitlines()[:400]) + "\n")
+    text.write_text(
+        "\n".join((corpora_dir / "timemachine.txt").read_text().splitlines()[:400]) + "\n"
+    )
     cfg = tmp_path / "exp.toml"
-    cfg.write_text(textwrap.dedent(f"""
+    cfg.write_text(
+        textwrap.dedent(f"""
         name = "served"
         tokenizers = ["char"]
         [[corpora]]
@@ -74,27 +79,71 @@ def test_served_deployment_runs_and_publishes_artifacts(tmp_path, corpora_dir):
         epochs = 1
         [schedule]
         cron = "0 3 * * *"
-    """))
+    """)
+    )
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     serve = None
     try:
         _wait_healthy(api, server, 120)
-        serve = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--config", str(cfg),
-                                  "--home", str(tmp_path / "home")], env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True)
+        serve = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "flows.cli",
+                "serve",
+                "--config",
+                str(cfg),
+                "--home",
+                str(tmp_path / "home"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         check = tmp_path / "check.py"
         check.write_text(CHECK)
         out = None
         for _ in range(60):  # until serve has registered the deployment
-            r = subprocess.run([sys.executable, str(check), "scheduled-benchmark/served-nightly",
-                                "ppl-table", "ppl-report-served", "ppl-report-file"],
-                               env=env, capture_output=True, text=True, timeout=300)
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    str(check),
+                    "scheduled-benchmark/served-nightly",
+                    "ppl-table",
+                    "ppl-report-served",
+                    "ppl-report-file",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             if r.returncode == 0:
                 out = json.loads(r.stdout.strip().splitlines()[-1])
                 break
@@ -103,7 +152,9 @@ def test_served_deployment_runs_and_publishes_artifacts(tmp_path, corpora_dir):
         assert out is not None, "the deployment never appeared"
         assert out["state"] == "COMPLETED"
         assert out["keys"] == ["ppl-report-file", "ppl-report-served", "ppl-table"]
-        assert {"markdown", "table"} <= set(out["types"])  # Prefect stores link artifacts as markdown
+        assert {"markdown", "table"} <= set(
+            out["types"]
+        )  # Prefect stores link artifacts as markdown
         assert list((tmp_path / "home" / "reports" / "served").glob("*/report.md"))
     finally:
         for p in (serve, server):

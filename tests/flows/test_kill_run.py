@@ -26,21 +26,44 @@ KILL_AT = (0.2, 0.35, 0.5, 0.65)
 
 
 def _run(cfg: Path, home: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--config", str(cfg), "--home", str(home),
-                             "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "run",
+            "--config",
+            str(cfg),
+            "--home",
+            str(home),
+            "--json",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 def _results(home: Path, run_id: str) -> list[tuple]:
-    t = pq.read_table(home / "data" / "warehouse" / "results" / f"run_id={run_id}" / "results.parquet").to_pandas()
+    t = pq.read_table(
+        home / "data" / "warehouse" / "results" / f"run_id={run_id}" / "results.parquet"
+    ).to_pandas()
     t = t.sort_values(["corpus", "model", "n", "split"])
-    return [tuple(r) for r in t[["corpus", "model", "n", "split", "perplexity"]].fillna(-1).values.tolist()]
+    return [
+        tuple(r)
+        for r in t[["corpus", "model", "n", "split", "perplexity"]].fillna(-1).values.tolist()
+    ]
 
 
 def test_killed_runs_leave_nothing_half_written_and_the_next_run_is_whole(tmp_path, corpora_dir):
     text = tmp_path / "tm.txt"
-    text.write_text("\n".join((corpora_dir / "timemachine.txt").read_text().splitlines()[:1500]) + "\n")
+    text.write_text(
+        "\n".join((corpora_dir / "timemachine.txt").read_text().splitlines()[:1500]) + "\n"
+    )
     cfg = tmp_path / "exp.toml"
-    cfg.write_text(textwrap.dedent(f"""
+    cfg.write_text(
+        textwrap.dedent(f"""
         name = "killed"
         tokenizers = ["char"]
         [[corpora]]
@@ -54,9 +77,14 @@ def test_killed_runs_leave_nothing_half_written_and_the_next_run_is_whole(tmp_pa
         hidden = 32
         embed = 16
         epochs = 3
-    """))
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "DO_NOT_TRACK": "1"}
+    """)
+    )
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
     t0 = time.monotonic()
     ref = _run(cfg, tmp_path / "reference", env)
     out, _ = ref.communicate(timeout=600)
@@ -82,6 +110,10 @@ def test_killed_runs_leave_nothing_half_written_and_the_next_run_is_whole(tmp_pa
     out, _ = p.communicate(timeout=600)
     assert p.returncode == 0
     assert _results(home, json.loads(out.strip().splitlines()[-1])["run_id"]) == reference
-    check = subprocess.run([sys.executable, "-m", "flows.cli", "check", "--home", str(home)], env=env,
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "check", "--home", str(home)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0 and "clean" in check.stdout, check.stdout + check.stderr

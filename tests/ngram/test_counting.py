@@ -52,9 +52,18 @@ def test_stored_counts_by_hand() -> None:
     con = duckdb.connect()
     t3 = query_ngram_counts(con, stream_table(stream), 3)
     cols = np.column_stack([t3[f"w{k}"].to_numpy() for k in (1, 2, 3)])
-    assert as_dict(cols, t3["count"].to_numpy()) == {(BOS, 4, 5): 1, (4, 5, EOS): 1, (BOS, 4, EOS): 1}
+    assert as_dict(cols, t3["count"].to_numpy()) == {
+        (BOS, 4, 5): 1,
+        (4, 5, EOS): 1,
+        (BOS, 4, EOS): 1,
+    }
     t1 = query_ngram_counts(con, stream_table(stream), 1)
-    assert as_dict(t1["w1"].to_numpy()[:, None], t1["count"].to_numpy()) == {(BOS,): 2, (4,): 2, (5,): 1, (EOS,): 2}
+    assert as_dict(t1["w1"].to_numpy()[:, None], t1["count"].to_numpy()) == {
+        (BOS,): 2,
+        (4,): 2,
+        (5,): 1,
+        (EOS,): 2,
+    }
 
 
 def test_duckdb_matches_plain_python(small) -> None:

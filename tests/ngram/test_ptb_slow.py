@@ -52,7 +52,11 @@ def test_ptb_5gram_arpa_agrees_with_the_kenlm_module_sentence_by_sentence(tmp_pa
 
     with zipfile.ZipFile(CORPORA / "ptb.zip") as z:
         train_s, test_s = (
-            [line.split() for line in z.read(f"ptb/ptb.{k}.txt").decode().splitlines() if line.strip()]
+            [
+                line.split()
+                for line in z.read(f"ptb/ptb.{k}.txt").decode().splitlines()
+                if line.strip()
+            ]
             for k in ("train", "test")
         )
     vocab = build_vocab(train_s)
