@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from flows.benchmark import _ngram_params  # the flow's own per-method parameters
 from lm.config import build_config
 from lm.pipeline import Home, count_ngrams, evaluate_ngram, ingest_corpus, train_neural
 from lm.record import new_run_id, record_run
@@ -41,16 +42,7 @@ def direct(cfg, home: Path) -> float:
             ing = ingest_corpus(h, corpus.model_dump(), tok, cfg.vocab.model_dump())
             ingests.append(ing)
             count_ngrams(h, ing, max(cfg.ngram.orders))
-            for method in cfg.ngram.methods:
-                params = (
-                    {"k": cfg.ngram.k}
-                    if method == "add-k"
-                    else (
-                        {"discount_fallback": cfg.ngram.discount_fallback}
-                        if method == "mkn"
-                        else {}
-                    )
-                )
+            for method, params in _ngram_params(cfg).items():
                 for n in cfg.ngram.orders:
                     results.append((ing, evaluate_ngram(h, ing, method, n, params)))
             for arch in cfg.neural.architectures:

@@ -24,7 +24,7 @@ import numpy as np
 from lm.corpus import CorpusSource, resolve_files, resolve_registry
 from lm.errors import ConfigError
 from lm.fileio import atomic_write_text, file_lock, sha256_text
-from lm.ingest import IngestResult, IngestSettings, ingest, load_stream, load_vocab
+from lm.ingest import IngestResult, IngestSettings, data_key, ingest, load_stream, load_vocab
 from lm.metrics import summarize
 from lm.version import code_version
 from lm.vocab import Vocab
@@ -362,14 +362,23 @@ def ingest_corpus(
     home: Home, corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]
 ) -> IngestResult:
     source = resolve_source(home, corpus, tokenizer)
-    settings = IngestSettings(
+    return ingest(source, ingest_settings(tokenizer, vocab), home.warehouse)
+
+
+def ingest_settings(tokenizer: str, vocab: dict[str, Any]) -> IngestSettings:
+    """The ingest settings of a config's ``vocab`` section for one tokenizer."""
+    return IngestSettings(
         tokenizer=tokenizer,
         normalize=vocab.get("normalize", "none"),
         min_freq=int(vocab.get("min_freq", 1)),
         max_size=vocab.get("max_size"),
         encoding_errors=vocab.get("encoding_errors", "strict"),
     )
-    return ingest(source, settings, home.warehouse)
+
+
+def corpus_data_key(home: Home, corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]) -> str:
+    """The content key an ingest of this corpus would have (its files' hash + the settings)."""
+    return data_key(resolve_source(home, corpus, tokenizer), ingest_settings(tokenizer, vocab))
 
 
 def count_ngrams(home: Home, ing: IngestResult, max_order: int) -> dict[str, Any]:

@@ -24,18 +24,7 @@ def _ing(d: dict[str, Any]) -> IngestResult:
 def _ingest_content(inputs: dict[str, Any]) -> str:
     """The data key: the corpus files' content hash combined with the ingest settings."""
     home = Home(Path(inputs["home"]))
-    src = pipeline.resolve_source(home, inputs["corpus"], inputs["tokenizer"])
-    from lm.ingest import IngestSettings, data_key
-
-    v = inputs["vocab"]
-    settings = IngestSettings(
-        tokenizer=inputs["tokenizer"],
-        normalize=v.get("normalize", "none"),
-        min_freq=int(v.get("min_freq", 1)),
-        max_size=v.get("max_size"),
-        encoding_errors=v.get("encoding_errors", "strict"),
-    )
-    return data_key(src, settings)
+    return pipeline.corpus_data_key(home, inputs["corpus"], inputs["tokenizer"], inputs["vocab"])
 
 
 def _ingest_retry(task: Any, task_run: Any, state: Any) -> bool:
