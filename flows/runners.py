@@ -11,6 +11,26 @@ from lm.errors import ConfigError
 RUNNERS = ("thread", "dask")
 
 
+def api_url_for_workers() -> str:
+    """The API that this process's flow runs report to, for worker processes to report to too.
+
+    Without ``PREFECT_API_URL`` Prefect starts a temporary server on first use; each Dask worker
+    would then start its own on the same database (slow, and "database is locked"). So start
+    this process's temporary server now (Prefect's own singleton, which its client then reuses)
+    and hand its address to the workers.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if url:
+        return url
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    return server.api_url
+
+
 def make_runner(kind: str = "thread", dask_address: str | None = None, workers: int | None = None):
     """``thread``: a bounded thread pool; ``dask``: a local 2-worker cluster (one thread each,
     so trainings in different processes stay deterministic) or the cluster at ``dask_address``."""
@@ -33,7 +53,10 @@ def make_runner(kind: str = "thread", dask_address: str | None = None, workers: 
                 "threads_per_worker": 1,
                 "processes": True,
                 "dashboard_address": None,
-                "env": {"LMPIPE_TORCH_THREADS": str(share)},
+                "env": {
+                    "LMPIPE_TORCH_THREADS": str(share),
+                    "PREFECT_API_URL": api_url_for_workers(),
+                },
             }
         )
     raise ConfigError(f"unknown runner {kind!r}; choose one of: {', '.join(RUNNERS)}")

@@ -9,6 +9,7 @@ over the predictable vocabulary), ``state`` a tuple of tensors (``None`` = fresh
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lm.vocab import BOS, PAD
@@ -37,6 +38,18 @@ class LanguageModel(nn.Module):
         """The output bias (vocab,) with the mask folded in: one add over the vocabulary instead
         of one over every logit (the -inf entries get zero gradient, softmax gives them 0)."""
         return bias + self.logit_mask.to(bias.dtype)
+
+
+def rows(weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """``weight[ids]``: (vocab, dim) rows for ids of any shape -> (*ids.shape, dim); the one-hot
+    product ``one_hot(ids) @ weight`` as a lookup.
+
+    On CPU through ``index_select``, whose backward is one ``index_add_`` (measured 4x faster
+    than ``F.embedding``'s dense backward for 32k ids); elsewhere ``F.embedding``.
+    """
+    if ids.device.type != "cpu":
+        return F.embedding(ids, weight)
+    return weight.index_select(0, ids.reshape(-1)).view(*ids.shape, weight.shape[1])
 
 
 def detach_state(state: State | None) -> State | None:

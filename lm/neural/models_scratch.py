@@ -2,7 +2,7 @@
 names and initialisation (weights N(0, 0.01^2), biases 0), one layer.
 
 Made fast without changing the maths: d2l's one-hot product ``one_hot(X) @ W_x*`` is the row
-lookup ``W_x*[X]`` (``F.embedding``), done for the whole window at once together with the input
+lookup ``W_x*[X]`` (``rows``), done for the whole window at once together with the input
 bias; only the recurrence ``H @ W_h*`` runs step by step (the gates' recurrent weights
 concatenated into one matmul), and the output layer is one matmul over all steps. The RNN's
 recurrence also has a hand-written backward pass (``_TanhRecurrence``).
@@ -11,10 +11,9 @@ recurrence also has a hand-written backward pass (``_TanhRecurrence``).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from lm.neural.models import LanguageModel, State
+from lm.neural.models import LanguageModel, State, rows
 
 SIGMA = 0.01
 
@@ -62,10 +61,10 @@ class _TanhRecurrence(torch.autograd.Function):
     def forward(ctx, a: torch.Tensor, h0: torch.Tensor, w: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         # a: (steps, batch, hidden) input projections with bias; h0: (batch, hidden);
         # w: (hidden, hidden)
-        hs = torch.empty_like(a)  # (steps, batch, hidden)
+        hs = a.clone()  # (steps, batch, hidden); step t adds H_{t-1} W in place, then tanh
         h = h0
         for t in range(a.shape[0]):
-            h = torch.addmm(a[t], h, w, out=hs[t]).tanh_()
+            h = hs[t].addmm_(h, w).tanh_()
         ctx.save_for_backward(h0, w, hs)
         return hs
 
@@ -73,7 +72,7 @@ class _TanhRecurrence(torch.autograd.Function):
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # type: ignore[override]
         h0, w, hs = ctx.saved_tensors
-        dtanh = 1 - hs * hs  # (steps, batch, hidden)
+        dtanh = hs.square().neg_().add_(1)  # 1 - H^2: (steps, batch, hidden)
         da = dtanh * grad  # dL/dA_t, so far only through the outputs H_t themselves
         w_t = w.t()
         dh = da[-1] @ w_t  # dL/dH_{t-1} through the recurrence
@@ -97,7 +96,7 @@ class RNNScratch(_ScratchBase):
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         (h,) = state if state is not None else self.begin_state(ids.shape[0], ids.device)
         # (steps, batch, hidden) = one_hot(X) W_xh + b_h
-        a = F.embedding(ids.t(), self.W_xh) + self.b_h
+        a = rows(self.W_xh, ids.t()) + self.b_h
         hs = _TanhRecurrence.apply(a, h, self.W_hh)  # (steps, batch, hidden)
         return self._output(hs.transpose(0, 1)), (hs[-1],)
 
@@ -118,7 +117,7 @@ class GRUScratch(_ScratchBase):
         n = self.hidden
         w_x = torch.cat((self.W_xz, self.W_xr, self.W_xh), dim=1)  # (vocab, 3 hidden)
         b = torch.cat((self.b_z, self.b_r, self.b_h))  # (3 hidden,)
-        xw = (F.embedding(ids, w_x) + b).unbind(1)  # steps x (batch, 3 hidden)
+        xw = (rows(w_x, ids) + b).unbind(1)  # steps x (batch, 3 hidden)
         w_zr = torch.cat((self.W_hz, self.W_hr), dim=1)  # (hidden, 2 hidden)
         hs = []
         for x_t in xw:
@@ -149,7 +148,7 @@ class LSTMScratch(_ScratchBase):
         w_x = torch.cat((self.W_xi, self.W_xf, self.W_xo, self.W_xc), dim=1)  # (vocab, 4 hidden)
         b = torch.cat((self.b_i, self.b_f, self.b_o, self.b_c))  # (4 hidden,)
         w_h = torch.cat((self.W_hi, self.W_hf, self.W_ho, self.W_hc), dim=1)  # (hidden, 4 hidden)
-        xw = (F.embedding(ids, w_x) + b).unbind(1)  # steps x (batch, 4 hidden)
+        xw = (rows(w_x, ids) + b).unbind(1)  # steps x (batch, 4 hidden)
         hs = []
         for x_t in xw:
             gates = torch.addmm(x_t, h, w_h)  # (batch, 4 hidden)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lm.neural.models import LanguageModel, State
+from lm.neural.models import LanguageModel, State, rows
 
 CELLS: dict[str, tuple[type[nn.RNNBase], dict[str, str]]] = {
     "rnn": (nn.RNN, {"nonlinearity": "tanh"}),
@@ -66,7 +66,7 @@ class TorchRNNLM(LanguageModel):
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         if state is None:
             state = self.begin_state(ids.shape[0], ids.device)
-        x = self.drop(self.embedding(ids))  # (batch, steps, embed)
+        x = self.drop(rows(self.embedding.weight, ids))  # (batch, steps, embed)
         # out: (batch, steps, hidden); new: like state
         out, new = self.rnn(x, state if self.arch == "lstm" else state[0])
         bias = self.masked_bias(self.decoder.bias)
