@@ -15,6 +15,7 @@ from typing import Any
 
 from prefect import Task, flow, get_run_logger
 from prefect.futures import PrefectFuture, wait
+from prefect.runtime import flow_run
 
 from lm.config import ExperimentConfig
 from lm.record import new_run_id
@@ -141,6 +142,7 @@ def perplexity_benchmark(
     )
     return {
         "run_id": run_id,
+        "flow_run_id": str(flow_run.id) if flow_run.id else None,
         "report": report_path,
         "rows": counts,
         "task_states": states,

@@ -181,3 +181,25 @@ def test_dask_runner_gives_the_thread_runners_results(finished_run, slice_corpor
     assert (
         a["perplexity"].tolist() == b["perplexity"].tolist()
     )  # exactly, neural included (CPU, seeded)
+    # the workers reported their task runs to this process's API, not to servers of their own
+    trainings = _task_runs(out["flow_run_id"], "train")
+    cfg = build_config(overrides=_slice_overrides(slice_corpora))
+    assert len(trainings) == len(cfg.corpora) * len(cfg.neural.architectures)
+    assert {t.state.type.value for t in trainings} == {"COMPLETED"}
+
+
+def _task_runs(flow_run_id: str, task_name: str) -> list:
+    import asyncio
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read() -> list:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)]))
+            )
+        return [r for r in runs if r.name.startswith(f"{task_name} ")]
+
+    return asyncio.run(read())
