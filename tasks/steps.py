@@ -119,9 +119,8 @@ def train_score_neural(
         if total:
             update_progress_artifact(progress, min(100.0, 100.0 * row["epoch"] / total))
 
-    with serial.TRAINING:
-        result = pipeline.train_neural(
-            Home(Path(home)), _ing(ing), settings, generation, on_epoch=on_epoch
-        )
+    result = serial.run_training(
+        pipeline.train_neural, Home(Path(home)), _ing(ing), settings, generation, on_epoch=on_epoch
+    )
     update_progress_artifact(progress, 100.0)
     return result

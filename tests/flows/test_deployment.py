@@ -25,7 +25,8 @@ CHECK = textwrap.dedent(
 
     async def artifacts():
         async with get_client() as c:
-            got = await c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=sys.argv[2:])))
+            keys = ArtifactFilter(key=ArtifactFilterKey(any_=sys.argv[2:]))
+            got = await c.read_artifacts(artifact_filter=keys)
             return sorted({a.key for a in got}), sorted({a.type for a in got})
 
     run = run_deployment(sys.argv[1], timeout=240)
