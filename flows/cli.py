@@ -21,7 +21,10 @@ from lm.errors import ConfigError, LmpipeError
 
 app = typer.Typer(
     name="lmpipe",
-    help="Perplexity benchmarks from unigram to LSTM: n-gram and RNN language models on your corpora.",
+    help=(
+        "Perplexity benchmarks from unigram to LSTM: n-gram and RNN language models on your "
+        "corpora."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -140,14 +143,18 @@ def run(
         str | None,
         typer.Option(
             "--memory-limit",
-            help="DuckDB memory limit for n-gram counting, e.g. 3GB (default: min(4 GB, half the RAM)); beyond it counting spills to <home>/data/spill.",
+            help=(
+                "DuckDB memory limit for n-gram counting, e.g. 3GB (default: min(4 GB, half "
+                "the RAM)); beyond it counting spills to <home>/data/spill."
+            ),
         ),
     ] = None,
     home: HomeOpt = Path("."),
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Run the perplexity benchmark flow over the experiment's corpora, n values and architectures, ending in a report."""
+    """Run the perplexity benchmark flow over the experiment's corpora, n values and
+    architectures, ending in a report."""
     from lm.config import build_config
 
     home = _setup(home, debug, create=True)
@@ -162,9 +169,13 @@ def run(
     if runner not in ("thread", "dask"):
         raise ConfigError(f"unknown runner {runner!r}; choose thread or dask")
     _prefect_env(home)
-    from flows.benchmark import run_benchmark
+    from flows.server import prefect_api
 
-    out = run_benchmark(cfg, home, runner=runner, dask_address=dask_address)
+    with prefect_api() as api:
+        from flows.benchmark import run_benchmark
+
+        api.wait_ready()
+        out = run_benchmark(cfg, home, runner=runner, dask_address=dask_address)
     if json_out:
         _emit_json(out)
     else:
@@ -253,7 +264,10 @@ def ngram(
         str | None,
         typer.Option(
             "--tokenizer",
-            help="char, word or whitespace (default: whitespace for files, the corpus's own for --corpus).",
+            help=(
+                "char, word or whitespace (default: whitespace for files, the corpus's own "
+                "for --corpus)."
+            ),
         ),
     ] = None,
     k: Annotated[float, typer.Option("--k", help="add-k's k (1 = Laplace).")] = 1.0,
@@ -289,7 +303,8 @@ def ngram(
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Estimate one n-gram model and score the test (and validation) text, like SRILM's ngram -ppl."""
+    """Estimate one n-gram model and score the test (and validation) text, like SRILM's
+    ngram -ppl."""
     from datetime import UTC, datetime
 
     from lm.config import SMOOTHING
@@ -321,18 +336,22 @@ def ngram(
             )
         spec, tok = _corpus_spec(corpus, train, valid, test, tokenizer)
         _prefect_env(home)
-        from flows.steps import ngram_flow
+        from flows.server import prefect_api
 
         vocab = {"min_freq": min_freq, "normalize": normalize, "encoding_errors": encoding_errors}
-        result = ngram_flow(
-            home=str(home),
-            corpus=spec,
-            tokenizer=tok,
-            method=smoothing,
-            order=order,
-            params=params,
-            vocab=vocab,
-        )
+        with prefect_api() as api:
+            from flows.steps import ngram_flow
+
+            api.wait_ready()
+            result = ngram_flow(
+                home=str(home),
+                corpus=spec,
+                tokenizer=tok,
+                method=smoothing,
+                order=order,
+                params=params,
+                vocab=vocab,
+            )
         _print_scores(_Named(spec["name"], tok), result, result["run_id"], json_out)
         return
     started = datetime.now(UTC)
@@ -550,15 +569,19 @@ def train_cmd(
             )
         spec, tok = _corpus_spec(corpus, train, valid, test, tokenizer)
         _prefect_env(home)
-        from flows.steps import train_flow
+        from flows.server import prefect_api
 
-        result = train_flow(
-            home=str(home),
-            corpus=spec,
-            tokenizer=tok,
-            settings=settings,
-            vocab={"min_freq": min_freq, "normalize": normalize},
-        )
+        with prefect_api() as api:
+            from flows.steps import train_flow
+
+            api.wait_ready()
+            result = train_flow(
+                home=str(home),
+                corpus=spec,
+                tokenizer=tok,
+                settings=settings,
+                vocab={"min_freq": min_freq, "normalize": normalize},
+            )
         _print_scores(_Named(spec["name"], tok), result, result["run_id"], json_out)
         return
     started = datetime.now(UTC)
@@ -578,7 +601,8 @@ def train_cmd(
         if not json_out:
             typer.echo(
                 f"epoch {row['epoch']:3d}  train ppl {row['train_perplexity']:9.3f}  valid ppl "
-                f"{row['valid_perplexity']:9.3f}  lr {row['learning_rate']:.3g}  {row['tokens_per_second']:,.0f} tok/s",
+                f"{row['valid_perplexity']:9.3f}  lr {row['learning_rate']:.3g}  "
+                f"{row['tokens_per_second']:,.0f} tok/s",
                 err=True,
             )
 
@@ -687,7 +711,8 @@ def sql(
     home: HomeOpt = Path("."),
     debug: DebugOpt = False,
 ) -> None:
-    """Query the warehouse views (read-only): runs, corpora, splits, vocab, tokens, ngrams, results, epochs, samples, benchmarks."""
+    """Query the warehouse views (read-only): runs, corpora, splits, vocab, tokens, ngrams,
+    results, epochs, samples, benchmarks."""
     from lm.pipeline import Home
     from lm.query import FORMATS, format_rows, run_query
     from lm.warehouse import rebuild_database
@@ -713,7 +738,8 @@ def check(
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Verify the warehouse: every dataset readable, row counts as recorded, nothing half-written or orphaned."""
+    """Verify the warehouse: every dataset readable, row counts as recorded, nothing
+    half-written or orphaned."""
     from lm.check import check_warehouse
     from lm.pipeline import Home
 
@@ -744,7 +770,8 @@ def serve(
     home: HomeOpt = Path("."),
     debug: DebugOpt = False,
 ) -> None:
-    """Register the deployments with their schedules and serve them (needs PREFECT_API_URL for the UI)."""
+    """Register the deployments with their schedules and serve them (needs PREFECT_API_URL
+    for the UI)."""
     from lm.config import build_config
 
     home = _setup(home, debug, create=True)

@@ -52,7 +52,10 @@ def deployments(cfg: ExperimentConfig, home: Path, runner: str = "thread") -> li
             parameters=params,
             concurrency_limit=1,
             tags=["lmpipe", cfg.name],
-            description=f"lmpipe experiment {cfg.name!r} on schedule {cfg.schedule.cron} ({cfg.schedule.timezone})",
+            description=(
+                f"lmpipe experiment {cfg.name!r} on schedule {cfg.schedule.cron} "
+                f"({cfg.schedule.timezone})"
+            ),
         ),
     ]
 

@@ -1,0 +1,55 @@
+"""``--prefect`` from the command line with no Prefect server configured: the command starts a
+temporary server of its own, reports to it, flushes its logs, stops it and exits promptly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _servers() -> set[int]:
+    """PIDs of Prefect API servers (uvicorn running Prefect's app) on this machine."""
+    pids = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"prefect.server.api.server:create_app" in cmd:
+                pids.add(int(d.name))
+    return pids
+
+
+def test_ngram_as_a_flow_without_a_server_matches_the_direct_run(tmp_path: Path):
+    train, test = tmp_path / "train.txt", tmp_path / "test.txt"
+    train.write_text("the cat sat\nthe dog sat down\na cat\nthe cat sat down\na dog sat\n")
+    test.write_text("the bird sat\na cat sat down\n")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), DO_NOT_TRACK="1")
+    args = ["ngram", "--train", str(train), "--test", str(test), "--order", "2"]
+    args += ["--smoothing", "mkn", "--json"]
+
+    def lmpipe(*extra: str) -> tuple[dict, str, float]:
+        t0 = time.perf_counter()
+        r = subprocess.run(
+            [sys.executable, "-m", "flows.cli", *args, *extra, "--home", str(tmp_path / "h")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=240,
+        )
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout.strip().splitlines()[-1]), r.stderr, time.perf_counter() - t0
+
+    before = _servers()
+    flow, stderr, seconds = lmpipe("--prefect")
+    direct, _, _ = lmpipe()
+    assert flow["perplexity"] == direct["perplexity"]
+    assert "Error logging to API" not in stderr and "Traceback" not in stderr
+    assert _servers() <= before  # its server is gone
+    assert seconds < 90  # a server stopped before the logs were sent made it hang ~70 s more
