@@ -483,7 +483,10 @@ def train_cmd(
     embed: Annotated[int, typer.Option("--embed")] = 128,
     dropout: Annotated[float, typer.Option("--dropout")] = 0.0,
     tied: Annotated[bool, typer.Option("--tied")] = False,
-    epochs: Annotated[int | None, typer.Option("--epochs")] = 10,
+    epochs: Annotated[
+        int | None,
+        typer.Option("--epochs", help="[default: 10; no limit when --max-minutes is given]"),
+    ] = None,
     seq_len: Annotated[int, typer.Option("--seq-len")] = 35,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
     sampling: Annotated[
@@ -538,6 +541,8 @@ def train_cmd(
         raise ConfigError(
             f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHITECTURES)}"
         )
+    if epochs is None and max_minutes is None:
+        epochs = 10  # --max-minutes alone: the budget decides when to stop
     settings = {
         "arch": arch,
         "embed": embed,

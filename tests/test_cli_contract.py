@@ -54,7 +54,8 @@ def test_ngram_json_has_the_contract_keys_and_hand_checked_laplace(split_files, 
     )
     out = json.loads(r.stdout)
     assert {"perplexity", "perplexity_excluding_oov", "oov", "tokens", "run_id"} <= out.keys()
-    # vocabulary: the cat sat dog a down (6 words) + </s> + <unk> = V 8; train tokens 16 + 5 </s> = 21
+    # vocabulary: the cat sat dog a down (6 words) + </s> + <unk> = V 8;
+    # train tokens 16 + 5 </s> = 21
     # test: the bird(OOV) sat </s> a cat sat down </s>
     c = {"the": 3, "cat": 3, "sat": 4, "dog": 2, "a": 2, "down": 2, "</s>": 5, "<unk>": 0}
     import math
@@ -209,3 +210,14 @@ def test_train_generate_report_sql_check(split_files, home):
     )
     assert sorted((x["model"], x["split"]) for x in rows) == [("gru", "test"), ("gru", "valid")]
     assert "clean" in lmpipe("check", home=home).stdout
+
+
+def test_train_with_only_a_time_budget_is_not_capped_at_the_default_epochs(split_files, home):
+    train, valid, test = split_files
+    files = ["--train", str(train), "--valid", str(valid), "--test", str(test)]
+    tiny = ["--tokenizer", "word", "--arch", "rnn", "--hidden", "4", "--embed", "4"]
+    tiny += ["--seq-len", "2", "--batch-size", "2", "--device", "cpu", "--json"]
+    out = json.loads(lmpipe("train", *files, *tiny, "--max-minutes", "0.03", home=home).stdout)
+    assert out["stopped"] == "time budget" and out["epochs"] > 10  # epochs take milliseconds
+    out = json.loads(lmpipe("train", *files, *tiny, "--force", home=home).stdout)
+    assert out["stopped"] == "epochs" and out["epochs"] == 10  # the default without a budget
