@@ -66,7 +66,9 @@ def import_d2l():
     return d2l
 
 
-def d2l_run(kind: str, hidden: int, epochs: int, lr: float, root: Path) -> dict:
+def d2l_run(
+    kind: str, hidden: int, epochs: int, lr: float, root: Path, validate: bool = True
+) -> dict:
     d2l = import_d2l()
     torch.manual_seed(0)
     cwd = os.getcwd()
@@ -87,6 +89,8 @@ def d2l_run(kind: str, hidden: int, epochs: int, lr: float, root: Path) -> dict:
             lr=lr,
         )
     model.board.display = False
+    if not validate:  # training throughput alone: d2l's per-epoch validation switched off
+        model.validation_step = lambda batch: None
     trainer = d2l.Trainer(max_epochs=epochs, gradient_clip_val=1, num_gpus=0)
     t0 = time.perf_counter()
     trainer.fit(model, data)
@@ -122,6 +126,7 @@ def lmpipe_run(arch: str, hidden: int, epochs: int, lr: float, home: Path) -> di
     return {
         "process_seconds": wall,
         "train_seconds": out["train_seconds"],
+        "train_tokens_per_second": out["tokens_per_second"],
         "valid_perplexity": out["valid_perplexity"],
         "test_perplexity": out["test_perplexity"],
         "parameters": out["parameters"],
@@ -151,6 +156,8 @@ def main() -> None:
                 row["d2l"] = min(runs, key=lambda r: r["train_seconds"]) | {
                     "train_seconds_all": [r["train_seconds"] for r in runs]
                 }
+                alone = d2l_run(kind, hidden, epochs, lr, root, validate=False)
+                row["d2l"]["train_only_characters_per_second"] = alone["characters_per_second"]
             for arch in archs:
                 runs = [lmpipe_run(arch, hidden, epochs, lr, env_home) for _ in range(args.repeat)]
                 row[arch] = min(runs, key=lambda r: r["process_seconds"]) | {
@@ -163,7 +170,9 @@ def main() -> None:
                 line += (
                     f"\n  d2l {d['train_seconds']:.1f} s training "
                     f"({d['characters_per_second'] / 1e6:.2f} M chars/s), "
-                    f"validation {d['valid_perplexity_d2l_windows']:.2f} on d2l's windows"
+                    f"validation {d['valid_perplexity_d2l_windows']:.2f} on d2l's windows; "
+                    f"{d['train_only_characters_per_second'] / 1e6:.2f} M chars/s without its "
+                    "validation"
                 )
             for arch in archs:
                 m = row[arch]
@@ -171,8 +180,16 @@ def main() -> None:
                     f"\n  lmpipe {arch}: {m['process_seconds']:.1f} s whole command "
                     f"({m['train_seconds']:.1f} s training), valid {m['valid_perplexity']:.2f} / "
                     f"test {m['test_perplexity']:.2f} on DESIGN's split, best epoch "
-                    f"{m['best_epoch']}"
+                    f"{m['best_epoch']}; training loop "
+                    f"{m['train_tokens_per_second'] / 1e6:.2f} M tokens/s"
                 )
+                if "d2l" in row:
+                    ratio = (
+                        m["train_tokens_per_second"]
+                        / row["d2l"]["train_only_characters_per_second"]
+                    )
+                    m["throughput_ratio_vs_d2l"] = ratio
+                    line += f" (x{ratio:.2f} d2l's)"
             print(line, flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"d2l_bench-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -42,15 +42,19 @@ class _ScratchBase(LanguageModel):
         z = torch.zeros(batch_size, self.hidden, device=device, dtype=self.W_hq.dtype)
         return tuple(z.clone() for _ in range(self.n_states))
 
-    def _output(self, h: torch.Tensor) -> torch.Tensor:
-        # h: (batch, steps, hidden) -> masked logits (batch, steps, vocab), one addmm
-        b, t, _ = h.shape
-        flat = self.drop(h).reshape(b * t, self.hidden)
-        return torch.addmm(self.masked_bias(self.b_q), flat, self.W_hq).view(b, t, -1)
+    def _output(self, hs: torch.Tensor) -> torch.Tensor:
+        """hs: (steps, batch, hidden), as the recurrence makes it -> masked logits as a
+        (batch, steps, vocab) view of a step-major tensor: one addmm, and no copy of the
+        hidden states into batch-major order (the training loss reads the step-major
+        tensor directly, see ``lm.neural.training``)."""
+        t, b, _ = hs.shape
+        flat = self.drop(hs).view(t * b, self.hidden)
+        logits = torch.addmm(self.masked_bias(self.b_q), flat, self.W_hq)  # (steps*batch, vocab)
+        return logits.view(t, b, -1).transpose(0, 1)
 
 
 class _TanhRecurrence(torch.autograd.Function):
-    """H_t = tanh(A_t + H_{t-1} W) for all t, with hand-written backpropagation through time.
+    """H_t = tanh(X_t + b + H_{t-1} W) for all t, with hand-written backpropagation through time.
 
     Same maths as autograd through the step loop, but each step is two kernels forward and three
     backward, and dW is one matmul over all steps instead of one per step.
@@ -58,30 +62,35 @@ class _TanhRecurrence(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
-    def forward(ctx, a: torch.Tensor, h0: torch.Tensor, w: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        # a: (steps, batch, hidden) input projections with bias; h0: (batch, hidden);
+    def forward(  # type: ignore[override]
+        ctx, x: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, w: torch.Tensor
+    ) -> torch.Tensor:
+        # x: (steps, batch, hidden) input projections; b: (hidden,); h0: (batch, hidden);
         # w: (hidden, hidden)
-        hs = a.clone()  # (steps, batch, hidden); step t adds H_{t-1} W in place, then tanh
+        hs = x + b  # (steps, batch, hidden); step t adds H_{t-1} W in place, then tanh
         h = h0
-        for t in range(a.shape[0]):
+        for t in range(x.shape[0]):
             h = hs[t].addmm_(h, w).tanh_()
         ctx.save_for_backward(h0, w, hs)
         return hs
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # type: ignore[override]
+    def backward(  # type: ignore[override]
+        ctx, grad: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         h0, w, hs = ctx.saved_tensors
-        dtanh = hs.square().neg_().add_(1)  # 1 - H^2: (steps, batch, hidden)
+        # 1 - H^2 in one pass: (steps, batch, hidden)
+        dtanh = torch.addcmul(hs.new_ones(()), hs, hs, value=-1)
         da = dtanh * grad  # dL/dA_t, so far only through the outputs H_t themselves
         w_t = w.t()
         dh = da[-1] @ w_t  # dL/dH_{t-1} through the recurrence
         for t in range(hs.shape[0] - 2, -1, -1):
             da[t].addcmul_(dh, dtanh[t])
             dh = da[t] @ w_t
-        h_prev = torch.cat((h0.unsqueeze(0), hs[:-1]))  # (steps, batch, hidden)
-        dw = h_prev.flatten(0, 1).t() @ da.flatten(0, 1)  # (hidden, hidden), one matmul
-        return da, dh, dw
+        # dW = sum_t H_{t-1}^T dA_t: one matmul over steps 1.. and one for step 0 (no concat)
+        dw = torch.addmm(h0.t() @ da[0], hs[:-1].flatten(0, 1).t(), da[1:].flatten(0, 1))
+        return da, da.sum((0, 1)), dh, dw
 
 
 class RNNScratch(_ScratchBase):
@@ -95,10 +104,9 @@ class RNNScratch(_ScratchBase):
 
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         (h,) = state if state is not None else self.begin_state(ids.shape[0], ids.device)
-        # (steps, batch, hidden) = one_hot(X) W_xh + b_h
-        a = rows(self.W_xh, ids.t()) + self.b_h
-        hs = _TanhRecurrence.apply(a, h, self.W_hh)  # (steps, batch, hidden)
-        return self._output(hs.transpose(0, 1)), (hs[-1],)
+        # (steps, batch, hidden) = one_hot(X) W_xh, the bias added inside
+        hs = _TanhRecurrence.apply(rows(self.W_xh, ids.t()), self.b_h, h, self.W_hh)
+        return self._output(hs), (hs[-1],)
 
 
 class GRUScratch(_ScratchBase):
@@ -117,7 +125,7 @@ class GRUScratch(_ScratchBase):
         n = self.hidden
         w_x = torch.cat((self.W_xz, self.W_xr, self.W_xh), dim=1)  # (vocab, 3 hidden)
         b = torch.cat((self.b_z, self.b_r, self.b_h))  # (3 hidden,)
-        xw = (rows(w_x, ids) + b).unbind(1)  # steps x (batch, 3 hidden)
+        xw = (rows(w_x, ids.t()) + b).unbind(0)  # steps x (batch, 3 hidden)
         w_zr = torch.cat((self.W_hz, self.W_hr), dim=1)  # (hidden, 2 hidden)
         hs = []
         for x_t in xw:
@@ -126,7 +134,7 @@ class GRUScratch(_ScratchBase):
             h_tilde = torch.tanh(torch.addmm(x_t[:, 2 * n :], r * h, self.W_hh))
             h = h_tilde + z * (h - h_tilde)  # = Z * H + (1 - Z) * H~
             hs.append(h)
-        return self._output(torch.stack(hs, dim=1)), (h,)
+        return self._output(torch.stack(hs)), (h,)
 
 
 class LSTMScratch(_ScratchBase):
@@ -148,7 +156,7 @@ class LSTMScratch(_ScratchBase):
         w_x = torch.cat((self.W_xi, self.W_xf, self.W_xo, self.W_xc), dim=1)  # (vocab, 4 hidden)
         b = torch.cat((self.b_i, self.b_f, self.b_o, self.b_c))  # (4 hidden,)
         w_h = torch.cat((self.W_hi, self.W_hf, self.W_ho, self.W_hc), dim=1)  # (hidden, 4 hidden)
-        xw = (rows(w_x, ids) + b).unbind(1)  # steps x (batch, 4 hidden)
+        xw = (rows(w_x, ids.t()) + b).unbind(0)  # steps x (batch, 4 hidden)
         hs = []
         for x_t in xw:
             gates = torch.addmm(x_t, h, w_h)  # (batch, 4 hidden)
@@ -156,4 +164,4 @@ class LSTMScratch(_ScratchBase):
             c = ifo[:, n : 2 * n] * c + ifo[:, :n] * torch.tanh(gates[:, 3 * n :])
             h = ifo[:, 2 * n :] * torch.tanh(c)
             hs.append(h)
-        return self._output(torch.stack(hs, dim=1)), (h, c)
+        return self._output(torch.stack(hs)), (h, c)

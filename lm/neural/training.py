@@ -119,6 +119,15 @@ def _diverged(
     return TrainingDiverged(msg, epoch, ckpt if epoch > 1 else None)
 
 
+def _flat(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, steps, vocab) logits and (batch, steps) targets as rows for the loss; a model
+    whose logits are a transposed view of a step-major tensor (the from-scratch ones) is read
+    step-major, so that the logits are not copied (the mean loss is the same)."""
+    if not logits.is_contiguous() and logits.transpose(0, 1).is_contiguous():
+        return logits.transpose(0, 1).flatten(0, 1), y.t().flatten()
+    return logits.flatten(0, 1), y.flatten()
+
+
 def train(
     config: TrainConfig,
     train_stream: np.ndarray,
@@ -205,7 +214,7 @@ def train(
             state = None if config.sampling == "random" else detach_state(state)
             with amp:
                 logits, state = model(x, state)  # (batch, seq_len, vocab)
-            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            loss = F.cross_entropy(*_flat(logits.float(), y))
             if not torch.isfinite(loss):
                 raise _diverged("the loss", loss.item(), epoch, steps + 1, config, ckpt_file)
             optimizer.zero_grad(set_to_none=True)
