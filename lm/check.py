@@ -54,7 +54,8 @@ class CheckReport:
         out += [f"  removed: {r}" for r in self.removed]
         if self.problems and not self.removed:
             out.append(
-                "  run `lmpipe check --repair` to remove them (the next run recomputes what is needed)"
+                "  run `lmpipe check --repair` to remove them "
+                "(the next run recomputes what is needed)"
             )
         return out
 

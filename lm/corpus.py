@@ -125,7 +125,8 @@ def fetch(entry: RegistryEntry, cache_dir: Path, corpora_dir: Path | None = None
             if got != entry.sha256:
                 raise CorpusError(
                     f"download of {entry.url} has sha256 {got}, expected {entry.sha256}; "
-                    f"nothing was kept: retry, or put a verified {entry.file} in $LMPIPE_CORPORA_DIR"
+                    f"nothing was kept: retry, or put a verified {entry.file} in "
+                    "$LMPIPE_CORPORA_DIR"
                 )
     except OSError as e:
         where = corpora_dir or "$LMPIPE_CORPORA_DIR"

@@ -30,7 +30,8 @@ def generate_from_run(
     wh = h.warehouse
     if run_id not in wh.committed_runs():
         raise WarehouseError(
-            f'no completed run {run_id!r} in {wh.root}; list runs with lmpipe sql "select run_id from runs"'
+            f"no completed run {run_id!r} in {wh.root}; "
+            'list runs with lmpipe sql "select run_id from runs"'
         )
     res = pq.read_table(wh.run_path("results", run_id)).to_pandas()
     res = res[res["family"] == "neural"]
@@ -43,7 +44,8 @@ def generate_from_run(
     )
     if not choices:
         raise LmpipeError(
-            f"run {run_id} has no neural model{' ' + model if model else ''}; pick a run that trained one"
+            f"run {run_id} has no neural model{' ' + model if model else ''}; "
+            "pick a run that trained one"
         )
     if len(choices) > 1:
         names = ", ".join(f"{c}/{m}" for c, _, m, _ in choices)

@@ -184,7 +184,8 @@ def _ingest(
     for split in ("train", "valid", "test"):
         if split in source.parts and stats[split].lines == 0:  # an own split file with no text
             raise CorpusError(
-                f"the {split} text of corpus {source.name!r} ({_first_source(source, split)}) has no "
+                f"the {split} text of corpus {source.name!r} "
+                f"({_first_source(source, split)}) has no "
                 f"non-empty line; give a {split} file with text"
             )
     vocab_path = wh.vocab_path(source.name, settings.tokenizer, key)
@@ -270,7 +271,8 @@ def _split_bounds(source: CorpusSource, settings: IngestSettings) -> tuple[int, 
     if int(a * n) == 0:
         raise CorpusError(
             f"corpus {source.name!r} has only {n} non-empty line(s) ({_first_source(source)}): the "
-            "80/10/10 split by lines leaves no training line; give more lines, or --train and --test files"
+            "80/10/10 split by lines leaves no training line; give more lines, "
+            "or --train and --test files"
         )
     return int(a * n), int(b * n)
 

@@ -376,7 +376,9 @@ def ingest_settings(tokenizer: str, vocab: dict[str, Any]) -> IngestSettings:
     )
 
 
-def corpus_data_key(home: Home, corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]) -> str:
+def corpus_data_key(
+    home: Home, corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]
+) -> str:
     """The content key an ingest of this corpus would have (its files' hash + the settings)."""
     return data_key(resolve_source(home, corpus, tokenizer), ingest_settings(tokenizer, vocab))
 

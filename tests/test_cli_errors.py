@@ -308,7 +308,8 @@ from lm.corpus import resolve_files
 from lm.ingest import IngestSettings, ingest
 from lm.warehouse import Warehouse
 big, wh = Path(sys.argv[1]), Path(sys.argv[2])
-r = ingest(resolve_files("big", train=big, test=big), IngestSettings(tokenizer="char"), Warehouse(wh))
+files = resolve_files("big", train=big, test=big)
+r = ingest(files, IngestSettings(tokenizer="char"), Warehouse(wh))
 assert r.splits["train"].lines == 1 and r.splits["train"].tokens == r.splits["test"].tokens > 1_000
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
