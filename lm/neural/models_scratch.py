@@ -84,10 +84,10 @@ class _TanhRecurrence(torch.autograd.Function):
         dtanh = torch.addcmul(hs.new_ones(()), hs, hs, value=-1)
         da = dtanh * grad  # dL/dA_t, so far only through the outputs H_t themselves
         w_t = w.t()
-        dh = da[-1] @ w_t  # dL/dH_{t-1} through the recurrence
+        dh = da[-1] @ w_t  # dL/dH_{t-1} through the recurrence; one buffer for all steps
         for t in range(hs.shape[0] - 2, -1, -1):
             da[t].addcmul_(dh, dtanh[t])
-            dh = da[t] @ w_t
+            torch.mm(da[t], w_t, out=dh)
         # dW = sum_t H_{t-1}^T dA_t: one matmul over steps 1.. and one for step 0 (no concat)
         dw = torch.addmm(h0.t() @ da[0], hs[:-1].flatten(0, 1).t(), da[1:].flatten(0, 1))
         return da, da.sum((0, 1)), dh, dw
