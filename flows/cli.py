@@ -74,6 +74,19 @@ def _prefect_env(home: Path) -> None:
     )
 
 
+def _step_flow(name: str, home: Path, **params: Any) -> dict[str, Any]:
+    """Run the step flow ``flows.steps.<name>`` (``--prefect``), reporting to the configured
+    Prefect API or to a temporary server started for it (``flows.server``)."""
+    _prefect_env(home)
+    from flows.server import prefect_api
+
+    with prefect_api() as api:
+        import flows.steps
+
+        api.wait_ready()  # the server started while flows.steps was imported
+        return getattr(flows.steps, name)(home=str(home), **params)
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.echo(f"lmpipe: error: {message}", err=True)
     raise typer.Exit(code)
@@ -335,23 +348,17 @@ def ngram(
                 "--arpa writes a file outside the warehouse: run it without --prefect"
             )
         spec, tok = _corpus_spec(corpus, train, valid, test, tokenizer)
-        _prefect_env(home)
-        from flows.server import prefect_api
-
         vocab = {"min_freq": min_freq, "normalize": normalize, "encoding_errors": encoding_errors}
-        with prefect_api() as api:
-            from flows.steps import ngram_flow
-
-            api.wait_ready()
-            result = ngram_flow(
-                home=str(home),
-                corpus=spec,
-                tokenizer=tok,
-                method=smoothing,
-                order=order,
-                params=params,
-                vocab=vocab,
-            )
+        result = _step_flow(
+            "ngram_flow",
+            home,
+            corpus=spec,
+            tokenizer=tok,
+            method=smoothing,
+            order=order,
+            params=params,
+            vocab=vocab,
+        )
         _print_scores(_Named(spec["name"], tok), result, result["run_id"], json_out)
         return
     started = datetime.now(UTC)
@@ -573,20 +580,14 @@ def train_cmd(
                 "--force is not available with --prefect (the flow re-uses a finished training)"
             )
         spec, tok = _corpus_spec(corpus, train, valid, test, tokenizer)
-        _prefect_env(home)
-        from flows.server import prefect_api
-
-        with prefect_api() as api:
-            from flows.steps import train_flow
-
-            api.wait_ready()
-            result = train_flow(
-                home=str(home),
-                corpus=spec,
-                tokenizer=tok,
-                settings=settings,
-                vocab={"min_freq": min_freq, "normalize": normalize},
-            )
+        result = _step_flow(
+            "train_flow",
+            home,
+            corpus=spec,
+            tokenizer=tok,
+            settings=settings,
+            vocab={"min_freq": min_freq, "normalize": normalize},
+        )
         _print_scores(_Named(spec["name"], tok), result, result["run_id"], json_out)
         return
     started = datetime.now(UTC)

@@ -1,5 +1,6 @@
 """``--prefect`` from the command line with no Prefect server configured: the command starts a
-temporary server of its own, reports to it, flushes its logs, stops it and exits promptly."""
+temporary server of its own, reports to it, flushes its logs, stops it and exits promptly, with
+the figures of the direct run."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 
 def _servers() -> set[int]:
@@ -25,14 +28,22 @@ def _servers() -> set[int]:
     return pids
 
 
-def test_ngram_as_a_flow_without_a_server_matches_the_direct_run(tmp_path: Path):
+NGRAM = ["ngram", "--order", "2", "--smoothing", "mkn"]
+TRAIN = ["train", "--tokenizer", "word", "--arch", "gru", "--hidden", "4", "--embed", "4"]
+TRAIN += ["--epochs", "2", "--seq-len", "2", "--batch-size", "2", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("command", [NGRAM, TRAIN], ids=["ngram", "train"])
+def test_a_step_as_a_flow_without_a_server_matches_the_direct_run(tmp_path: Path, command):
     train, test = tmp_path / "train.txt", tmp_path / "test.txt"
     train.write_text("the cat sat\nthe dog sat down\na cat\nthe cat sat down\na dog sat\n")
     test.write_text("the bird sat\na cat sat down\n")
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), DO_NOT_TRACK="1")
-    args = ["ngram", "--train", str(train), "--test", str(test), "--order", "2"]
-    args += ["--smoothing", "mkn", "--json"]
+    files = ["--train", str(train), "--test", str(test)]
+    if command is TRAIN:
+        files += ["--valid", str(test)]
+    args = [*command, *files, "--json"]
 
     def lmpipe(*extra: str) -> tuple[dict, str, float]:
         t0 = time.perf_counter()
@@ -48,7 +59,7 @@ def test_ngram_as_a_flow_without_a_server_matches_the_direct_run(tmp_path: Path)
 
     before = _servers()
     flow, stderr, seconds = lmpipe("--prefect")
-    direct, _, _ = lmpipe()
+    direct, _, _ = lmpipe("--force") if command is TRAIN else lmpipe()
     assert flow["perplexity"] == direct["perplexity"]
     assert "Error logging to API" not in stderr and "Traceback" not in stderr
     assert _servers() <= before  # its server is gone
