@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -54,6 +56,7 @@ class TemporaryServer:
                 "--log-level", "error", "--lifespan", "on",
             ],
             env=env,
+            preexec_fn=_dies_with(os.getpid()),
         )  # fmt: skip
         atexit.register(self.stop)
 
@@ -85,6 +88,25 @@ class TemporaryServer:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _dies_with(parent: int):
+    """For ``preexec_fn``: on Linux the server gets SIGTERM when the command's process dies,
+    even by SIGKILL (when ``atexit`` cannot stop it), instead of lingering as an orphan."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+    except (OSError, AttributeError):
+        return None
+
+    def child() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the line above took effect
+            os._exit(1)
+
+    return child
 
 
 class _Configured:

@@ -106,6 +106,11 @@ def test_killed_runs_leave_nothing_half_written_and_the_next_run_is_whole(tmp_pa
             if not f.name.startswith(TMP_PREFIX):
                 pq.read_table(f)
     assert killed >= 2
+    # the killed runs' temporary servers get SIGTERM from the kernel and shut down too
+    deadline = time.monotonic() + 20
+    while _servers_of(env["PREFECT_HOME"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _servers_of(env["PREFECT_HOME"]) == []
     p = _run(cfg, home, env)
     out, _ = p.communicate(timeout=600)
     assert p.returncode == 0
@@ -117,3 +122,20 @@ def test_killed_runs_leave_nothing_half_written_and_the_next_run_is_whole(tmp_pa
         text=True,
     )
     assert check.returncode == 0 and "clean" in check.stdout, check.stdout + check.stderr
+
+
+def _servers_of(prefect_home: str) -> list[int]:
+    """PIDs of Prefect API servers (uvicorn) started with this PREFECT_HOME."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if b"prefect.server.api.server:create_app" not in (d / "cmdline").read_bytes():
+                continue
+            environ = (d / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"PREFECT_HOME={prefect_home}".encode() in environ:
+            found.append(int(d.name))
+    return found
