@@ -36,14 +36,6 @@ STEPS = ("ingest", "count", "fit")
 TEST_TOKENS = 100_000
 
 
-def parse_bytes(text: str) -> int:
-    units = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
-    for suffix, mult in units.items():
-        if text.upper().endswith(suffix):
-            return int(float(text[: -len(suffix)]) * mult)
-    return int(text)
-
-
 def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
@@ -96,7 +88,9 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "ingest":
         out = step_ingest(work)
     elif args.child == "count":
-        out = step_count(work, args.order, parse_bytes(args.memory_limit))
+        from lm.pipeline import parse_size
+
+        out = step_count(work, args.order, parse_size(args.memory_limit))
     else:
         out = step_fit(work, args.order)
     out["seconds"] = time.perf_counter() - t0

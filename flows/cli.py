@@ -74,17 +74,23 @@ def _prefect_env(home: Path) -> None:
     )
 
 
-def _step_flow(name: str, home: Path, **params: Any) -> dict[str, Any]:
-    """Run the step flow ``flows.steps.<name>`` (``--prefect``), reporting to the configured
+def _call_flow(home: Path, module: str, name: str, /, **params: Any) -> dict[str, Any]:
+    """``<module>.<name>(**params)``: a flow (or what runs one), reporting to the configured
     Prefect API or to a temporary server started for it (``flows.server``)."""
+    import importlib
+
     _prefect_env(home)
     from flows.server import prefect_api
 
     with prefect_api() as api:
-        import flows.steps
+        fn = getattr(importlib.import_module(module), name)
+        api.wait_ready()  # the server started while the module was imported
+        return fn(**params)
 
-        api.wait_ready()  # the server started while flows.steps was imported
-        return getattr(flows.steps, name)(home=str(home), **params)
+
+def _step_flow(name: str, home: Path, **params: Any) -> dict[str, Any]:
+    """Run the step flow ``flows.steps.<name>`` (``--prefect``)."""
+    return _call_flow(home, "flows.steps", name, home=str(home), **params)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -181,14 +187,10 @@ def run(
         os.environ["LMPIPE_MEMORY_LIMIT"] = str(parse_size(memory_limit))
     if runner not in ("thread", "dask"):
         raise ConfigError(f"unknown runner {runner!r}; choose thread or dask")
-    _prefect_env(home)
-    from flows.server import prefect_api
-
-    with prefect_api() as api:
-        from flows.benchmark import run_benchmark
-
-        api.wait_ready()
-        out = run_benchmark(cfg, home, runner=runner, dask_address=dask_address)
+    out = _call_flow(
+        home, "flows.benchmark", "run_benchmark",
+        cfg=cfg, home=home, runner=runner, dask_address=dask_address,
+    )  # fmt: skip
     if json_out:
         _emit_json(out)
     else:

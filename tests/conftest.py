@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny corpora written by hand, a temporary home, the reference corpora."""
+"""Shared fixtures: tiny corpora written by hand, a temporary home, the reference corpora, one
+Prefect test harness (temporary database and server) for every flow test of a session."""
 
 from __future__ import annotations
 
@@ -43,3 +44,31 @@ def tiny_text(tmp_path: Path) -> Path:
     ]
     p.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return p
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+
+
+def prefect_servers(prefect_home: str | None = None) -> set[int]:
+    """PIDs of Prefect API servers (uvicorn running Prefect's app) on this machine; with
+    ``prefect_home``, only those started with that ``PREFECT_HOME``."""
+    found = set()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if b"prefect.server.api.server:create_app" not in (d / "cmdline").read_bytes():
+                continue
+            environ = (d / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if prefect_home is None or f"PREFECT_HOME={prefect_home}".encode() in environ:
+            found.add(int(d.name))
+    return found

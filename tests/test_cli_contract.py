@@ -166,30 +166,9 @@ def test_train_generate_report_sql_check(split_files, home):
     ):
         assert key in out, key
     assert out["test_perplexity"] == out["perplexity"] and out["epochs"] == 2
-    g1 = lmpipe(
-        "generate",
-        "--run",
-        out["run_id"],
-        "--prefix",
-        "the cat",
-        "--length",
-        "5",
-        "--seed",
-        "3",
-        home=home,
-    )
-    g2 = lmpipe(
-        "generate",
-        "--run",
-        out["run_id"],
-        "--prefix",
-        "the cat",
-        "--length",
-        "5",
-        "--seed",
-        "3",
-        home=home,
-    )
+    sample = ["generate", "--run", out["run_id"], "--prefix", "the cat", "--length", "5"]
+    g1 = lmpipe(*sample, "--seed", "3", home=home)
+    g2 = lmpipe(*sample, "--seed", "3", home=home)
     assert g1.stdout == g2.stdout and g1.stdout.startswith("the cat")
     greedy = lmpipe(
         "generate",

@@ -118,16 +118,6 @@ def test_spilling_connection_counts_alike(tmp_path: Path, tokens: Path) -> None:
         assert sorted_counts(a.path, a.n).equals(sorted_counts(b.path, b.n))
 
 
-@pytest.fixture(scope="module")
-def prefect_harness():
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            yield
-
-
 @pytest.mark.flow
 def test_sharded_flow_on_dask_equals_single_process(
     prefect_harness: None, tmp_path: Path, tokens: Path

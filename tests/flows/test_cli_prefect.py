@@ -13,20 +13,7 @@ from pathlib import Path
 
 import pytest
 
-
-def _servers() -> set[int]:
-    """PIDs of Prefect API servers (uvicorn running Prefect's app) on this machine."""
-    pids = set()
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                cmd = (d / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"prefect.server.api.server:create_app" in cmd:
-                pids.add(int(d.name))
-    return pids
-
+from tests.conftest import prefect_servers
 
 NGRAM = ["ngram", "--order", "2", "--smoothing", "mkn"]
 TRAIN = ["train", "--tokenizer", "word", "--arch", "gru", "--hidden", "4", "--embed", "4"]
@@ -57,10 +44,10 @@ def test_a_step_as_a_flow_without_a_server_matches_the_direct_run(tmp_path: Path
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout.strip().splitlines()[-1]), r.stderr, time.perf_counter() - t0
 
-    before = _servers()
+    before = prefect_servers()
     flow, stderr, seconds = lmpipe("--prefect")
     direct, _, _ = lmpipe("--force") if command is TRAIN else lmpipe()
     assert flow["perplexity"] == direct["perplexity"]
     assert "Error logging to API" not in stderr and "Traceback" not in stderr
-    assert _servers() <= before  # its server is gone
+    assert prefect_servers() <= before  # its server is gone
     assert seconds < 90  # a server stopped before the logs were sent made it hang ~70 s more

@@ -14,6 +14,8 @@ import urllib.request
 
 import pytest
 
+from tests.flows.conftest import slice_experiment
+
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
 
 CHECK = textwrap.dedent(
@@ -58,18 +60,12 @@ def _wait_healthy(url: str, proc: subprocess.Popen, seconds: float) -> None:
 
 
 def test_served_deployment_runs_and_publishes_artifacts(tmp_path, corpora_dir):
-    text = tmp_path / "tm.txt"
-    text.write_text(
-        "\n".join((corpora_dir / "timemachine.txt").read_text().splitlines()[:400]) + "\n"
-    )
-    cfg = tmp_path / "exp.toml"
-    cfg.write_text(
-        textwrap.dedent(f"""
-        name = "served"
-        tokenizers = ["char"]
-        [[corpora]]
-        name = "tm-slice"
-        path = "{text}"
+    cfg = slice_experiment(
+        tmp_path,
+        corpora_dir,
+        "served",
+        400,
+        """
         [ngram]
         orders = [1, 2]
         methods = ["mkn"]
@@ -80,7 +76,7 @@ def test_served_deployment_runs_and_publishes_artifacts(tmp_path, corpora_dir):
         epochs = 1
         [schedule]
         cron = "0 3 * * *"
-    """)
+        """,
     )
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"

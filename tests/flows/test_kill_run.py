@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -16,6 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from lm.fileio import TMP_PREFIX
+from lm.warehouse import Warehouse
+from tests.conftest import prefect_servers
+from tests.flows.conftest import slice_experiment
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
 
@@ -46,9 +48,7 @@ def _run(cfg: Path, home: Path, env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 def _results(home: Path, run_id: str) -> list[tuple]:
-    t = pq.read_table(
-        home / "data" / "warehouse" / "results" / f"run_id={run_id}" / "results.parquet"
-    ).to_pandas()
+    t = pq.read_table(Warehouse.at_home(home).run_path("results", run_id)).to_pandas()
     t = t.sort_values(["corpus", "model", "n", "split"])
     return [
         tuple(r)
@@ -57,18 +57,12 @@ def _results(home: Path, run_id: str) -> list[tuple]:
 
 
 def test_killed_runs_leave_nothing_half_written_and_the_next_run_is_whole(tmp_path, corpora_dir):
-    text = tmp_path / "tm.txt"
-    text.write_text(
-        "\n".join((corpora_dir / "timemachine.txt").read_text().splitlines()[:1500]) + "\n"
-    )
-    cfg = tmp_path / "exp.toml"
-    cfg.write_text(
-        textwrap.dedent(f"""
-        name = "killed"
-        tokenizers = ["char"]
-        [[corpora]]
-        name = "tm-slice"
-        path = "{text}"
+    cfg = slice_experiment(
+        tmp_path,
+        corpora_dir,
+        "killed",
+        1500,
+        """
         [ngram]
         orders = [1, 2, 3]
         methods = ["mkn", "kn"]
@@ -77,7 +71,7 @@ def test_killed_runs_leave_nothing_half_written_and_the_next_run_is_whole(tmp_pa
         hidden = 32
         embed = 16
         epochs = 3
-    """)
+        """,
     )
     env = {
         **os.environ,
@@ -108,9 +102,9 @@ def test_killed_runs_leave_nothing_half_written_and_the_next_run_is_whole(tmp_pa
     assert killed >= 2
     # the killed runs' temporary servers get SIGTERM from the kernel and shut down too
     deadline = time.monotonic() + 20
-    while _servers_of(env["PREFECT_HOME"]) and time.monotonic() < deadline:
+    while prefect_servers(env["PREFECT_HOME"]) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _servers_of(env["PREFECT_HOME"]) == []
+    assert prefect_servers(env["PREFECT_HOME"]) == set()
     p = _run(cfg, home, env)
     out, _ = p.communicate(timeout=600)
     assert p.returncode == 0
@@ -122,20 +116,3 @@ def test_killed_runs_leave_nothing_half_written_and_the_next_run_is_whole(tmp_pa
         text=True,
     )
     assert check.returncode == 0 and "clean" in check.stdout, check.stdout + check.stderr
-
-
-def _servers_of(prefect_home: str) -> list[int]:
-    """PIDs of Prefect API servers (uvicorn) started with this PREFECT_HOME."""
-    found = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            if b"prefect.server.api.server:create_app" not in (d / "cmdline").read_bytes():
-                continue
-            environ = (d / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"PREFECT_HOME={prefect_home}".encode() in environ:
-            found.append(int(d.name))
-    return found
