@@ -109,3 +109,34 @@ def _shifted(buf: np.ndarray, skip: int, j: int) -> np.ndarray:
     lead = min(max(j - skip, 0), out.size)
     out[lead:] = buf[skip + lead - j : buf.size - j]
     return out
+
+
+PAST_BOS = -1
+"""A history slot before the sentence's ``<s>`` in :func:`padded_windows`: no token there."""
+
+
+def padded_windows(tokens: str | Path | pa.Table, n: int) -> Iterator[pa.RecordBatch]:
+    """Batches of the window of length ``n`` that ends at every row, KenLM's way
+    (KENLM_MKN.md §1): the token j back is the id there, ``<s>`` right before the sentence
+    start and :data:`PAST_BOS` beyond it, so a sentence's first windows are shorter n-grams
+    that start with a single ``<s>`` (collapsed). Columns ``w1..wn`` oldest first, plus ``pos``
+    (the row), in row order: the out-of-core estimator counts these, and scores with them."""
+    tail = np.empty(0, dtype=np.int32)
+    schema = pa.schema([("pos", pa.int64()), *window_schema(n)])
+    first = 0
+    for batch in id_batches(tokens):
+        buf = np.concatenate((tail, batch)) if tail.size else batch
+        skip = tail.size
+        ends = buf == EOS
+        sent = np.cumsum(ends) - ends
+        starts = np.concatenate(([0], np.flatnonzero(ends) + 1))
+        offsets = (np.arange(buf.size, dtype=np.int64) - starts[sent])[skip:]
+        cols = [np.arange(first, first + batch.size, dtype=np.int64)]
+        for j in range(n - 1, 0, -1):
+            col = np.where(offsets == j - 1, BOS, _shifted(buf, skip, j))
+            col[offsets < j - 1] = PAST_BOS
+            cols.append(col.astype(np.int32, copy=False))
+        cols.append(buf[skip:])
+        yield pa.record_batch(cols, schema=schema)
+        first += batch.size
+        tail = buf[-context(n) :]

@@ -1,0 +1,434 @@
+"""KenLM's modified Kneser-Ney estimated and scored out of core, in DuckDB.
+
+:func:`lm.ngram.mkn.estimate_mkn` holds a model in numpy arrays, about 52 bytes per n-gram
+(16 GB for the 307 M n-grams of a 100 M-token corpus). Here every stage of lmplz's pipeline is a
+DuckDB statement over tables in a database file (``mkn_out_of_core.sql``): the counts, the
+adjusted counts, the context sums, the probabilities and the final log10 values. DuckDB's
+aggregates and joins spill past the connection's memory limit, so memory stays bounded
+whatever the model's size; Python holds one Arrow batch of windows at a time and the
+vocabulary-sized unigram arrays.
+
+The values are bit-identical to the in-memory estimator's (and so to KenLM's): the float32
+arithmetic is DuckDB's single precision in lmplz's order, and log10 is the C library's
+``log10f`` through Arrow, as there. Scoring joins every position's windows with the model
+tables and applies KenLM's backoff rule (KENLM_MKN.md §7) in numpy, batch by batch, in stream
+order.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lm.metrics import LN10, TokenScores
+from lm.ngram.counting import count_of_counts, default_memory_limit
+from lm.ngram.mkn import (
+    DEFAULT_FALLBACK,
+    F32,
+    _initial_probabilities,
+    discounts,
+)
+from lm.ngram.scoring import KenlmTotals
+from lm.ngram.windows import PAST_BOS, id_batches, padded_windows
+from lm.vocab import BOS, EOS, PAD, UNK
+
+SCORE_BATCH = 1 << 20
+"""Rows fetched at a time from the scoring query."""
+
+
+def _statements() -> dict[str, str]:
+    text = resources.files("lm.ngram").joinpath("sql/mkn_out_of_core.sql").read_text("utf-8")
+    parts = re.split(r"^-- name: (\w+)\n", text, flags=re.MULTILINE)
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+SQL = _statements()
+"""The statements of ``sql/mkn_out_of_core.sql`` by name."""
+
+
+def _cols(n: int, prefix: str = "", start: int = 1) -> str:
+    """``{prefix}w{start}, ..`` for n columns."""
+    return ", ".join(f"{prefix}w{k}" for k in range(start, start + n))
+
+
+def _renamed(n: int, start: int) -> str:
+    """Columns w{start}.. renamed w1..wn."""
+    return ", ".join(f"w{start + k} AS w{k + 1}" for k in range(n))
+
+
+def _match(left: str, right: str, n: int, right_start: int = 1) -> str:
+    """``left.w1 = right.w{right_start} AND ..`` over n columns."""
+    return " AND ".join(f"{left}.w{k + 1} = {right}.w{right_start + k}" for k in range(n))
+
+
+def _log10f_udf(x: pa.Array) -> pa.Array:
+    return pc.log10(x)
+
+
+@dataclass(frozen=True)
+class StreamFacts:
+    """What the estimator needs of the whole training stream, gathered one batch at a time."""
+
+    positions: int
+    raw_unigram: np.ndarray
+    """c(w): occurrences of every id"""
+    first_seen: np.ndarray
+    """position of every id's first occurrence (``positions`` where it never occurs)"""
+
+    @classmethod
+    def scan(cls, tokens: str | Path | pa.Table, width: int) -> StreamFacts:
+        raw = np.zeros(width, dtype=np.int64)
+        first = np.full(width, np.iinfo(np.int64).max, dtype=np.int64)
+        at = 0
+        for batch in id_batches(tokens):
+            if batch.size and (batch.min() < 0 or batch.max() >= width):
+                bad = int(batch.max()) if batch.max() >= width else int(batch.min())
+                raise ValueError(f"token id {bad} is outside the vocabulary (vocab_size={width})")
+            raw += np.bincount(batch, minlength=width)
+            ids, idx = np.unique(batch, return_index=True)
+            first[ids] = np.minimum(first[ids], at + idx)
+            at += batch.size
+        first[first == np.iinfo(np.int64).max] = at
+        return cls(at, raw, first)
+
+    def ranks(self, unk_is_word: bool) -> np.ndarray:
+        """KenLM's word ids (:func:`lm.ngram.mkn.first_appearance_ranks`)."""
+        width = self.raw_unigram.size
+        seen = np.flatnonzero(self.raw_unigram > 0)
+        words = seen[np.argsort(self.first_seen[seen], kind="stable")]
+        fixed = [UNK, BOS, EOS] if not unk_is_word else [BOS, EOS]
+        words = words[~np.isin(words, fixed)]
+        ranks = np.full(width, width + 1, dtype=np.int64)
+        ranks[UNK], ranks[BOS], ranks[EOS] = 0, 1, 2
+        ranks[words] = np.arange(3, 3 + words.size)
+        return ranks
+
+
+@dataclass
+class DuckdbMknModel:
+    """A modified Kneser-Ney model whose tables live in a DuckDB database file. Scores as
+    :class:`lm.ngram.model.BackoffModel` with ``kenlm_exact`` does; :meth:`close` removes the
+    file (a context manager does too)."""
+
+    order: int
+    vocab_size: int
+    path: Path
+    details: dict[str, Any]
+    memory_limit: int
+    spill_dir: Path
+    method: str = "mkn"
+    normalized: bool = True
+    _con: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
+
+    def __enter__(self) -> DuckdbMknModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        shutil.rmtree(self.path.parent, ignore_errors=True)
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise ValueError(f"the model at {self.path} is closed")
+        return self._con
+
+    def sizes(self) -> list[int]:
+        """Number of n-grams per order (the unigrams: every id of the vocabulary)."""
+        return [
+            int(self.con.sql(f"SELECT count(*) FROM m{n}").fetchall()[0][0])  # noqa: S608
+            for n in range(1, self.order + 1)
+        ]
+
+    def tables(self, n: int) -> pa.Table:
+        """The order-n n-grams and their values (``w1..wn``, ``logp``, ``bo``), for tests and
+        small models: in memory."""
+        return self.con.sql(f"SELECT * FROM m{n} ORDER BY ALL").to_arrow_table()  # noqa: S608
+
+    def score(self, stream: np.ndarray) -> TokenScores:
+        """Per-token scores of an evaluation stream (every token, ``</s>`` included) with
+        KenLM's exact totals, equal to the in-memory model's."""
+        from lm.ngram.counting import stream_table
+
+        table = stream_table(stream)
+        if stream.size and int(stream.max()) >= self.vocab_size:
+            raise ValueError(
+                f"token id {int(stream.max())} is outside the model's vocabulary "
+                f"(vocab_size={self.vocab_size})"
+            )
+        return self.score_tokens(table)
+
+    def score_tokens(self, tokens: str | Path | pa.Table) -> TokenScores:
+        """Score a token Parquet file (or table of its layout) without loading it whole."""
+        n_max = self.order
+        schema = pa.schema(
+            [("pos", pa.int64()), *((f"w{k}", pa.int32()) for k in range(1, n_max + 1))]
+        )
+        reader = pa.RecordBatchReader.from_batches(schema, padded_windows(tokens, n_max))
+        con = self.con
+        bos_bo = F32(con.execute("SELECT bo FROM m1 WHERE w1 = $bos", {"bos": BOS}).fetchall()[0][0])
+        con.register("windows", reader)
+        values = ", ".join(f"m{n}.logp AS l{n}, m{n}.bo AS b{n}" for n in range(1, n_max + 1))
+        joins = "\n".join(
+            f"LEFT JOIN m{n} ON {_match(f'm{n}', 'q', n, n_max - n + 1)}"
+            for n in range(1, n_max + 1)
+        )
+        query = SQL["score"].format(order=n_max, history=n_max - 1, values=values, joins=joins)
+        result = con.sql(query).fetch_record_batch(SCORE_BATCH)
+        parts: list[np.ndarray] = []
+        words: list[np.ndarray] = []
+        totals = KenlmTotals()
+        finite = True
+        carry = np.full(max(n_max - 1, 0), np.nan, dtype=np.float32)
+        try:
+            for batch in result:
+                word = batch.column("word").to_numpy()
+                log10, carry = _backoff_batch(batch, n_max, carry, bos_bo)
+                parts.append(log10)
+                words.append(word)
+                if finite:
+                    finite = not np.isneginf(log10).any()
+                    if finite:
+                        totals.add(log10, word, word == UNK)
+        finally:
+            result.close()
+            con.unregister("windows")
+        log10 = np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
+        stream = np.concatenate(words) if words else np.empty(0, dtype=np.int32)
+        oov = stream == UNK
+        logprob = log10.astype(np.float64) * LN10
+        if not finite:
+            return TokenScores(logprob=logprob, oov=oov)
+        totals.finish()
+        return TokenScores(
+            logprob=logprob, oov=oov, total_log10=totals.total, oov_log10=totals.oov_total
+        )
+
+
+def _values(batch: pa.RecordBatch, name: str) -> np.ndarray:
+    """A float32 column with NULL as NaN."""
+    return batch.column(name).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+
+
+def _backoff_batch(
+    batch: pa.RecordBatch, n_max: int, carry: np.ndarray, bos_bo: np.float32
+) -> tuple[np.ndarray, np.ndarray]:
+    """log10 P of a batch of positions in stream order (KENLM_MKN.md §7): log10 p of the
+    longest n-gram in the model, plus the backoffs of the longer contexts, added in float32
+    from the shortest context to the longest. The context of length j of a position is the
+    window of length j that ends at the position before it (``carry`` holds the last
+    position's backoffs for the next batch), or ``<s>`` alone at a sentence start."""
+    size = batch.num_rows
+    logp = [_values(batch, f"l{n}") for n in range(1, n_max + 1)]
+    score = logp[0].copy()
+    order = np.ones(size, dtype=np.int8)
+    for n in range(2, n_max + 1):
+        hit = ~np.isnan(logp[n - 1])
+        order[hit] = n
+        score[hit] = logp[n - 1][hit]
+    starts = batch.column("h1").to_numpy() == BOS
+    new_carry = np.empty_like(carry)
+    for j in range(1, n_max):
+        bo = _values(batch, f"b{j}")
+        ctx = np.empty(size, dtype=np.float32)
+        ctx[0] = carry[j - 1]
+        ctx[1:] = bo[:-1]
+        new_carry[j - 1] = bo[-1]
+        ctx[starts] = bos_bo if j == 1 else np.nan
+        add = ~np.isnan(ctx) & (order <= j)
+        score[add] = (score[add] + ctx[add]).astype(np.float32)
+    return score, new_carry
+
+
+def estimate_mkn_duckdb(
+    tokens: str | Path | pa.Table,
+    order: int,
+    vocab_size: int,
+    *,
+    memory_limit: int | None = None,
+    spill_dir: str | Path | None = None,
+    discount_fallback: Sequence[float] | None = DEFAULT_FALLBACK,
+    threads: int | None = None,
+) -> DuckdbMknModel:
+    """Estimate a KenLM-exact modified Kneser-Ney model of ``order`` >= 2 from a token Parquet
+    file (or table of its layout) in a DuckDB database under ``spill_dir`` (default: a
+    temporary folder), with at most ``memory_limit`` bytes of DuckDB memory (default
+    :func:`lm.ngram.counting.default_memory_limit`). Same arguments and results as
+    :func:`lm.ngram.fit` with ``"mkn"``."""
+    if order < 2:
+        raise ValueError(f"the out-of-core estimator needs order >= 2, got {order}")
+    facts = StreamFacts.scan(tokens, vocab_size)
+    if facts.positions == 0:
+        raise ValueError("cannot fit an n-gram model on an empty training stream")
+    if facts.raw_unigram[BOS]:
+        raise ValueError("<s> never occurs in a token stream: it is context only")
+    root = Path(spill_dir) if spill_dir is not None else Path(tempfile.gettempdir())
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"mkn-{uuid.uuid4().hex[:8]}-", dir=root))
+    limit = memory_limit or default_memory_limit()
+    config = {
+        "memory_limit": f"{limit}B",
+        "preserve_insertion_order": "false",
+        "temp_directory": str(folder / "spill"),
+    }
+    if threads:
+        config["threads"] = str(threads)
+    path = folder / "model.duckdb"
+    con = duckdb.connect(str(path), config=config)
+    model = DuckdbMknModel(order, vocab_size, path, {}, limit, folder, _con=con)
+    try:
+        con.create_function("log10f", _log10f_udf, ["FLOAT"], "FLOAT", type="arrow")
+        model.details.update(_estimate(con, tokens, order, facts, discount_fallback))
+    except BaseException:
+        model.close()
+        raise
+    return model
+
+
+def _estimate(
+    con: duckdb.DuckDBPyConnection,
+    tokens: str | Path | pa.Table,
+    n_max: int,
+    facts: StreamFacts,
+    fallback: Sequence[float] | None,
+) -> dict[str, Any]:
+    width = facts.raw_unigram.size
+    schema = pa.schema([("pos", pa.int64()), *((f"w{k}", pa.int32()) for k in range(1, n_max + 1))])
+    reader = pa.RecordBatchReader.from_batches(schema, padded_windows(tokens, n_max))
+    con.register("windows", reader)
+    con.execute(SQL["full_counts"].format(cols=_cols(n_max)))
+    con.unregister("windows")
+    # adjusted counts, highest order first (§2)
+    con.execute(SQL["highest_order"].format(n=n_max, cols=_cols(n_max)))
+    for n in range(n_max - 1, 1, -1):
+        con.execute(
+            SQL["lower_order"].format(
+                n=n,
+                above=n + 1,
+                suffix_as=_renamed(n, 2),
+                tail_as=_renamed(n, n_max - n + 1),
+                before_bos=f"w{n_max - n}",
+                bos_col=f"w{n_max - n + 1}",
+            ),
+            {"bos": BOS},
+        )
+    a1 = np.zeros(width, dtype=np.int64)
+    w, a = con.execute(SQL["continuation_of_unigrams"]).fetchnumpy().values()
+    a1[np.asarray(w, dtype=np.int64)] = a
+    # count-of-counts with the last-n-gram quirk (§3.3), discounts (§3.2)
+    t = np.zeros((n_max, 4), dtype=np.int64)
+    t[0] = count_of_counts(a1)
+    for n in range(2, n_max + 1):
+        t[n - 1] = con.execute(SQL["count_of_counts"].format(n=n)).fetchall()[0]
+    unk_seen = bool(facts.raw_unigram[UNK] > 0)
+    _greatest_ngram_quirk(con, t, n_max, a1, facts, unk_seen)
+    d, fell_back = discounts(t, fallback)
+    # unigrams in numpy (vocabulary-sized), then orders 2..N in DuckDB (§4, §5)
+    uniform_size = width - 2 + unk_seen
+    u, g = _initial_probabilities(a1, np.zeros(width, dtype=np.int64), 1, d[0])
+    p1 = (u + F32(g[0] * F32(1.0 / float(F32(uniform_size))))).astype(F32)
+    p1[BOS], p1[PAD] = F32(1.0), F32(0.0)
+    con.register("p1_arrow", pa.table({"w1": np.arange(width, dtype=np.int32), "p": p1}))
+    con.execute("CREATE TABLE p1 AS SELECT * FROM p1_arrow")
+    con.unregister("p1_arrow")
+    for n in range(2, n_max + 1):
+        dk = {"d1": float(d[n - 1][0]), "d2": float(d[n - 1][1]), "d3": float(d[n - 1][2])}
+        con.execute(SQL["contexts"].format(n=n, ctx_cols=_cols(n - 1)), dk)
+        con.execute(
+            SQL["interpolate"].format(
+                n=n,
+                below=n - 1,
+                g_cols=_cols(n, "g."),
+                ctx_join=_match("g", "h", n - 1),
+                suffix_join=_match("l", "g", n - 1, 2),
+            ),
+            dk,
+        )
+        if n < n_max:
+            con.execute(f"DROP TABLE g{n}")
+    for n in range(1, n_max):
+        con.execute(
+            SQL["model_order"].format(
+                n=n, above=n + 1, p_cols=_cols(n, "p."), ctx_join=_match("p", "h", n)
+            )
+        )
+        con.execute(f"DROP TABLE p{n}")
+    con.execute(SQL["model_highest"].format(n=n_max, cols=_cols(n_max)))
+    con.execute(f"DROP TABLE p{n_max}")
+    con.execute(f"DROP VIEW g{n_max}")
+    for n in range(2, n_max + 1):
+        con.execute(f"DROP TABLE ctx{n}")
+    con.execute("DROP TABLE full_counts")
+    con.execute("CHECKPOINT")
+    return {
+        "count_of_counts": t,
+        "discounts": d,
+        "fallback_orders": fell_back,
+        "uniform_size": uniform_size,
+    }
+
+
+def _greatest_ngram_quirk(
+    con: duckdb.DuckDBPyConnection,
+    t: np.ndarray,
+    n_max: int,
+    a1: np.ndarray,
+    facts: StreamFacts,
+    unk_seen: bool,
+) -> None:
+    """Apply §3.3 to ``t`` in place (as :func:`lm.ngram.mkn.count_of_counts_kenlm`): the
+    suffixes of the greatest padded full N-gram in suffix order count with their raw count."""
+    g_star = _greatest_full_ngram(con, n_max, facts.ranks(unk_seen))
+    for k in range(1, n_max):
+        suffix = g_star[n_max - k :]
+        values = {f"v{i}": int(v) for i, v in enumerate(suffix)}
+        tail = " AND ".join(f"w{n_max - k + 1 + i} = $v{i}" for i in range(k))
+        c = int(con.execute(SQL["raw_count"].format(match=tail), values).fetchall()[0][0])
+        if k == 1:
+            a = c if suffix[0] == BOS else int(a1[suffix[0]])
+        else:
+            own = " AND ".join(f"w{i + 1} = $v{i}" for i in range(k))
+            a = int(con.execute(SQL["adjusted_count"].format(n=k, match=own), values).fetchall()[0][0])
+        if 1 <= a <= 4:
+            t[k - 1, a - 1] -= 1
+        if 1 <= c <= 4:
+            t[k - 1, c - 1] += 1
+        if suffix[0] == BOS:
+            break
+
+
+def _greatest_full_ngram(
+    con: duckdb.DuckDBPyConnection, n_max: int, ranks: np.ndarray
+) -> np.ndarray:
+    """g* of §3.3 over the padded windows (missing oldest slots read as ``<s>``), greatest in
+    suffix order (last token's rank first), found batch by batch."""
+    best: np.ndarray | None = None
+    key = ranks.copy()
+    result = con.sql(f"SELECT {_cols(n_max)} FROM full_counts").fetch_record_batch(1 << 20)  # noqa: S608
+    for batch in result:
+        grams = np.column_stack([batch.column(k).to_numpy().astype(np.int64) for k in range(n_max)])
+        grams[grams == PAST_BOS] = BOS
+        if best is not None:
+            grams = np.vstack([grams, best[None, :]])
+        r = key[grams]
+        top = grams[np.lexsort(r.T)[-1]]
+        best = top
+    assert best is not None
+    return best.astype(np.int32)
