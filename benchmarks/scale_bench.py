@@ -12,7 +12,9 @@ each step runs in its own process, so its peak RSS (``ru_maxrss``) is its own:
 * ``count``: ``count_ngrams`` orders 1..order of the training tokens with ``--memory-limit``
   and a spill folder whose size is polled every 0.2 s (peak spill);
 * ``fit``: MKN fit of the training tokens and scoring of the test split, in memory (skipped
-  above ``--fit-max`` tokens: the model itself outgrows 4 GB near 25 M Zipf tokens).
+  above ``--fit-max`` tokens: the model itself outgrows 4 GB near 25 M Zipf tokens);
+* ``fit_ooc``: the same out of core (``lm.ngram.mkn_duckdb``) with ``--memory-limit``; the
+  spill folder holds its database file too.
 
 Prints a table and writes ``benchmarks/results/scale_bench.json``.
 """
@@ -32,7 +34,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-STEPS = ("ingest", "count", "fit")
+STEPS = ("ingest", "count", "fit", "fit_ooc")
 TEST_TOKENS = 100_000
 
 
@@ -82,15 +84,41 @@ def step_fit(work: Path, order: int) -> dict[str, Any]:
     }
 
 
+def step_fit_ooc(work: Path, order: int, memory_limit: int) -> dict[str, Any]:
+    from lm.ingest import IngestResult
+    from lm.ngram import kenlm_perplexity
+    from lm.ngram.mkn_duckdb import estimate_mkn_duckdb
+
+    ing = IngestResult.from_json((work / "ingest.json").read_text(encoding="utf-8"))
+    t0 = time.perf_counter()
+    with estimate_mkn_duckdb(
+        ing.splits["train"].path,
+        order,
+        ing.vocab_size,
+        memory_limit=memory_limit,
+        spill_dir=work / "spill",
+    ) as model:
+        fit_s = time.perf_counter() - t0
+        db_bytes = folder_bytes(model.path.parent)
+        scores = model.score_tokens(ing.splits["test"].path)
+        return {
+            "nodes": sum(model.sizes()),
+            "fit_seconds": fit_s,
+            "database_mb": db_bytes / 2**20,
+            "test_perplexity": kenlm_perplexity(scores)[0],
+        }
+
+
 def child(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     work = args.workdir
     if args.child == "ingest":
         out = step_ingest(work)
-    elif args.child == "count":
+    elif args.child in ("count", "fit_ooc"):
         from lm.pipeline import parse_size
 
-        out = step_count(work, args.order, parse_size(args.memory_limit))
+        step = step_count if args.child == "count" else step_fit_ooc
+        out = step(work, args.order, parse_size(args.memory_limit))
     else:
         out = step_fit(work, args.order)
     out["seconds"] = time.perf_counter() - t0
@@ -147,7 +175,9 @@ def main() -> None:
     )
     parser.add_argument("--steps", default=",".join(STEPS))
     parser.add_argument("--order", type=int, default=5)
-    parser.add_argument("--memory-limit", default="3GB", help="DuckDB memory limit of counting")
+    parser.add_argument(
+        "--memory-limit", default="3GB", help="DuckDB memory limit of counting and fit_ooc"
+    )
     parser.add_argument(
         "--fit-max",
         type=int,

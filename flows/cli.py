@@ -41,6 +41,29 @@ HomeOpt = Annotated[
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+MemoryLimitOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--memory-limit",
+        envvar="LMPIPE_MEMORY_LIMIT",
+        help=(
+            "DuckDB memory limit for n-gram counting and out-of-core estimation, e.g. 3GB "
+            "(default: min(4 GB, half the RAM)); beyond it DuckDB spills to <home>/data/spill."
+        ),
+    ),
+]
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        envvar="LMPIPE_NGRAM_ENGINE",
+        help=(
+            "Where mkn models of order >= 2 are estimated: memory, duckdb (out of core, "
+            "bounded by --memory-limit) or auto (duckdb when the model could outgrow the "
+            "limit). Results are identical."
+        ),
+    ),
+]
 
 _DEBUG = False
 
@@ -158,16 +181,8 @@ def run(
         str | None,
         typer.Option("--dask-address", help="Existing Dask scheduler, e.g. tcp://host:8786."),
     ] = None,
-    memory_limit: Annotated[
-        str | None,
-        typer.Option(
-            "--memory-limit",
-            help=(
-                "DuckDB memory limit for n-gram counting, e.g. 3GB (default: min(4 GB, half "
-                "the RAM)); beyond it counting spills to <home>/data/spill."
-            ),
-        ),
-    ] = None,
+    memory_limit: MemoryLimitOpt = None,
+    engine: EngineOpt = "auto",
     home: HomeOpt = Path("."),
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -181,10 +196,7 @@ def run(
     if corpus:
         overrides["corpora"] = [{"name": c} for c in corpus]
     cfg = build_config(config, profile, overrides)
-    if memory_limit is not None:
-        from lm.pipeline import parse_size
-
-        os.environ["LMPIPE_MEMORY_LIMIT"] = str(parse_size(memory_limit))
+    _ngram_env(memory_limit, engine)
     if runner not in ("thread", "dask"):
         raise ConfigError(f"unknown runner {runner!r}; choose thread or dask")
     out = _call_flow(
@@ -314,6 +326,8 @@ def ngram(
             "--prefect", help="Run as a Prefect flow (visible in the UI) instead of directly."
         ),
     ] = False,
+    memory_limit: MemoryLimitOpt = None,
+    engine: EngineOpt = "auto",
     home: HomeOpt = Path("."),
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -336,6 +350,12 @@ def ngram(
     if encoding_errors not in ("strict", "replace"):
         raise ConfigError(f"--encoding-errors must be strict or replace (got {encoding_errors!r})")
     _check_min_freq(min_freq)
+    _ngram_env(memory_limit, engine)
+    if engine == "duckdb" and (smoothing != "mkn" or order < 2):
+        raise ConfigError(
+            f"--engine duckdb estimates mkn models of order 2 or more, not {smoothing} of order "
+            f"{order}: drop --engine (it runs in memory)"
+        )
     _clean_debris(home)
     params: dict[str, Any] = {}
     if smoothing == "add-k":
@@ -396,6 +416,19 @@ class _Named:
         self.corpus, self.tokenizer = corpus, tokenizer
 
 
+def _ngram_env(memory_limit: str | None, engine: str) -> None:
+    """Hand ``--memory-limit`` and ``--engine`` to the n-gram steps (read by lm.pipeline, also
+    in Dask workers, which inherit the environment)."""
+    from lm.ngram.mkn_duckdb import ENGINES
+    from lm.pipeline import parse_size
+
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)} (got {engine!r})")
+    os.environ["LMPIPE_NGRAM_ENGINE"] = engine
+    if memory_limit is not None:
+        os.environ["LMPIPE_MEMORY_LIMIT"] = str(parse_size(memory_limit))
+
+
 def _check_min_freq(min_freq: int) -> None:
     if min_freq < 1:
         raise ConfigError(
@@ -446,7 +479,14 @@ def _print_scores(
             "cached": result.get("cached", False),
             "replaced": getattr(ing, "replaced", 0),
         }
-        for key in ("epochs_run", "tokens_per_second", "wall_seconds", "best_epoch", "stopped"):
+        for key in (
+            "engine",
+            "epochs_run",
+            "tokens_per_second",
+            "wall_seconds",
+            "best_epoch",
+            "stopped",
+        ):
             if key in result:
                 out["epochs" if key == "epochs_run" else key] = result[key]
         if arpa is not None:
@@ -454,7 +494,8 @@ def _print_scores(
         _emit_json(out)
         return
     label = f"{result['model']} n={result['n']}" if result.get("n") else result["model"]
-    typer.echo(f"{ing.corpus} ({ing.tokenizer}), {label}, run {run_id}")
+    where = " (estimated out of core in DuckDB)" if result.get("engine") == "duckdb" else ""
+    typer.echo(f"{ing.corpus} ({ing.tokenizer}), {label}{where}, run {run_id}")
     for split in ("valid", "test"):
         if split in m:
             s = m[split]

@@ -114,30 +114,53 @@ def evaluate_ngram(
 ) -> dict[str, Any]:
     """Estimate one n-gram model on the training split and score validation and test."""
     from lm import ngram  # heavy imports only where used
+    from lm.ngram.mkn_duckdb import estimate_mkn_duckdb
 
     params = dict(params or {})
     out_dir = ngram_result_dir(home, ing, method, order, params)
 
     def compute() -> dict[str, Any]:
         vocab = load_vocab(ing.vocab_path)
-        train = load_stream(ing.splits["train"].path)
-        t0 = time.perf_counter()
+        engine = ngram_engine(method, order, ing.splits["train"].tokens)
         fit_params = dict(params)
         if fit_params.get("discount_fallback") is True:  # KenLM's default fallback discounts
             del fit_params["discount_fallback"]
         elif fit_params.get("discount_fallback") is False:  # fail instead, as lmplz does
             fit_params["discount_fallback"] = None
-        model = ngram.fit(train, order, method, vocab_size=len(vocab), **fit_params)
-        train_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
         metrics: dict[str, Any] = {}
-        t1 = time.perf_counter()
-        for split in EVAL_SPLITS:
-            if split in ing.splits:
-                stream = load_stream(ing.splits[split].path)
-                metrics[split] = summarize(model.score(stream), split_bytes(ing, split)).as_dict()
-        eval_s = time.perf_counter() - t1
-        if arpa_out is not None:
-            ngram.write_arpa(model, arpa_out, list(vocab.tokens))
+        if engine == "duckdb":
+            model = estimate_mkn_duckdb(
+                ing.splits["train"].path,
+                order,
+                len(vocab),
+                memory_limit=memory_limit_from_env(),
+                spill_dir=home.spill_dir,
+                **fit_params,
+            )
+        else:
+            train = load_stream(ing.splits["train"].path)
+            model = ngram.fit(train, order, method, vocab_size=len(vocab), **fit_params)
+            del train
+        try:
+            train_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            for split in EVAL_SPLITS:
+                if split in ing.splits:
+                    path = ing.splits[split].path
+                    scores = (
+                        model.score_tokens(path)
+                        if engine == "duckdb"
+                        else model.score(load_stream(path))
+                    )
+                    metrics[split] = summarize(scores, split_bytes(ing, split)).as_dict()
+            eval_s = time.perf_counter() - t1
+            if arpa_out is not None:
+                ngram.write_arpa(model, arpa_out, list(vocab.tokens))
+            size = _ngram_count(model)
+        finally:
+            if engine == "duckdb":
+                model.close()
         return {
             "family": "ngram",
             "model": method,
@@ -146,7 +169,8 @@ def evaluate_ngram(
             "model_key": out_dir.name,
             "params": params,
             "metrics": metrics,
-            "parameters": _ngram_count(model),
+            "parameters": size,
+            "engine": engine,
             "train_seconds": train_s,
             "eval_seconds": eval_s,
             "normalized": method != "stupid-backoff",
@@ -159,8 +183,23 @@ def evaluate_ngram(
     return _cached(out_dir, compute)
 
 
+def ngram_engine(method: str, order: int, train_tokens: int) -> str:
+    """Where an n-gram model is estimated: ``LMPIPE_NGRAM_ENGINE`` (auto, memory or duckdb;
+    default auto) resolved against the memory limit (:func:`lm.ngram.choose_engine`)."""
+    from lm.ngram import choose_engine, default_memory_limit
+
+    requested = os.environ.get("LMPIPE_NGRAM_ENGINE") or "auto"
+    limit = memory_limit_from_env() or default_memory_limit()
+    try:
+        return choose_engine(requested, method, order, train_tokens, limit)
+    except ValueError as e:
+        raise ConfigError(f"LMPIPE_NGRAM_ENGINE: {e}") from None
+
+
 def _ngram_count(model: Any) -> int:
     """The size of an n-gram model: the n-grams it stores, all orders (its "parameters")."""
+    if hasattr(model, "sizes"):  # out of core
+        return sum(model.sizes())
     trie = getattr(model, "trie", None)
     return int(sum(trie.size(n) for n in range(1, trie.order + 1))) if trie is not None else 0
 

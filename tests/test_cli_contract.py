@@ -90,6 +90,32 @@ def test_ngram_text_output_and_arpa_export(split_files, home, tmp_path):
     assert arpa.read_text().startswith("\n\\data\\") or "\\data\\" in arpa.read_text()[:20]
 
 
+def test_ngram_out_of_core_engine_gives_the_in_memory_figures(split_files, tmp_path):
+    train, valid, test = split_files
+    args = ["ngram", "--train", str(train), "--valid", str(valid), "--test", str(test)]
+    args += ["--order", "3", "--smoothing", "mkn", "--json"]
+    mem = json.loads(lmpipe(*args, "--engine", "memory", home=tmp_path / "a").stdout)
+    arpa = tmp_path / "m.arpa"
+    r = lmpipe(
+        *args, "--engine", "duckdb", "--memory-limit", "256MB", "--arpa", str(arpa),
+        home=tmp_path / "b",
+    )  # fmt: skip
+    disk = json.loads(r.stdout)
+    assert (mem["engine"], disk["engine"]) == ("memory", "duckdb")
+    for key in ("perplexity", "perplexity_excluding_oov", "valid_perplexity", "parameters"):
+        assert disk[key] == mem[key], key
+    assert arpa.read_text().startswith("\n\\data\\\nngram 1=")
+    spill = tmp_path / "b" / "data" / "spill"
+    assert not spill.exists() or not any(spill.iterdir())  # the model's database is removed
+    text = lmpipe(*args[:-1], "--engine", "duckdb", home=tmp_path / "b").stdout
+    assert "out of core" in text
+    bad = args[:-1] + ["--engine", "duckdb"]
+    bad[bad.index("mkn")] = "kn"
+    r = lmpipe(*bad, home=tmp_path / "c", check=False)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "--engine duckdb" in r.stderr
+
+
 def test_ngram_on_a_registry_corpus_matches_kenlm(home, corpora_dir):
     import os
 

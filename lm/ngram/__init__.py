@@ -1,6 +1,6 @@
 """N-gram language models: counting (DuckDB and in memory), estimation (mle, add-k,
 witten-bell, absolute, kn, KenLM-exact mkn, katz, stupid-backoff), scoring, ARPA I/O and Zipf
-statistics.
+statistics. KenLM-exact mkn also runs out of core in DuckDB (:func:`estimate_mkn_duckdb`).
 
     model = fit(train_stream, 5, "mkn", vocab_size=len(vocab))
     scores = model.score(test_stream)          # lm.metrics.TokenScores
@@ -23,6 +23,7 @@ from lm.ngram.counting import (
 )
 from lm.ngram.estimators import DiscountWarning
 from lm.ngram.mkn import DiscountError, DiscountFallbackWarning
+from lm.ngram.mkn_duckdb import DuckdbMknModel, choose_engine, estimate_mkn_duckdb
 from lm.ngram.model import (
     BACKOFF_METHODS,
     METHODS,
@@ -44,16 +45,19 @@ __all__ = [
     "DiscountError",
     "DiscountFallbackWarning",
     "DiscountWarning",
+    "DuckdbMknModel",
     "METHODS",
     "NgramModel",
     "OrderCounts",
     "StreamError",
     "StupidBackoffModel",
+    "choose_engine",
     "count_full_ngrams",
     "count_ngrams",
     "count_of_counts",
     "count_shard",
     "default_memory_limit",
+    "estimate_mkn_duckdb",
     "fit",
     "kenlm_perplexity",
     "load_arpa",

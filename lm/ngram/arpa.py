@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +29,9 @@ from lm.ngram.model import BackoffModel
 from lm.ngram.scoring import BackoffTables, score_backoff
 from lm.ngram.trie import SuffixTrie, find_rows
 from lm.vocab import BOS, EOS, PAD, UNK
+
+if TYPE_CHECKING:
+    from lm.ngram.mkn_duckdb import DuckdbMknModel
 
 SPECIALS = ("<unk>", "<s>", "</s>")
 LOG10_ZERO = np.float32(-99.0)
@@ -45,33 +49,45 @@ def _entries(model: BackoffModel, n: int) -> np.ndarray:
     """Rows of the order-n n-grams that go into the file."""
     if n > 1:
         return np.arange(model.trie.size(n))
-    keep = model.trie.count[0] > 0
-    keep[[UNK, BOS, EOS]] = True
-    keep[PAD] = False
-    return np.flatnonzero(keep)
+    return unigram_entries(model.trie.count[0] > 0)
 
 
-def write_arpa(model: BackoffModel, path: str | Path, tokens: Sequence[str]) -> None:
+def write_arpa(
+    model: BackoffModel | DuckdbMknModel, path: str | Path, tokens: Sequence[str]
+) -> None:
     """Write ``model`` as an ARPA file; ``tokens[i]`` is the string of id i (a ``Vocab``'s
     ``tokens``). Written to a temporary file and renamed, so the file appears complete or not
-    at all."""
-    if not isinstance(model, BackoffModel):
+    at all. An out-of-core model (:mod:`lm.ngram.mkn_duckdb`) is streamed from its tables."""
+    from lm.ngram.mkn_duckdb import DuckdbMknModel
+
+    if not isinstance(model, BackoffModel | DuckdbMknModel):
         raise TypeError(f"{model.method} is not expressible in backoff form: no ARPA export")
     if len(tokens) < model.vocab_size:
         raise ValueError(f"{len(tokens)} token strings for a vocabulary of {model.vocab_size}")
     if any(not t or _QUERY_SPLIT.search(t) or "\n" in t for t in tokens):
         raise ArpaError("ARPA words must be non-empty and contain no whitespace")
     strings = pa.array(list(tokens[: model.vocab_size]), type=pa.string())
-    rows = [_entries(model, n) for n in range(1, model.order + 1)]
+    if isinstance(model, DuckdbMknModel):
+        sizes = model.arpa_sizes()
+
+        def section(f, n: int) -> None:
+            model.write_arpa_section(f, n, strings)
+    else:
+        rows = [_entries(model, n) for n in range(1, model.order + 1)]
+        sizes = [r.size for r in rows]
+
+        def section(f, n: int) -> None:
+            _write_order(f, model, n, rows[n - 1], strings)
+
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
         with os.fdopen(fd, "wb") as f:
-            header = ["", "\\data\\"] + [f"ngram {n}={r.size}" for n, r in enumerate(rows, 1)]
+            header = ["", "\\data\\"] + [f"ngram {n}={r}" for n, r in enumerate(sizes, 1)]
             f.write(("\n".join(header) + "\n").encode())
             for n in range(1, model.order + 1):
                 f.write(f"\n\\{n}-grams:\n".encode())
-                _write_order(f, model, n, rows[n - 1], strings)
+                section(f, n)
             f.write(b"\n\\end\\\n")
         os.replace(tmp, path)
     except BaseException:
@@ -79,17 +95,37 @@ def write_arpa(model: BackoffModel, path: str | Path, tokens: Sequence[str]) -> 
         raise
 
 
+def unigram_entries(seen: np.ndarray) -> np.ndarray:
+    """Ids of the unigrams that go into the file: ``<unk>``, ``<s>``, ``</s>`` and every id
+    seen in training (``seen``: a mask over the vocabulary), never ``<pad>``."""
+    keep = seen.copy()
+    keep[[UNK, BOS, EOS]] = True
+    keep[PAD] = False
+    return np.flatnonzero(keep)
+
+
 def _write_order(f, model: BackoffModel, n: int, rows: np.ndarray, strings: pa.Array) -> None:
     """Format one section with Arrow string kernels and write its buffer in one go."""
     if rows.size == 0:
         return
     grams = model.trie.grams(n)[rows]
-    words = [strings.take(pa.array(grams[:, k])) for k in range(n)]
-    logp = np.minimum(model.tables.logp[n - 1][rows].astype(np.float32), np.float32(0.0))
+    backoff = model.tables.backoff[n - 1][rows] if n < model.order else None
+    write_lines(f, strings, grams, model.tables.logp[n - 1][rows], backoff)
+
+
+def write_lines(
+    f, strings: pa.Array, grams: np.ndarray, logp: np.ndarray, backoff: np.ndarray | None
+) -> None:
+    """Write the ARPA lines ``logp <TAB> words [<TAB> backoff]`` of n-grams given as a (rows, n)
+    id array, oldest first, with their log10 values (float32, -inf written as -99)."""
+    if len(grams) == 0:
+        return
+    words = [strings.take(pa.array(grams[:, k])) for k in range(grams.shape[1])]
+    logp = np.minimum(logp.astype(np.float32), np.float32(0.0))
     cols = [pa.array(np.maximum(logp, LOG10_ZERO)).cast(pa.string())]
-    cols.append(pc.binary_join_element_wise(*words, " ") if n > 1 else words[0])
-    if n < model.order:
-        backoff = model.tables.backoff[n - 1][rows].astype(np.float32)
+    cols.append(pc.binary_join_element_wise(*words, " ") if len(words) > 1 else words[0])
+    if backoff is not None:
+        backoff = backoff.astype(np.float32)
         cols.append(pa.array(np.maximum(backoff, LOG10_ZERO)).cast(pa.string()))
     lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*cols, "\t"), "", "\n")
     lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines

@@ -47,6 +47,25 @@ from lm.vocab import BOS, EOS, PAD, UNK
 SCORE_BATCH = 1 << 20
 """Rows fetched at a time from the scoring query."""
 
+ENGINES = ("auto", "memory", "duckdb")
+IN_MEMORY_BYTES_PER_NGRAM = 60
+"""Peak RSS of the in-memory estimator per n-gram (trie, tables and transients): 2.0 GB for
+33 M n-grams at 10 M Zipf tokens, 16.2 GB for 307 M at 100 M (``benchmarks/scale_bench.py``)."""
+
+
+def choose_engine(requested: str, method: str, order: int, tokens: int, memory_limit: int) -> str:
+    """Where a model is estimated: ``duckdb`` (this module) for mkn of order >= 2 when asked, or
+    under ``auto`` when the in-memory estimator could outgrow ``memory_limit`` bytes: a corpus
+    of T tokens has at most T n-grams per order. Everything else runs in memory."""
+    if requested not in ENGINES:
+        raise ValueError(f"unknown n-gram engine {requested!r}; choose one of {', '.join(ENGINES)}")
+    if method != "mkn" or order < 2 or requested == "memory":
+        return "memory"
+    if requested == "duckdb":
+        return "duckdb"
+    worst = tokens * order * IN_MEMORY_BYTES_PER_NGRAM
+    return "memory" if worst <= memory_limit else "duckdb"
+
 
 def _statements() -> dict[str, str]:
     text = resources.files("lm.ngram").joinpath("sql/mkn_out_of_core.sql").read_text("utf-8")
@@ -127,7 +146,8 @@ class DuckdbMknModel:
     path: Path
     details: dict[str, Any]
     memory_limit: int
-    spill_dir: Path
+    seen: np.ndarray = field(repr=False)
+    """mask of the ids that occur in training (the unigrams of an ARPA file)"""
     method: str = "mkn"
     normalized: bool = True
     _con: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
@@ -162,6 +182,31 @@ class DuckdbMknModel:
         small models: in memory."""
         return self.con.sql(f"SELECT * FROM m{n} ORDER BY ALL").to_arrow_table()  # noqa: S608
 
+    def arpa_sizes(self) -> list[int]:
+        """Number of n-grams per order in an ARPA file (:func:`lm.ngram.arpa.unigram_entries`)."""
+        from lm.ngram.arpa import unigram_entries
+
+        return [int(unigram_entries(self.seen).size), *self.sizes()[1:]]
+
+    def write_arpa_section(self, f: Any, n: int, strings: pa.Array) -> None:
+        """Write the order-n lines of an ARPA file, one batch of the table at a time."""
+        from lm.ngram.arpa import unigram_entries, write_lines
+
+        with_bo = n < self.order
+        if n == 1:
+            ids = unigram_entries(self.seen)
+            m1 = self.con.sql("SELECT w1, logp, bo FROM m1 ORDER BY w1").fetchnumpy()
+            write_lines(f, strings, ids[:, None], m1["logp"][ids], m1["bo"][ids])
+            return
+        reader = self.con.sql(f"SELECT * FROM m{n}").fetch_record_batch(SCORE_BATCH)  # noqa: S608
+        try:
+            for batch in reader:
+                grams = np.column_stack([batch.column(f"w{k}").to_numpy() for k in range(1, n + 1)])
+                bo = batch.column("bo").to_numpy() if with_bo else None
+                write_lines(f, strings, grams, batch.column("logp").to_numpy(), bo)
+        finally:
+            reader.close()
+
     def score(self, stream: np.ndarray) -> TokenScores:
         """Per-token scores of an evaluation stream (every token, ``</s>`` included) with
         KenLM's exact totals, equal to the in-memory model's."""
@@ -183,7 +228,9 @@ class DuckdbMknModel:
         )
         reader = pa.RecordBatchReader.from_batches(schema, padded_windows(tokens, n_max))
         con = self.con
-        bos_bo = F32(con.execute("SELECT bo FROM m1 WHERE w1 = $bos", {"bos": BOS}).fetchall()[0][0])
+        bos_bo = F32(
+            con.execute("SELECT bo FROM m1 WHERE w1 = $bos", {"bos": BOS}).fetchall()[0][0]
+        )
         con.register("windows", reader)
         values = ", ".join(f"m{n}.logp AS l{n}, m{n}.bo AS b{n}" for n in range(1, n_max + 1))
         joins = "\n".join(
@@ -292,7 +339,7 @@ def estimate_mkn_duckdb(
         config["threads"] = str(threads)
     path = folder / "model.duckdb"
     con = duckdb.connect(str(path), config=config)
-    model = DuckdbMknModel(order, vocab_size, path, {}, limit, folder, _con=con)
+    model = DuckdbMknModel(order, vocab_size, path, {}, limit, facts.raw_unigram > 0, _con=con)
     try:
         con.create_function("log10f", _log10f_udf, ["FLOAT"], "FLOAT", type="arrow")
         model.details.update(_estimate(con, tokens, order, facts, discount_fallback))
@@ -338,7 +385,8 @@ def _estimate(
     for n in range(2, n_max + 1):
         t[n - 1] = con.execute(SQL["count_of_counts"].format(n=n)).fetchall()[0]
     unk_seen = bool(facts.raw_unigram[UNK] > 0)
-    _greatest_ngram_quirk(con, t, n_max, a1, facts, unk_seen)
+    if con.execute(f"SELECT count(*) FROM g{n_max}").fetchall()[0][0]:  # noqa: S608
+        _greatest_ngram_quirk(con, t, n_max, a1, facts, unk_seen)
     d, fell_back = discounts(t, fallback)
     # unigrams in numpy (vocabulary-sized), then orders 2..N in DuckDB (§4, §5)
     uniform_size = width - 2 + unk_seen
@@ -394,7 +442,8 @@ def _greatest_ngram_quirk(
     unk_seen: bool,
 ) -> None:
     """Apply §3.3 to ``t`` in place (as :func:`lm.ngram.mkn.count_of_counts_kenlm`): the
-    suffixes of the greatest padded full N-gram in suffix order count with their raw count."""
+    suffixes of the greatest padded full N-gram in suffix order count with their raw count.
+    Only when the highest order has n-grams (every sentence may be shorter than the order)."""
     g_star = _greatest_full_ngram(con, n_max, facts.ranks(unk_seen))
     for k in range(1, n_max):
         suffix = g_star[n_max - k :]
@@ -405,7 +454,9 @@ def _greatest_ngram_quirk(
             a = c if suffix[0] == BOS else int(a1[suffix[0]])
         else:
             own = " AND ".join(f"w{i + 1} = $v{i}" for i in range(k))
-            a = int(con.execute(SQL["adjusted_count"].format(n=k, match=own), values).fetchall()[0][0])
+            a = int(
+                con.execute(SQL["adjusted_count"].format(n=k, match=own), values).fetchall()[0][0]
+            )
         if 1 <= a <= 4:
             t[k - 1, a - 1] -= 1
         if 1 <= c <= 4:
