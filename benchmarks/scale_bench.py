@@ -14,7 +14,9 @@ each step runs in its own process, so its peak RSS (``ru_maxrss``) is its own:
 * ``fit``: MKN fit of the training tokens and scoring of the test split, in memory (skipped
   above ``--fit-max`` tokens: the model itself outgrows 4 GB near 25 M Zipf tokens);
 * ``fit_ooc``: the same out of core (``lm.ngram.mkn_duckdb``) with ``--memory-limit``; the
-  spill folder holds its database file too.
+  spill folder holds its database file too;
+* ``lmplz``: KenLM's ``lmplz`` (``bash benchmarks/build_kenlm.sh``) on the same text with
+  ``-S`` = ``--memory-limit``, its ARPA output discarded; the peak RSS reported is lmplz's.
 
 Prints a table and writes ``benchmarks/results/scale_bench.json``.
 """
@@ -34,7 +36,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-STEPS = ("ingest", "count", "fit", "fit_ooc")
+STEPS = ("ingest", "count", "fit", "fit_ooc", "lmplz")
+LMPLZ = ROOT / "benchmarks" / ".kenlm" / "bin" / "lmplz"
 TEST_TOKENS = 100_000
 
 
@@ -109,20 +112,37 @@ def step_fit_ooc(work: Path, order: int, memory_limit: int) -> dict[str, Any]:
         }
 
 
+def step_lmplz(work: Path, order: int, memory_limit: int) -> dict[str, Any]:
+    """KenLM's ``lmplz -o order -S limit`` on the same text, its ARPA output discarded (the fit
+    steps write none either); peak RSS is lmplz's own (``RUSAGE_CHILDREN``)."""
+    if not LMPLZ.exists():
+        raise SystemExit(f"{LMPLZ} is missing: run bash benchmarks/build_kenlm.sh")
+    tmp = work / "lmplz-tmp"
+    tmp.mkdir(exist_ok=True)
+    cmd = [str(LMPLZ), "-o", str(order), "-S", f"{memory_limit // 2**20}M", "-T", str(tmp)]
+    with open(work / "corpus.txt", "rb") as text, open("/dev/null", "wb") as sink:
+        subprocess.run([*cmd, "--discount_fallback"], stdin=text, stdout=sink, check=True,
+                       stderr=subprocess.DEVNULL)  # fmt: skip
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {"lmplz_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
 def child(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     work = args.workdir
     if args.child == "ingest":
         out = step_ingest(work)
-    elif args.child in ("count", "fit_ooc"):
+    elif args.child in ("count", "fit_ooc", "lmplz"):
         from lm.pipeline import parse_size
 
-        step = step_count if args.child == "count" else step_fit_ooc
+        step = {"count": step_count, "fit_ooc": step_fit_ooc, "lmplz": step_lmplz}[args.child]
         out = step(work, args.order, parse_size(args.memory_limit))
     else:
         out = step_fit(work, args.order)
     out["seconds"] = time.perf_counter() - t0
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = out.pop(
+        "lmplz_peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
     print(json.dumps(out))
 
 
@@ -173,7 +193,7 @@ def main() -> None:
         default="10000000,30000000,100000000",
         help="corpus sizes in tokens, comma-separated",
     )
-    parser.add_argument("--steps", default=",".join(STEPS))
+    parser.add_argument("--steps", default="ingest,count,fit,fit_ooc", help=f"of {STEPS}")
     parser.add_argument("--order", type=int, default=5)
     parser.add_argument(
         "--memory-limit", default="3GB", help="DuckDB memory limit of counting and fit_ooc"

@@ -47,6 +47,11 @@ from lm.vocab import BOS, EOS, PAD, UNK
 SCORE_BATCH = 1 << 20
 """Rows fetched at a time from the scoring query."""
 
+DUCKDB_SHARE = 0.75
+"""Part of the memory limit given to DuckDB: the process peaks about 0.5 GB above DuckDB's own
+limit (Arrow batches, the vocabulary-sized arrays, the allocator's cached pages), measured at
+20 M tokens, so the whole process stays within the limit."""
+
 ENGINES = ("auto", "memory", "duckdb")
 IN_MEMORY_BYTES_PER_NGRAM = 60
 """Peak RSS of the in-memory estimator per n-gram (trie, tables and transients): 2.0 GB for
@@ -316,9 +321,9 @@ def estimate_mkn_duckdb(
 ) -> DuckdbMknModel:
     """Estimate a KenLM-exact modified Kneser-Ney model of ``order`` >= 2 from a token Parquet
     file (or table of its layout) in a DuckDB database under ``spill_dir`` (default: a
-    temporary folder), with at most ``memory_limit`` bytes of DuckDB memory (default
-    :func:`lm.ngram.counting.default_memory_limit`). Same arguments and results as
-    :func:`lm.ngram.fit` with ``"mkn"``."""
+    temporary folder). The process keeps within about ``memory_limit`` bytes (default
+    :func:`lm.ngram.counting.default_memory_limit`; DuckDB gets :data:`DUCKDB_SHARE` of it).
+    Same arguments and results as :func:`lm.ngram.fit` with ``"mkn"``."""
     if order < 2:
         raise ValueError(f"the out-of-core estimator needs order >= 2, got {order}")
     facts = StreamFacts.scan(tokens, vocab_size)
@@ -331,7 +336,7 @@ def estimate_mkn_duckdb(
     folder = Path(tempfile.mkdtemp(prefix=f"mkn-{uuid.uuid4().hex[:8]}-", dir=root))
     limit = memory_limit or default_memory_limit()
     config = {
-        "memory_limit": f"{limit}B",
+        "memory_limit": f"{int(limit * DUCKDB_SHARE)}B",
         "preserve_insertion_order": "false",
         "temp_directory": str(folder / "spill"),
     }
@@ -411,18 +416,18 @@ def _estimate(
         )
         if n < n_max:
             con.execute(f"DROP TABLE g{n}")
-    for n in range(1, n_max):
+        # order n-1 is complete once its n-grams' backoffs (the contexts of order n) are known
         con.execute(
             SQL["model_order"].format(
-                n=n, above=n + 1, p_cols=_cols(n, "p."), ctx_join=_match("p", "h", n)
+                n=n - 1, above=n, p_cols=_cols(n - 1, "p."), ctx_join=_match("p", "h", n - 1)
             )
         )
-        con.execute(f"DROP TABLE p{n}")
+        con.execute(f"DROP TABLE p{n - 1}")
+        con.execute(f"DROP TABLE ctx{n}")
+        con.execute("CHECKPOINT")  # the dropped tables' blocks become free for the next ones
     con.execute(SQL["model_highest"].format(n=n_max, cols=_cols(n_max)))
     con.execute(f"DROP TABLE p{n_max}")
     con.execute(f"DROP VIEW g{n_max}")
-    for n in range(2, n_max + 1):
-        con.execute(f"DROP TABLE ctx{n}")
     con.execute("DROP TABLE full_counts")
     con.execute("CHECKPOINT")
     return {
@@ -469,17 +474,13 @@ def _greatest_full_ngram(
     con: duckdb.DuckDBPyConnection, n_max: int, ranks: np.ndarray
 ) -> np.ndarray:
     """g* of §3.3 over the padded windows (missing oldest slots read as ``<s>``), greatest in
-    suffix order (last token's rank first), found batch by batch."""
-    best: np.ndarray | None = None
-    key = ranks.copy()
-    result = con.sql(f"SELECT {_cols(n_max)} FROM full_counts").fetch_record_batch(1 << 20)  # noqa: S608
-    for batch in result:
-        grams = np.column_stack([batch.column(k).to_numpy().astype(np.int64) for k in range(n_max)])
-        grams[grams == PAST_BOS] = BOS
-        if best is not None:
-            grams = np.vstack([grams, best[None, :]])
-        r = key[grams]
-        top = grams[np.lexsort(r.T)[-1]]
-        best = top
-    assert best is not None
-    return best.astype(np.int32)
+    suffix order (last token's rank first). Only the windows that end in the last token of
+    greatest rank are read: usually a rare word, so a handful of rows."""
+    last = con.execute(SQL["last_tokens"].format(last=f"w{n_max}")).fetchnumpy()["w"]
+    best_last = int(last[np.argmax(ranks[last.astype(np.int64)])])
+    rows = con.execute(
+        SQL["windows_ending_in"].format(cols=_cols(n_max), last=f"w{n_max}"), {"w": best_last}
+    ).fetchnumpy()
+    grams = np.column_stack([rows[f"w{k}"].astype(np.int64) for k in range(1, n_max + 1)])
+    grams[grams == PAST_BOS] = BOS
+    return grams[np.lexsort(ranks[grams].T)[-1]].astype(np.int32)

@@ -61,6 +61,17 @@ SELECT coalesce(sum(a), 0)::BIGINT
 FROM g{n}
 WHERE {match};
 
+-- name: last_tokens
+-- The tokens that end a padded window (§3.3 looks for the one of greatest rank).
+SELECT DISTINCT {last} AS w
+FROM full_counts;
+
+-- name: windows_ending_in
+-- The padded windows that end in one token.
+SELECT {cols}
+FROM full_counts
+WHERE {last} = $w;
+
 -- name: contexts
 -- Per context h of order n (§4): S(h) = sum of a(h w), and
 -- gamma(h) = (D1 N1(h .) + D2 N2(h .) + D3+ N3+(h .)) / S(h), float32 in lmplz's order:
