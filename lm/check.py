@@ -137,8 +137,12 @@ def _scan_temporary(wh: Warehouse, found: _Findings) -> None:
     DuckDB file's own temporary name), and in-flight markers of dead runs."""
     data = wh.root.parent
     for p in sorted(data.rglob(f"{TMP_PREFIX}*")):
-        if p.is_file() and not temp_owner_alive(p):  # its writer died: it can never be completed
+        if temp_owner_alive(p):
+            continue
+        if p.is_file():  # its writer died: it can never be completed
             found.add(f"half-written file {p} (its writer is gone)", p)
+        elif p.is_dir():  # an out-of-core model's database (lm.ngram.mkn_duckdb)
+            found.add(f"working folder {p} of a process that is gone", p)
     markers = wh.root / INFLIGHT
     if markers.is_dir():
         for m in sorted(markers.glob("*.pid")):

@@ -97,6 +97,18 @@ def test_temporary_file_of_a_dead_writer_and_of_a_live_one(wh):
     assert live.exists() and not dead.exists()
 
 
+def test_out_of_core_model_folder_of_a_killed_process(wh):
+    spill = wh.root.parent / "spill"
+    dead = spill / f".tmp-mkn.{dead_pid()}.k3j2"
+    (dead / "spill").mkdir(parents=True)
+    (dead / "model.duckdb").write_bytes(b"x" * 100)
+    live = spill / f".tmp-mkn.{os.getpid()}.k3j2"
+    live.mkdir()
+    assert check_warehouse(wh).problems == [f"working folder {dead} of a process that is gone"]
+    assert clean_debris(wh) == [str(dead)]
+    assert live.is_dir() and not dead.exists()
+
+
 def test_uncommitted_run_folder_is_orphaned_unless_its_writer_lives(wh):
     rid = "20240103-000000-cccccc"
     wh.write_run_rows("results", rid, [{"corpus": "c"}])

@@ -17,10 +17,10 @@ order.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lm.fileio import TMP_PREFIX
 from lm.metrics import LN10, TokenScores
 from lm.ngram.counting import count_of_counts, default_memory_limit
 from lm.ngram.mkn import (
@@ -333,7 +334,8 @@ def estimate_mkn_duckdb(
         raise ValueError("<s> never occurs in a token stream: it is context only")
     root = Path(spill_dir) if spill_dir is not None else Path(tempfile.gettempdir())
     root.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f"mkn-{uuid.uuid4().hex[:8]}-", dir=root))
+    # a temporary name with our pid: `lmpipe check` removes it if this process is killed
+    folder = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}mkn.{os.getpid()}.", dir=root))
     limit = memory_limit or default_memory_limit()
     config = {
         "memory_limit": f"{int(limit * DUCKDB_SHARE)}B",
