@@ -65,7 +65,12 @@ def first_appearance_ranks(stream: np.ndarray, width: int, unk_is_word: bool) ->
     appearance. Only the suffix order of §3.3 depends on them. A literal ``<unk>`` that occurs in
     the training text is numbered like a word when it is treated as one."""
     ids, first = np.unique(stream, return_index=True)
-    words = ids[np.argsort(first, kind="stable")]
+    return ranks_in_order(ids[np.argsort(first, kind="stable")], width, unk_is_word)
+
+
+def ranks_in_order(words: np.ndarray, width: int, unk_is_word: bool) -> np.ndarray:
+    """KenLM's word ids given the ids seen in training, ``words``, in order of first appearance
+    (:func:`first_appearance_ranks`)."""
     fixed = [UNK, BOS, EOS] if not unk_is_word else [BOS, EOS]
     words = words[~np.isin(words, fixed)]
     ranks = np.full(width, width + 1, dtype=np.int64)
