@@ -170,3 +170,25 @@ def test_choose_engine() -> None:
     assert choose_engine("auto", "mkn", 1, 10**9, gb) == "memory"  # vocabulary-sized
     with pytest.raises(ValueError, match="unknown n-gram engine"):
         choose_engine("disk", "mkn", 3, 10, gb)
+
+
+@pytest.mark.skipif(not (CORPORA / "ptb.zip").exists(), reason="shared corpora absent")
+def test_ptb_out_of_core_equals_kenlm(tmp_path: Path) -> None:
+    """KenLM's PTB test perplexities (KENLM_MKN.md §10) to every digit, out of core, under a
+    small memory limit."""
+    import zipfile
+
+    from .test_ptb_slow import PTB_KENLM
+
+    with zipfile.ZipFile(CORPORA / "ptb.zip") as z:
+        split = {
+            k: [ln.split() for ln in z.read(f"ptb/ptb.{k}.txt").decode().splitlines() if ln.strip()]
+            for k in ("train", "test")
+        }
+    vocab = build_vocab(split["train"])
+    train, test = (encode_sentences(vocab, split[k]) for k in ("train", "test"))
+    for order in (3, 5):
+        with estimate_mkn_duckdb(
+            stream_table(train), order, len(vocab), memory_limit=256 << 20, spill_dir=tmp_path
+        ) as model:
+            assert kenlm_perplexity(model.score(test))[0] == PTB_KENLM[order]
