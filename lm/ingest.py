@@ -164,7 +164,8 @@ def _ingest(
             st = stats[split]
             st.bytes += len(piece.encode("utf-8"))
             for chunk in tokens.feed(piece, ends_line):
-                seen_types[split].update(chunk)
+                if split != "train":  # the training types are the vocabulary count's keys
+                    seen_types[split].update(chunk)
                 ids = list(map(index.get, chunk, repeat(UNK)))
                 st.oov += ids.count(UNK)
                 w.add(ids)
@@ -176,7 +177,7 @@ def _ingest(
             w.close()
             stats[split].tokens = w.tokens
             stats[split].path = str(w.dest)
-            stats[split].types = len(seen_types[split])
+            stats[split].types = len(counter) if split == "train" else len(seen_types[split])
     except BaseException:
         for w in writers.values():
             w.abort()

@@ -113,6 +113,8 @@ def test_contiguous_split_and_exact_counts(tiny_text, tmp_path):
     assert test.tolist() == [4, 0, 6, 2]  # "the bird sat" + </s>, bird is OOV
     assert r.splits["test"].oov == 1 and r.splits["test"].bytes == len("the bird sat\n")
     assert r.splits["valid"].tokens == len("a dog sat down".split()) + 1
+    # distinct token strings per split, </s> not counted: 6 in train, bird is a type of test
+    assert {s: st.types for s, st in r.splits.items()} == {"train": 6, "valid": 4, "test": 3}
     # the same content again: the finished ingest is returned, not redone
     again = ingest(
         resolve_files("tiny", all_text=tiny_text), IngestSettings(tokenizer="whitespace"), wh
