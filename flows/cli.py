@@ -12,6 +12,7 @@ import math
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -838,6 +839,8 @@ def main() -> None:
     """Console entry point: one-line errors, no traceback unless --debug."""
     global _DEBUG
     _DEBUG = "--debug" in sys.argv[1:]
+    if not _DEBUG:
+        warnings.showwarning = _show_warning
     try:
         # standalone_mode=False returns typer.Exit's code instead of exiting: pass it on
         rc = app(standalone_mode=False)
@@ -869,6 +872,12 @@ def main() -> None:
             err=True,
         )
         sys.exit(2 if known else 1)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """A warning as one line on stderr, without the source line Python adds (--debug keeps
+    Python's format)."""
+    typer.echo(f"lmpipe: warning: {_one_line(str(message))}", err=True)
 
 
 def _click_exceptions() -> tuple[type[BaseException], ...]:

@@ -371,7 +371,10 @@ def parse_size(text: str) -> int:
         raise ConfigError(
             f"memory size {text!r} not understood; write e.g. 3GB, 512MB or a number of bytes"
         )
-    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    size = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    if size <= 0:
+        raise ConfigError(f"memory size {text!r} must be positive; write e.g. 3GB or 512MB")
+    return size
 
 
 def corpora_dir_from_env() -> Path | None:

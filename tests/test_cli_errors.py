@@ -346,12 +346,29 @@ def _ingest_peak_mb(path: Path, wh: Path) -> float:
             ["--encoding-errors must be strict or replace"],
         ),
         (["--order", "2", "--smoothing-typo", "kn"], ["No such option", "--smoothing-typo"]),
+        (["--order", "2", "--memory-limit", "0"], ["memory size '0'", "must be positive"]),
+        (["--order", "2", "--memory-limit", "lots"], ["memory size 'lots' not understood"]),
+        (["--order", "2", "--engine", "disk"], ["--engine must be one of auto, memory, duckdb"]),
+        (
+            ["--order", "3", "--smoothing", "mkn", "--engine", "duckdb", "--memory-limit", "1MB"],
+            ["DuckDB ran out of memory estimating the 3-gram model", "larger --memory-limit"],
+        ),
     ],
 )
 def test_bad_ngram_options(ok, home, args, words):
     r = lmpipe("ngram", "--train", ok, "--test", ok, *args, home=home)
     assert_one_line_error(r, *words)
     assert r.returncode == 2
+
+
+def test_warnings_are_one_line(ok, home):
+    """KenLM's fallback discounts on a tiny corpus: one ``lmpipe: warning:`` line per order,
+    no file name or source line; the figures still print."""
+    r = ngram(ok, ok, home, "--smoothing", "mkn")
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines and all(ln.startswith("lmpipe: warning: modified Kneser-Ney") for ln in lines)
+    assert "fallback discounts" in lines[0] and "ppl=" in r.stdout
 
 
 @pytest.mark.parametrize("corpus", ["../x", "/etc", "a/../../b"])

@@ -21,7 +21,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -58,6 +59,29 @@ ENGINES = ("auto", "memory", "duckdb")
 IN_MEMORY_BYTES_PER_NGRAM = 60
 """Peak RSS of the in-memory estimator per n-gram (trie, tables and transients): 2.0 GB for
 33 M n-grams at 10 M Zipf tokens, 16.2 GB for 307 M at 100 M (``benchmarks/scale_bench.py``)."""
+
+
+class OutOfCoreError(RuntimeError):
+    """DuckDB ran out of its memory limit or of disk while estimating or scoring."""
+
+
+@contextmanager
+def _plain_errors(what: str, memory_limit: int, folder: Path) -> Iterator[None]:
+    """DuckDB's out-of-memory and disk-full errors as one line that says what to change."""
+    try:
+        yield
+    except duckdb.OutOfMemoryException:
+        raise OutOfCoreError(
+            f"DuckDB ran out of memory {what} under a memory limit of {memory_limit >> 20} MB; "
+            "give a larger --memory-limit (or LMPIPE_MEMORY_LIMIT)"
+        ) from None
+    except duckdb.IOException as e:
+        if "No space left" not in str(e):
+            raise
+        raise OutOfCoreError(
+            f"the disk of {folder} filled up {what} (the out-of-core model needs about 40 bytes "
+            "per n-gram there); free space or move the spill folder with LMPIPE_SPILL_DIR"
+        ) from None
 
 
 def choose_engine(requested: str, method: str, order: int, tokens: int, memory_limit: int) -> str:
@@ -240,25 +264,26 @@ class DuckdbMknModel:
             for n in range(1, n_max + 1)
         )
         query = SQL["score"].format(order=n_max, history=n_max - 1, values=values, joins=joins)
-        result = con.sql(query).fetch_record_batch(SCORE_BATCH)
         parts: list[np.ndarray] = []
         words: list[np.ndarray] = []
         totals = KenlmTotals()
         finite = True
         carry = np.full(max(n_max - 1, 0), np.nan, dtype=np.float32)
-        try:
-            for batch in result:
-                word = batch.column("word").to_numpy()
-                log10, carry = _backoff_batch(batch, n_max, carry, bos_bo)
-                parts.append(log10)
-                words.append(word)
-                if finite:
-                    finite = not np.isneginf(log10).any()
+        with _plain_errors("scoring", self.memory_limit, self.path.parent):
+            result = con.sql(query).fetch_record_batch(SCORE_BATCH)
+            try:
+                for batch in result:
+                    word = batch.column("word").to_numpy()
+                    log10, carry = _backoff_batch(batch, n_max, carry, bos_bo)
+                    parts.append(log10)
+                    words.append(word)
                     if finite:
-                        totals.add(log10, word, word == UNK)
-        finally:
-            result.close()
-            con.unregister("windows")
+                        finite = not np.isneginf(log10).any()
+                        if finite:
+                            totals.add(log10, word, word == UNK)
+            finally:
+                result.close()
+                con.unregister("windows")
         log10 = np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
         stream = np.concatenate(words) if words else np.empty(0, dtype=np.int32)
         oov = stream == UNK
@@ -342,7 +367,8 @@ def estimate_mkn_duckdb(
     model = DuckdbMknModel(order, vocab_size, path, {}, limit, facts.raw_unigram > 0, _con=con)
     try:
         con.create_function("log10f", _log10f_udf, ["FLOAT"], "FLOAT", type="arrow")
-        model.details.update(_estimate(con, tokens, order, facts, discount_fallback))
+        with _plain_errors(f"estimating the {order}-gram model", limit, root):
+            model.details.update(_estimate(con, tokens, order, facts, discount_fallback))
     except BaseException:
         model.close()
         raise
