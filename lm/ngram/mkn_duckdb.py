@@ -148,8 +148,10 @@ class StreamFacts:
                 bad = int(batch.max()) if batch.max() >= width else int(batch.min())
                 raise ValueError(f"token id {bad} is outside the vocabulary (vocab_size={width})")
             raw += np.bincount(batch, minlength=width)
-            ids, idx = np.unique(batch, return_index=True)
-            first[ids] = np.minimum(first[ids], at + idx)
+            new = np.flatnonzero(first[batch] == np.iinfo(np.int64).max)  # ids not seen before
+            if new.size:  # np.unique's indices are first occurrences; ``new`` ascends
+                ids, idx = np.unique(batch[new], return_index=True)
+                first[ids] = at + new[idx]
             at += batch.size
         first[first == np.iinfo(np.int64).max] = at
         return cls(at, raw, first)
@@ -258,9 +260,13 @@ class DuckdbMknModel:
             con.execute("SELECT bo FROM m1 WHERE w1 = $bos", {"bos": BOS}).fetchall()[0][0]
         )
         con.register("windows", reader)
-        values = ", ".join(f"m{n}.logp AS l{n}, m{n}.bo AS b{n}" for n in range(1, n_max + 1))
+        con.execute(SQL["evaluation_windows"])
+        con.unregister("windows")
+        values = ", ".join(f"o{n}.logp AS l{n}, o{n}.bo AS b{n}" for n in range(1, n_max + 1))
         joins = "\n".join(
-            f"LEFT JOIN m{n} ON {_match(f'm{n}', 'q', n, n_max - n + 1)}"
+            "LEFT JOIN ("
+            + SQL["order_lookup"].format(n=n, match=_match("m", "q", n, n_max - n + 1))
+            + f") AS o{n} ON o{n}.pos = q.pos"
             for n in range(1, n_max + 1)
         )
         query = SQL["score"].format(order=n_max, history=n_max - 1, values=values, joins=joins)
@@ -283,7 +289,7 @@ class DuckdbMknModel:
                             totals.add(log10, word, word == UNK)
             finally:
                 result.close()
-                con.unregister("windows")
+                con.execute("DROP TABLE eval_windows")
         log10 = np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
         stream = np.concatenate(words) if words else np.empty(0, dtype=np.int32)
         oov = stream == UNK

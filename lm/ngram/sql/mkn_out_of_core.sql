@@ -119,12 +119,26 @@ CREATE TABLE m{n} AS
 SELECT {cols}, least(log10f(p), CAST(0 AS FLOAT)) AS logp, CAST(0 AS FLOAT) AS bo
 FROM p{n};
 
+-- name: evaluation_windows
+-- The evaluation windows (pos, w1..wN as lm/ngram/windows.padded_windows cuts them), kept: each
+-- order's lookup reads them.
+CREATE TEMP TABLE eval_windows AS
+SELECT *
+FROM windows;
+
+-- name: order_lookup
+-- One order's lookup: the positions whose window of length n is in the model. An inner join, so
+-- DuckDB hashes the (small) evaluation side and streams the model table past it; a left join
+-- would hash the model table for every evaluation.
+SELECT q.pos, m.logp, m.bo
+FROM eval_windows AS q
+JOIN m{n} AS m ON {match}
+
 -- name: score
--- Per position of the evaluation windows (pos, w1..wN as lm/ngram/windows.padded_windows cuts
--- them), the model's log10 p and backoff of the window of every length that ends there (NULL
--- where that n-gram is not in the model), in stream order; h1 is the token before the word
--- (`<s>` at a sentence start).
+-- Per position, the model's log10 p and backoff of the window of every length that ends there
+-- (NULL where that n-gram is not in the model), in stream order; h1 is the token before the
+-- word (`<s>` at a sentence start).
 SELECT q.pos, q.w{order} AS word, q.w{history} AS h1, {values}
-FROM windows AS q
+FROM eval_windows AS q
 {joins}
 ORDER BY q.pos;
