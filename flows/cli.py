@@ -352,7 +352,9 @@ def ngram(
         raise ConfigError(f"--encoding-errors must be strict or replace (got {encoding_errors!r})")
     _check_min_freq(min_freq)
     _ngram_env(memory_limit, engine)
-    if engine == "duckdb" and (smoothing != "mkn" or order < 2):
+    from lm.ngram.mkn_duckdb import out_of_core_applies
+
+    if engine == "duckdb" and not out_of_core_applies(smoothing, order):
         raise ConfigError(
             f"--engine duckdb estimates mkn models of order 2 or more, not {smoothing} of order "
             f"{order}: drop --engine (it runs in memory)"

@@ -15,6 +15,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,40 +128,39 @@ def evaluate_ngram(
             del fit_params["discount_fallback"]
         elif fit_params.get("discount_fallback") is False:  # fail instead, as lmplz does
             fit_params["discount_fallback"] = None
-        t0 = time.perf_counter()
         metrics: dict[str, Any] = {}
-        if engine == "duckdb":
-            model = estimate_mkn_duckdb(
-                ing.splits["train"].path,
-                order,
-                len(vocab),
-                memory_limit=memory_limit_from_env(),
-                spill_dir=home.spill_dir,
-                **fit_params,
-            )
-        else:
-            train = load_stream(ing.splits["train"].path)
-            model = ngram.fit(train, order, method, vocab_size=len(vocab), **fit_params)
-            del train
-        try:
+        with ExitStack() as stack:
+            t0 = time.perf_counter()
+            if engine == "duckdb":  # scores the token files without loading them
+                model = stack.enter_context(
+                    estimate_mkn_duckdb(
+                        ing.splits["train"].path,
+                        order,
+                        len(vocab),
+                        memory_limit=memory_limit_from_env(),
+                        spill_dir=home.spill_dir,
+                        **fit_params,
+                    )
+                )
+                score = model.score_tokens
+            else:
+                train = load_stream(ing.splits["train"].path)
+                model = ngram.fit(train, order, method, vocab_size=len(vocab), **fit_params)
+                del train
+
+                def score(path: str) -> Any:
+                    return model.score(load_stream(path))
+
             train_s = time.perf_counter() - t0
             t1 = time.perf_counter()
             for split in EVAL_SPLITS:
                 if split in ing.splits:
-                    path = ing.splits[split].path
-                    scores = (
-                        model.score_tokens(path)
-                        if engine == "duckdb"
-                        else model.score(load_stream(path))
-                    )
+                    scores = score(ing.splits[split].path)
                     metrics[split] = summarize(scores, split_bytes(ing, split)).as_dict()
             eval_s = time.perf_counter() - t1
             if arpa_out is not None:
                 ngram.write_arpa(model, arpa_out, list(vocab.tokens))
             size = _ngram_count(model)
-        finally:
-            if engine == "duckdb":
-                model.close()
         return {
             "family": "ngram",
             "model": method,

@@ -11,7 +11,7 @@ are bit-identical to KenLM's.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,20 +86,33 @@ def count_of_counts_kenlm(trie: SuffixTrie, ranks: np.ndarray) -> np.ndarray:
     t = np.stack([count_of_counts(adjusted_count(trie, n)) for n in range(1, trie.order + 1)])
     if trie.order == 1 or trie.size(trie.order) == 0:
         return t
-    g_star = greatest_full_ngram(trie, ranks)
-    for k in range(1, trie.order):
-        suffix = g_star[trie.order - k :]
+
+    def counts(suffix: np.ndarray) -> tuple[int, int]:
         row = int(trie.lookup(suffix[None, :])[0])
-        c = int(trie.count[k - 1][row])
+        c = int(trie.count[len(suffix) - 1][row])
         # a(s_k): its raw count if it starts with <s>, else its children (left extensions)
-        a = c if suffix[0] == BOS else int(np.count_nonzero(trie.parent[k] == row))
+        return c, c if suffix[0] == BOS else int(np.count_nonzero(trie.parent[len(suffix)] == row))
+
+    apply_last_ngram_quirk(t, greatest_full_ngram(trie, ranks), counts)
+    return t
+
+
+def apply_last_ngram_quirk(
+    t: np.ndarray, g_star: np.ndarray, counts: Callable[[np.ndarray], tuple[int, int]]
+) -> None:
+    """§3.3 on the count-of-counts ``t`` in place: the suffixes s_k of length k = 1, 2, .. of
+    the greatest full N-gram ``g_star`` count with their raw count c instead of their adjusted
+    count a, up to the first one that starts with ``<s>``. ``counts(s_k)`` gives (c, a)."""
+    n_max = len(g_star)
+    for k in range(1, n_max):
+        suffix = g_star[n_max - k :]
+        c, a = counts(suffix)
         if 1 <= a <= COUNT_OF_COUNTS:
             t[k - 1, a - 1] -= 1
         if 1 <= c <= COUNT_OF_COUNTS:
             t[k - 1, c - 1] += 1
         if suffix[0] == BOS:
             break
-    return t
 
 
 def greatest_full_ngram(trie: SuffixTrie, ranks: np.ndarray) -> np.ndarray:
@@ -197,22 +210,18 @@ def estimate_mkn(
     become their log10 values (4 bytes a node each) as soon as the next order is done."""
     t = count_of_counts_kenlm(trie, ranks)
     d, fell_back = discounts(t, discount_fallback)
-    uniform = F32(1.0 / float(F32(uniform_size)))
     logp: list[np.ndarray] = []
     backoff: list[np.ndarray] = []
     lower = np.empty(0, dtype=F32)
     for n in range(1, trie.order + 1):
-        ctx = trie.context[n - 1]
-        n_ctx = 1 if n == 1 else trie.size(n - 1)
-        u, g = _initial_probabilities(adjusted_count(trie, n), ctx, n_ctx, d[n - 1])
         if n == 1:
-            p = (u + F32(g[0] * uniform)).astype(F32)
-            p[BOS] = F32(1.0)
-            p[PAD] = F32(0.0)
+            p = unigram_probabilities(adjusted_count(trie, 1), d[0], uniform_size)
         else:
+            ctx = trie.context[n - 1]
+            u, g = _initial_probabilities(adjusted_count(trie, n), ctx, trie.size(n - 1), d[n - 1])
             p = (u + (g[ctx] * lower[trie.parent[n - 1]]).astype(F32)).astype(F32)
             backoff.append(_log10_backoff(g))
-        del u, g
+            del u, g
         logp.append(np.minimum(log10f(p), F32(0.0)))
         lower = p
     return MknModelTables(
@@ -221,6 +230,16 @@ def estimate_mkn(
         fallback_orders=fell_back,
         tables=BackoffTables(logp=tuple(logp), backoff=tuple(backoff)),
     )
+
+
+def unigram_probabilities(a: np.ndarray, d: np.ndarray, uniform_size: int) -> np.ndarray:
+    """p(w) of every id from the unigrams' adjusted counts ``a`` (§4, §5): the discounted
+    estimate interpolated with the uniform 1/V; p(<s>) = 1 and p(<pad>) = 0 by convention."""
+    u, g = _initial_probabilities(a, np.zeros(a.size, dtype=np.int64), 1, d)
+    p = (u + F32(g[0] * F32(1.0 / float(F32(uniform_size))))).astype(F32)
+    p[BOS] = F32(1.0)
+    p[PAD] = F32(0.0)
+    return p
 
 
 def _log10_backoff(gamma: np.ndarray) -> np.ndarray:

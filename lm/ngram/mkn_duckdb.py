@@ -35,17 +35,18 @@ import pyarrow.compute as pc
 
 from lm.fileio import TMP_PREFIX
 from lm.metrics import LN10, TokenScores
-from lm.ngram.counting import count_of_counts, default_memory_limit
+from lm.ngram.counting import count_of_counts, default_memory_limit, stream_table
 from lm.ngram.mkn import (
     DEFAULT_FALLBACK,
     F32,
-    _initial_probabilities,
+    apply_last_ngram_quirk,
     discounts,
     ranks_in_order,
+    unigram_probabilities,
 )
 from lm.ngram.scoring import KenlmTotals
 from lm.ngram.windows import PAST_BOS, id_batches, padded_windows
-from lm.vocab import BOS, PAD, UNK
+from lm.vocab import BOS, UNK
 
 SCORE_BATCH = 1 << 20
 """Rows fetched at a time from the scoring query."""
@@ -84,13 +85,19 @@ def _plain_errors(what: str, memory_limit: int, folder: Path) -> Iterator[None]:
         ) from None
 
 
+def out_of_core_applies(method: str, order: int) -> bool:
+    """This module estimates mkn of order 2 or more; everything else runs in memory (a unigram
+    model is vocabulary-sized)."""
+    return method == "mkn" and order >= 2
+
+
 def choose_engine(requested: str, method: str, order: int, tokens: int, memory_limit: int) -> str:
     """Where a model is estimated: ``duckdb`` (this module) for mkn of order >= 2 when asked, or
     under ``auto`` when the in-memory estimator could outgrow ``memory_limit`` bytes: a corpus
     of T tokens has at most T n-grams per order. Everything else runs in memory."""
     if requested not in ENGINES:
         raise ValueError(f"unknown n-gram engine {requested!r}; choose one of {', '.join(ENGINES)}")
-    if method != "mkn" or order < 2 or requested == "memory":
+    if not out_of_core_applies(method, order) or requested == "memory":
         return "memory"
     if requested == "duckdb":
         return "duckdb"
@@ -238,8 +245,6 @@ class DuckdbMknModel:
     def score(self, stream: np.ndarray) -> TokenScores:
         """Per-token scores of an evaluation stream (every token, ``</s>`` included) with
         KenLM's exact totals, equal to the in-memory model's."""
-        from lm.ngram.counting import stream_table
-
         table = stream_table(stream)
         if stream.size and int(stream.max()) >= self.vocab_size:
             raise ValueError(
@@ -251,15 +256,11 @@ class DuckdbMknModel:
     def score_tokens(self, tokens: str | Path | pa.Table) -> TokenScores:
         """Score a token Parquet file (or table of its layout) without loading it whole."""
         n_max = self.order
-        schema = pa.schema(
-            [("pos", pa.int64()), *((f"w{k}", pa.int32()) for k in range(1, n_max + 1))]
-        )
-        reader = pa.RecordBatchReader.from_batches(schema, padded_windows(tokens, n_max))
         con = self.con
         bos_bo = F32(
             con.execute("SELECT bo FROM m1 WHERE w1 = $bos", {"bos": BOS}).fetchall()[0][0]
         )
-        con.register("windows", reader)
+        con.register("windows", padded_windows(tokens, n_max))
         con.execute(SQL["evaluation_windows"])
         con.unregister("windows")
         values = ", ".join(f"o{n}.logp AS l{n}, o{n}.bo AS b{n}" for n in range(1, n_max + 1))
@@ -389,9 +390,7 @@ def _estimate(
     fallback: Sequence[float] | None,
 ) -> dict[str, Any]:
     width = facts.raw_unigram.size
-    schema = pa.schema([("pos", pa.int64()), *((f"w{k}", pa.int32()) for k in range(1, n_max + 1))])
-    reader = pa.RecordBatchReader.from_batches(schema, padded_windows(tokens, n_max))
-    con.register("windows", reader)
+    con.register("windows", padded_windows(tokens, n_max))
     con.execute(SQL["full_counts"].format(cols=_cols(n_max)))
     con.unregister("windows")
     # adjusted counts, highest order first (§2)
@@ -422,9 +421,7 @@ def _estimate(
     d, fell_back = discounts(t, fallback)
     # unigrams in numpy (vocabulary-sized), then orders 2..N in DuckDB (§4, §5)
     uniform_size = width - 2 + unk_seen
-    u, g = _initial_probabilities(a1, np.zeros(width, dtype=np.int64), 1, d[0])
-    p1 = (u + F32(g[0] * F32(1.0 / float(F32(uniform_size))))).astype(F32)
-    p1[BOS], p1[PAD] = F32(1.0), F32(0.0)
+    p1 = unigram_probabilities(a1, d[0], uniform_size)
     con.register("p1_arrow", pa.table({"w1": np.arange(width, dtype=np.int32), "p": p1}))
     con.execute("CREATE TABLE p1 AS SELECT * FROM p1_arrow")
     con.unregister("p1_arrow")
@@ -481,25 +478,22 @@ def _greatest_ngram_quirk(
     """Apply §3.3 to ``t`` in place (as :func:`lm.ngram.mkn.count_of_counts_kenlm`): the
     suffixes of the greatest padded full N-gram in suffix order count with their raw count.
     Only when the highest order has n-grams (every sentence may be shorter than the order)."""
-    g_star = _greatest_full_ngram(con, n_max, facts.ranks(unk_seen))
-    for k in range(1, n_max):
-        suffix = g_star[n_max - k :]
+
+    def counts(suffix: np.ndarray) -> tuple[int, int]:
+        k = len(suffix)
         values = {f"v{i}": int(v) for i, v in enumerate(suffix)}
         tail = " AND ".join(f"w{n_max - k + 1 + i} = $v{i}" for i in range(k))
         c = int(con.execute(SQL["raw_count"].format(match=tail), values).fetchall()[0][0])
-        if k == 1:
-            a = c if suffix[0] == BOS else int(a1[suffix[0]])
-        else:
-            own = " AND ".join(f"w{i + 1} = $v{i}" for i in range(k))
-            a = int(
-                con.execute(SQL["adjusted_count"].format(n=k, match=own), values).fetchall()[0][0]
-            )
-        if 1 <= a <= 4:
-            t[k - 1, a - 1] -= 1
-        if 1 <= c <= 4:
-            t[k - 1, c - 1] += 1
         if suffix[0] == BOS:
-            break
+            return c, c
+        if k == 1:
+            return c, int(a1[suffix[0]])
+        own = " AND ".join(f"w{i + 1} = $v{i}" for i in range(k))
+        return c, int(
+            con.execute(SQL["adjusted_count"].format(n=k, match=own), values).fetchall()[0][0]
+        )
+
+    apply_last_ngram_quirk(t, _greatest_full_ngram(con, n_max, facts.ranks(unk_seen)), counts)
 
 
 def _greatest_full_ngram(

@@ -87,10 +87,7 @@ def ngram_windows(
 def _windows(buf: np.ndarray, n: int, skip: int) -> list[np.ndarray]:
     """Columns w1..wn of the windows ending at buf[skip:]. The token j back is the id there if
     the sentence has j tokens before the position, ``<s>`` if it has j-1, else no window."""
-    ends = buf == EOS
-    sent = np.cumsum(ends) - ends
-    starts = np.concatenate(([0], np.flatnonzero(ends) + 1))
-    offsets = (np.arange(buf.size, dtype=np.int64) - starts[sent])[skip:]
+    offsets = _offsets(buf, skip)
     ids = buf[skip:]
     if n == 1:  # every token, plus one <s> per sentence start
         bos = np.full(int(np.count_nonzero(offsets == 0)), BOS, dtype=np.int32)
@@ -100,6 +97,15 @@ def _windows(buf: np.ndarray, n: int, skip: int) -> list[np.ndarray]:
     for j in range(n - 1, -1, -1):
         cols.append(np.where(offsets == j - 1, BOS, _shifted(buf, skip, j))[keep])
     return cols
+
+
+def _offsets(buf: np.ndarray, skip: int) -> np.ndarray:
+    """Tokens of its sentence before each position of buf[skip:], counted from the buffer's
+    start or its last ``</s>`` (exact enough: see the module's docstring)."""
+    ends = buf == EOS
+    sent = np.cumsum(ends) - ends
+    starts = np.concatenate(([0], np.flatnonzero(ends) + 1))
+    return (np.arange(buf.size, dtype=np.int64) - starts[sent])[skip:]
 
 
 def _shifted(buf: np.ndarray, skip: int, j: int) -> np.ndarray:
@@ -115,22 +121,28 @@ PAST_BOS = -1
 """A history slot before the sentence's ``<s>`` in :func:`padded_windows`: no token there."""
 
 
-def padded_windows(tokens: str | Path | pa.Table, n: int) -> Iterator[pa.RecordBatch]:
-    """Batches of the window of length ``n`` that ends at every row, KenLM's way
-    (KENLM_MKN.md §1): the token j back is the id there, ``<s>`` right before the sentence
-    start and :data:`PAST_BOS` beyond it, so a sentence's first windows are shorter n-grams
-    that start with a single ``<s>`` (collapsed). Columns ``w1..wn`` oldest first, plus ``pos``
-    (the row), in row order: the out-of-core estimator counts these, and scores with them."""
+def padded_window_schema(n: int) -> pa.Schema:
+    return pa.schema([("pos", pa.int64()), *window_schema(n)])
+
+
+def padded_windows(tokens: str | Path | pa.Table, n: int) -> pa.RecordBatchReader:
+    """The window of length ``n`` that ends at every row, KenLM's way (KENLM_MKN.md §1): the
+    token j back is the id there, ``<s>`` right before the sentence start and :data:`PAST_BOS`
+    beyond it, so a sentence's first windows are shorter n-grams that start with a single
+    ``<s>`` (collapsed). Columns ``pos`` (the row) and ``w1..wn`` oldest first, in row order, cut
+    in bounded batches as DuckDB reads them: the out-of-core estimator counts these, and scores
+    with them."""
+    return pa.RecordBatchReader.from_batches(padded_window_schema(n), _padded_batches(tokens, n))
+
+
+def _padded_batches(tokens: str | Path | pa.Table, n: int) -> Iterator[pa.RecordBatch]:
     tail = np.empty(0, dtype=np.int32)
-    schema = pa.schema([("pos", pa.int64()), *window_schema(n)])
+    schema = padded_window_schema(n)
     first = 0
     for batch in id_batches(tokens):
         buf = np.concatenate((tail, batch)) if tail.size else batch
         skip = tail.size
-        ends = buf == EOS
-        sent = np.cumsum(ends) - ends
-        starts = np.concatenate(([0], np.flatnonzero(ends) + 1))
-        offsets = (np.arange(buf.size, dtype=np.int64) - starts[sent])[skip:]
+        offsets = _offsets(buf, skip)
         cols = [np.arange(first, first + batch.size, dtype=np.int64)]
         for j in range(n - 1, 0, -1):
             col = np.where(offsets == j - 1, BOS, _shifted(buf, skip, j))
