@@ -111,7 +111,7 @@ def d2l_run(
 
 def lmpipe_run(arch: str, hidden: int, epochs: int, lr: float, home: Path) -> dict:
     args = [
-        sys.executable, "-m", "flows.cli", "train", "--home", str(home), "--corpus",
+        sys.executable, "-m", "lmpipe.flows.cli", "train", "--home", str(home), "--corpus",
         "timemachine", "--tokenizer", "char", "--normalize", "d2l", "--arch", arch,
         "--hidden", str(hidden), "--embed", "28", "--epochs", str(epochs), "--optimizer", "sgd",
         "--lr", str(lr), "--clip", "1", "--batch-size", "1024", "--seq-len", "32",

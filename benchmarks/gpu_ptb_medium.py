@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lm.metrics import summarize
-from lm.neural import TrainConfig, evaluate, train
-from lm.vocab import build_vocab, encode_sentences
+from lmpipe.lm.metrics import summarize
+from lmpipe.lm.neural import TrainConfig, evaluate, train
+from lmpipe.lm.vocab import build_vocab, encode_sentences
 
 MODELS = {
     "medium": dict(embed=650, hidden=650, layers=2, dropout=0.5),

@@ -37,11 +37,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lm import ngram  # noqa: E402
-from lm.ingest import load_stream, load_vocab  # noqa: E402
-from lm.metrics import summarize  # noqa: E402
-from lm.pipeline import Home, ingest_corpus  # noqa: E402
-from lm.vocab import EOS, UNK  # noqa: E402
+from lmpipe.lm import ngram  # noqa: E402
+from lmpipe.lm.ingest import load_stream, load_vocab  # noqa: E402
+from lmpipe.lm.metrics import summarize  # noqa: E402
+from lmpipe.lm.pipeline import Home, ingest_corpus  # noqa: E402
+from lmpipe.lm.vocab import EOS, UNK  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 DEFAULT_BIN = REPO / "benchmarks" / ".kenlm" / "bin"

@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lm.metrics import summarize
-from lm.neural import TrainConfig, evaluate, train
+from lmpipe.lm.metrics import summarize
+from lmpipe.lm.neural import TrainConfig, evaluate, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from neural_data import REPO, ptb_words, timemachine_chars  # noqa: E402

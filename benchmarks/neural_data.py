@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lm.vocab import Vocab, build_vocab, encode_sentences
+from lmpipe.lm.vocab import Vocab, build_vocab, encode_sentences
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -14,8 +14,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from lm.metrics import summarize
-from lm.neural import ARCHS, TrainConfig, evaluate, generate, train
+from lmpipe.lm.metrics import summarize
+from lmpipe.lm.neural import ARCHS, TrainConfig, evaluate, generate, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from neural_data import timemachine_chars  # noqa: E402

@@ -25,9 +25,9 @@ import duckdb
 import kenlm
 import numpy as np
 
-from lm.ngram import count_full_ngrams, fit, kenlm_perplexity, write_arpa
-from lm.ngram.counting import query_ngram_counts, stream_table
-from lm.vocab import build_vocab, encode_sentences
+from lmpipe.lm.ngram import count_full_ngrams, fit, kenlm_perplexity, write_arpa
+from lmpipe.lm.ngram.counting import query_ngram_counts, stream_table
+from lmpipe.lm.vocab import build_vocab, encode_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ROOT.parent / "shared" / "corpora"

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from flows.benchmark import _ngram_params  # the flow's own per-method parameters
-from lm.config import build_config
-from lm.pipeline import Home, count_ngrams, evaluate_ngram, ingest_corpus, train_neural
-from lm.record import new_run_id, record_run
-from lm.report import write_report
-from lm.warehouse import Warehouse
+from lmpipe.flows.benchmark import _ngram_params  # the flow's own per-method parameters
+from lmpipe.lm.config import build_config
+from lmpipe.lm.pipeline import Home, count_ngrams, evaluate_ngram, ingest_corpus, train_neural
+from lmpipe.lm.record import new_run_id, record_run
+from lmpipe.lm.report import write_report
+from lmpipe.lm.warehouse import Warehouse
 
 
 def direct(cfg, home: Path) -> float:
@@ -72,7 +72,7 @@ def direct(cfg, home: Path) -> float:
 def cli_run(home: Path, args: list[str]) -> tuple[float, dict]:
     t0 = time.perf_counter()
     r = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", "--home", str(home), "--json", *args],
+        [sys.executable, "-m", "lmpipe.flows.cli", "run", "--home", str(home), "--json", *args],
         capture_output=True,
         text=True,
     )
@@ -99,7 +99,7 @@ def main() -> None:
     ap.add_argument("--dask", action="store_true", help="also run with --runner dask and compare")
     ap.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
     args = ap.parse_args()
-    from flows.cli import _parse_set
+    from lmpipe.flows.cli import _parse_set
 
     cfg = build_config(None, args.profile, _parse_set(args.set))
     extra = ["--profile", args.profile] + [f"--set={s}" for s in args.set]

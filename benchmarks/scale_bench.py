@@ -49,7 +49,7 @@ def folder_bytes(path: Path) -> int:
 
 
 def step_ingest(work: Path) -> dict[str, Any]:
-    from lm.pipeline import Home, ingest_corpus
+    from lmpipe.lm.pipeline import Home, ingest_corpus
 
     files = {"train": str(work / "corpus.txt"), "test": str(work / "test.txt")}
     ing = ingest_corpus(Home(work / "home"), {"name": "synth", **files}, "whitespace", {})
@@ -58,8 +58,8 @@ def step_ingest(work: Path) -> dict[str, Any]:
 
 
 def step_count(work: Path, order: int, memory_limit: int) -> dict[str, Any]:
-    from lm.ingest import IngestResult
-    from lm.ngram import count_ngrams
+    from lmpipe.lm.ingest import IngestResult
+    from lmpipe.lm.ngram import count_ngrams
 
     ing = IngestResult.from_json((work / "ingest.json").read_text(encoding="utf-8"))
     out = count_ngrams(
@@ -73,8 +73,8 @@ def step_count(work: Path, order: int, memory_limit: int) -> dict[str, Any]:
 
 
 def step_fit(work: Path, order: int) -> dict[str, Any]:
-    from lm.ingest import IngestResult, load_stream
-    from lm.ngram import fit, kenlm_perplexity
+    from lmpipe.lm.ingest import IngestResult, load_stream
+    from lmpipe.lm.ngram import fit, kenlm_perplexity
 
     ing = IngestResult.from_json((work / "ingest.json").read_text(encoding="utf-8"))
     train = load_stream(ing.splits["train"].path)
@@ -88,9 +88,9 @@ def step_fit(work: Path, order: int) -> dict[str, Any]:
 
 
 def step_fit_ooc(work: Path, order: int, memory_limit: int) -> dict[str, Any]:
-    from lm.ingest import IngestResult
-    from lm.ngram import kenlm_perplexity
-    from lm.ngram.mkn_duckdb import estimate_mkn_duckdb
+    from lmpipe.lm.ingest import IngestResult
+    from lmpipe.lm.ngram import kenlm_perplexity
+    from lmpipe.lm.ngram.mkn_duckdb import estimate_mkn_duckdb
 
     ing = IngestResult.from_json((work / "ingest.json").read_text(encoding="utf-8"))
     t0 = time.perf_counter()
@@ -133,7 +133,7 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "ingest":
         out = step_ingest(work)
     elif args.child in ("count", "fit_ooc", "lmplz"):
-        from lm.pipeline import parse_size
+        from lmpipe.lm.pipeline import parse_size
 
         step = {"count": step_count, "fit_ooc": step_fit_ooc, "lmplz": step_lmplz}[args.child]
         out = step(work, args.order, parse_size(args.memory_limit))

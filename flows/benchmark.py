@@ -14,28 +14,31 @@ from pathlib import Path
 from typing import Any
 
 from prefect import Task, flow, get_run_logger
-from prefect.futures import PrefectFuture, wait
+from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 
-from lm.config import ExperimentConfig
-from lm.record import new_run_id
-from tasks.caching import missing_files
-from tasks.publish import clean, publish_report, record
-from tasks.steps import count_ngrams, fit_score_ngram, ingest_corpus, train_score_neural
+from lmpipe.lm.config import ExperimentConfig
+from lmpipe.lm.record import new_run_id
+from lmpipe.tasks import progress
+from lmpipe.tasks.caching import missing_files
+from lmpipe.tasks.publish import clean, publish_report, record
+from lmpipe.tasks.steps import count_ngrams, fit_score_ngram, ingest_corpus, train_score_neural
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
-    """A submitted task with what it takes to submit it again."""
+    """A submitted task with what it takes to submit it again; ``group`` is its kind (ingest,
+    count, ngram, train) for the progress display."""
 
+    group: str
     label: str
     task: Task[..., dict[str, Any]]
     kwargs: dict[str, Any]
     future: PrefectFuture[dict[str, Any]]
 
     @classmethod
-    def submit(cls, label: str, task: Task[..., dict[str, Any]], **kwargs: Any) -> Job:
-        return cls(label, task, kwargs, task.submit(**kwargs))
+    def submit(cls, group: str, label: str, task: Task[..., dict[str, Any]], **kwargs: Any) -> Job:
+        return cls(group, label, task, kwargs, task.submit(**kwargs))
 
     def result(self) -> tuple[dict[str, Any], str]:
         """The result and the final state's name. A cached result whose files are gone from disk
@@ -49,6 +52,31 @@ class Job:
             result = self.task.with_options(refresh_cache=True).submit(**self.kwargs).result()
             state = "Recomputed"
         return result, state
+
+
+def _settle(jobs: list[Job]) -> dict[Job, tuple[dict[str, Any], str]]:
+    """Every job's result and final state, reported to the progress display as each ends (a
+    failed task raises its error here, which fails the flow)."""
+    by_future = {id(j.future): j for j in jobs}
+    for group in dict.fromkeys(j.group for j in jobs):
+        progress.current().planned(group, [j.label for j in jobs if j.group == group])
+    out: dict[Job, tuple[dict[str, Any], str]] = {}
+    for future in as_completed([j.future for j in jobs]):
+        job = by_future[id(future)]
+        result, state = out[job] = job.result()
+        progress.current().finished(job.group, job.label, state, _summary(result))
+    return out
+
+
+def _summary(result: dict[str, Any]) -> str:
+    """A finished training in a few words: its validation and test perplexity and cost."""
+    if result.get("family") != "neural":
+        return ""
+    m = result.get("metrics", {})
+    ppl = ", ".join(
+        f"{split} ppl {m[split]['perplexity']:.3f}" for split in ("valid", "test") if split in m
+    )
+    return f"{ppl} ({result.get('epochs_run')} epochs, {result.get('train_seconds', 0):.0f} s)"
 
 
 @flow(
@@ -71,6 +99,7 @@ def perplexity_benchmark(
     vocab = cfg.vocab.model_dump()
     ingest_jobs = [
         Job.submit(
+            "ingest",
             f"ingest {corpus.name}/{tokenizer}",
             ingest_corpus,
             home=home,
@@ -81,54 +110,47 @@ def perplexity_benchmark(
         for corpus in cfg.corpora
         for tokenizer in cfg.tokenizers_for(corpus)
     ]
-    states: dict[str, str] = {}
-    ingests = []
-    for job in ingest_jobs:
-        ing, states[job.label] = job.result()
-        ingests.append(ing)
+    settled = _settle(ingest_jobs)
+    ingests = [settled[j][0] for j in ingest_jobs]
 
     max_order = max(cfg.ngram.orders)
     ngram_params = _ngram_params(cfg)
     generation = cfg.generation.model_dump()
-    jobs: list[tuple[dict[str, Any], Job]] = []
     side: list[Job] = []
+    models: list[tuple[dict[str, Any], Job]] = []
     for ing in ingests:
         name = f"{ing['corpus']}/{ing['tokenizer']}"
         side.append(
-            Job.submit(f"count {name}", count_ngrams, home=home, ing=ing, max_order=max_order)
+            Job.submit(
+                "count", f"count {name}", count_ngrams, home=home, ing=ing, max_order=max_order
+            )
         )
         for method in cfg.ngram.methods:
             for order in cfg.ngram.orders:
-                jobs.append(
-                    (
-                        ing,
-                        Job.submit(
-                            f"{method} n={order} {name}",
-                            fit_score_ngram,
-                            home=home,
-                            ing=ing,
-                            method=method,
-                            order=order,
-                            params=ngram_params[method],
-                        ),
-                    )
+                job = Job.submit(
+                    "ngram",
+                    f"{method} n={order} {name}",
+                    fit_score_ngram,
+                    home=home,
+                    ing=ing,
+                    method=method,
+                    order=order,
+                    params=ngram_params[method],
                 )
+                models.append((ing, job))
     if not sequential_training:
-        jobs += _submit_trainings(cfg, ingests, home, generation)
-    wait([j.future for _, j in jobs] + [j.future for j in side])
+        models += _submit_trainings(cfg, ingests, home, generation)
+    settled.update(_settle(side + [j for _, j in models]))
     if sequential_training:
         # in one process, trainings take every core and run after the short n-gram tasks, so that
         # neither slows the other; on a cluster they fan out with everything else
         training = _submit_trainings(cfg, ingests, home, generation)
-        wait([j.future for _, j in training])
-        jobs += training
-    results = []
-    for ing, job in jobs:
-        r, states[job.label] = job.result()
-        results.append((ing, r))
-    for job in side:
-        states[job.label] = job.result()[1]
+        settled.update(_settle([j for _, j in training]))
+        models += training
+    results = [(ing, settled[job][0]) for ing, job in models]
+    states = {job.label: state for job, (_, state) in settled.items()}
 
+    progress.current().message("recording the run and writing its report")
     counts = record(home, run_id, cfg.name, config, started, ingests, results)
     report_path = publish_report(home, run_id)
     executed = sorted(k for k, v in states.items() if v != "Cached")
@@ -158,15 +180,11 @@ def _submit_trainings(
         for arch in cfg.neural.architectures:
             settings = cfg.neural.for_arch(arch)
             train = train_score_neural.with_options(timeout_seconds=_train_timeout(settings))
-            label = f"{arch} train {ing['corpus']}/{ing['tokenizer']}"
-            jobs.append(
-                (
-                    ing,
-                    Job.submit(
-                        label, train, home=home, ing=ing, settings=settings, generation=generation
-                    ),
-                )
+            label = progress.training_label(arch, ing["corpus"], ing["tokenizer"])
+            job = Job.submit(
+                "train", label, train, home=home, ing=ing, settings=settings, generation=generation
             )
+            jobs.append((ing, job))
     return jobs
 
 
@@ -194,7 +212,7 @@ def run_benchmark(
     """Run the experiment flow with the chosen task runner (what ``lmpipe run`` calls)."""
     from prefect import tags
 
-    from flows.runners import make_runner
+    from lmpipe.flows.runners import make_runner
 
     f = perplexity_benchmark.with_options(task_runner=make_runner(runner, dask_address))
     with tags("lmpipe", f"experiment:{cfg.name}", f"runner:{runner}"):

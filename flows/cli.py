@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lm.errors import ConfigError, LmpipeError
+from lmpipe.lm.errors import ConfigError, LmpipeError, WarehouseError
 
 app = typer.Typer(
     name="lmpipe",
@@ -67,6 +67,7 @@ EngineOpt = Annotated[
 ]
 
 _DEBUG = False
+INTERRUPTED = 130  # exit status after Ctrl-C (128 + SIGINT), as shells report it
 
 # Offline, quiet defaults for Prefect (a user's environment still wins).
 PREFECT_DEFAULTS = {
@@ -90,21 +91,28 @@ def _setup(home: Path, debug: bool, create: bool = False) -> Path:
     return home
 
 
-def _prefect_env(home: Path) -> None:
+def _prefect_env(home: Path, verbose: bool = True) -> None:
+    """Prefect's settings for this process, at the edge (Prefect reads its environment once,
+    when it is imported). Without ``verbose`` Prefect's console log is off: its records still go
+    to the Prefect API and the UI, the terminal shows lmpipe's progress and one-line errors."""
     for k, v in PREFECT_DEFAULTS.items():
         os.environ.setdefault(k, v)
+    if not verbose:
+        os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "CRITICAL"
     os.environ.setdefault(
         "PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(home / ".lmpipe" / "prefect-results")
     )
 
 
-def _call_flow(home: Path, module: str, name: str, /, **params: Any) -> dict[str, Any]:
+def _call_flow(
+    home: Path, module: str, name: str, /, verbose: bool = True, **params: Any
+) -> dict[str, Any]:
     """``<module>.<name>(**params)``: a flow (or what runs one), reporting to the configured
     Prefect API or to a temporary server started for it (``flows.server``)."""
     import importlib
 
-    _prefect_env(home)
-    from flows.server import prefect_api
+    _prefect_env(home, verbose)
+    from lmpipe.flows.server import prefect_api
 
     with prefect_api() as api:
         fn = getattr(importlib.import_module(module), name)
@@ -114,7 +122,7 @@ def _call_flow(home: Path, module: str, name: str, /, **params: Any) -> dict[str
 
 def _step_flow(name: str, home: Path, **params: Any) -> dict[str, Any]:
     """Run the step flow ``flows.steps.<name>`` (``--prefect``)."""
-    return _call_flow(home, "flows.steps", name, home=str(home), **params)
+    return _call_flow(home, "lmpipe.flows.steps", name, home=str(home), **params)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -184,13 +192,20 @@ def run(
     ] = None,
     memory_limit: MemoryLimitOpt = None,
     engine: EngineOpt = "auto",
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress display: only the last line.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Print Prefect's whole run log too.")
+    ] = False,
     home: HomeOpt = Path("."),
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Run the perplexity benchmark flow over the experiment's corpora, n values and
     architectures, ending in a report."""
-    from lm.config import build_config
+    from lmpipe.lm.config import build_config
+    from lmpipe.lm.preflight import check_experiment
 
     home = _setup(home, debug, create=True)
     overrides = _parse_set(set_ or [])
@@ -200,10 +215,17 @@ def run(
     _ngram_env(memory_limit, engine)
     if runner not in ("thread", "dask"):
         raise ConfigError(f"unknown runner {runner!r}; choose thread or dask")
-    out = _call_flow(
-        home, "flows.benchmark", "run_benchmark",
-        cfg=cfg, home=home, runner=runner, dask_address=dask_address,
-    )  # fmt: skip
+    check_experiment(cfg, home)
+    from lmpipe.flows.console import ConsoleProgress
+    from lmpipe.tasks.progress import Progress, reporting
+
+    shown = Progress() if quiet or json_out else ConsoleProgress()
+    with reporting(shown):
+        out = _call_flow(
+            home, "lmpipe.flows.benchmark", "run_benchmark",
+            cfg=cfg, home=home, runner=runner, dask_address=dask_address,
+            verbose=verbose or _DEBUG,
+        )  # fmt: skip
     if json_out:
         _emit_json(out)
     else:
@@ -233,7 +255,7 @@ def _corpus_spec(
     if corpus:
         spec: dict[str, Any] = {"name": corpus}
         if tokenizer is None:
-            from lm.corpus import check_name, load_registry
+            from lmpipe.lm.corpus import check_name, load_registry
 
             check_name(corpus)
             entry = load_registry().get(corpus)
@@ -242,7 +264,7 @@ def _corpus_spec(
         spec = {"name": _own_corpus_name(train), "train": train, "valid": valid, "test": test}
     else:
         raise ConfigError("give --corpus NAME, or --train FILE and --test FILE")
-    from lm.tokenize import get_tokenizer
+    from lmpipe.lm.tokenize import get_tokenizer
 
     tokenizer = tokenizer or "whitespace"
     get_tokenizer(tokenizer)
@@ -260,7 +282,7 @@ def _ingest_for(
     normalize: str,
     encoding_errors: str,
 ):
-    from lm.pipeline import Home, ingest_corpus
+    from lmpipe.lm.pipeline import Home, ingest_corpus
 
     spec, tokenizer = _corpus_spec(corpus, train, valid, test, tokenizer)
     vocab = {"min_freq": min_freq, "normalize": normalize, "encoding_errors": encoding_errors}
@@ -337,9 +359,9 @@ def ngram(
     ngram -ppl."""
     from datetime import UTC, datetime
 
-    from lm.config import SMOOTHING
-    from lm.pipeline import evaluate_ngram
-    from lm.record import new_run_id, record_run
+    from lmpipe.lm.config import SMOOTHING
+    from lmpipe.lm.pipeline import evaluate_ngram
+    from lmpipe.lm.record import new_run_id, record_run
 
     home = _setup(home, debug, create=True)
     if order < 1:
@@ -352,7 +374,7 @@ def ngram(
         raise ConfigError(f"--encoding-errors must be strict or replace (got {encoding_errors!r})")
     _check_min_freq(min_freq)
     _ngram_env(memory_limit, engine)
-    from lm.ngram.mkn_duckdb import out_of_core_applies
+    from lmpipe.lm.ngram.mkn_duckdb import out_of_core_applies
 
     if engine == "duckdb" and not out_of_core_applies(smoothing, order):
         raise ConfigError(
@@ -422,8 +444,8 @@ class _Named:
 def _ngram_env(memory_limit: str | None, engine: str) -> None:
     """Hand ``--memory-limit`` and ``--engine`` to the n-gram steps (read by lm.pipeline, also
     in Dask workers, which inherit the environment)."""
-    from lm.ngram.mkn_duckdb import ENGINES
-    from lm.pipeline import parse_size
+    from lmpipe.lm.ngram.mkn_duckdb import ENGINES
+    from lmpipe.lm.pipeline import parse_size
 
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)} (got {engine!r})")
@@ -441,8 +463,8 @@ def _check_min_freq(min_freq: int) -> None:
 
 def _clean_debris(home: Path) -> None:
     """Remove what a killed run left (temporary files, uncommitted run folders) before writing."""
-    from lm.check import clean_debris
-    from lm.warehouse import Warehouse
+    from lmpipe.lm.check import clean_debris
+    from lmpipe.lm.warehouse import Warehouse
 
     clean_debris(Warehouse.at_home(home))
 
@@ -585,9 +607,9 @@ def train_cmd(
     import shutil
     from datetime import UTC, datetime
 
-    from lm.config import ARCHITECTURES
-    from lm.pipeline import neural_result_dir, train_neural
-    from lm.record import new_run_id, record_run
+    from lmpipe.lm.config import ARCHITECTURES
+    from lmpipe.lm.pipeline import neural_result_dir, train_neural
+    from lmpipe.lm.record import new_run_id, record_run
 
     home = _setup(home, debug, create=True)
     if arch not in ARCHITECTURES:
@@ -674,12 +696,11 @@ def train_cmd(
 
 
 def _check_train_settings(settings: dict[str, Any]) -> None:
-    from lm.neural import TrainConfig
-    from lm.neural.config import ConfigError as NeuralConfigError
+    from lmpipe.lm.neural import TrainConfig
 
     try:
         TrainConfig.from_dict(settings)
-    except NeuralConfigError as e:
+    except ConfigError as e:
         raise ConfigError(f"invalid training option: {e}; see `lmpipe train --help`") from None
 
 
@@ -707,7 +728,7 @@ def generate(
     debug: DebugOpt = False,
 ) -> None:
     """Continue a prefix with a model trained in a run."""
-    from lm.generation import generate_from_run
+    from lmpipe.lm.generation import generate_from_run
 
     home = _setup(home, debug)
     if length < 0:
@@ -741,8 +762,8 @@ def report(
     debug: DebugOpt = False,
 ) -> None:
     """(Re)write a run's report from the warehouse alone."""
-    from lm import report as rep
-    from lm.pipeline import Home
+    from lmpipe.lm import report as rep
+    from lmpipe.lm.pipeline import Home
 
     h = Home(_setup(home, debug))
     run_id = run_id or rep.newest_run(h.warehouse)
@@ -754,31 +775,59 @@ def report(
 def sql(
     query: Annotated[str, typer.Argument(help="One read-only SQL statement over the views.")] = "",
     fmt: Annotated[str, typer.Option("--format", help="table, csv, json or markdown.")] = "table",
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            help="Print at most this many rows [default: 1000 for table and markdown, every "
+            "row for csv and json, which stream].",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", help="Stop the query after this many seconds (0 = no limit)."),
+    ] = 300.0,
     rebuild: Annotated[
         bool,
         typer.Option(
-            "--rebuild", help="Rebuild the DuckDB file of views from the Parquet files first."
+            "--rebuild",
+            help="Rebuild data/lmpipe.duckdb, the file of views for DuckDB's own tools, first.",
         ),
     ] = False,
     home: HomeOpt = Path("."),
     debug: DebugOpt = False,
 ) -> None:
-    """Query the warehouse views (read-only): runs, corpora, splits, vocab, tokens, ngrams,
-    results, epochs, samples, benchmarks."""
-    from lm.pipeline import Home
-    from lm.query import FORMATS, format_rows, run_query
-    from lm.warehouse import rebuild_database
+    """Query the warehouse views (read-only): runs, corpora, splits, vocab, tokens, ngram_ids,
+    ngrams, results, epochs, samples, benchmarks."""
+    from lmpipe.lm.pipeline import Home
+    from lmpipe.lm.query import FORMATS, stream_query, write_result
+    from lmpipe.lm.warehouse import rebuild_database
 
     h = Home(_setup(home, debug))
     if fmt not in FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    if not query.strip():
-        if rebuild:
-            typer.echo(str(rebuild_database(h.warehouse)))
+    if limit is not None and limit < 0:
+        raise ConfigError(f"--limit must be 0 or more (got {limit})")
+    if timeout < 0:
+        raise ConfigError(f"--timeout must be 0 (no limit) or more seconds (got {timeout})")
+    if rebuild:
+        if not h.warehouse.root.is_dir():
+            raise ConfigError(f"no warehouse at {h.warehouse.root}: run `lmpipe run` there first")
+        path = rebuild_database(h.warehouse)
+        if not query.strip():
+            typer.echo(str(path))
             return
+    if not query.strip():
         raise ConfigError('give a query, e.g. lmpipe sql "select * from results limit 5"')
-    cols, rows = run_query(h.warehouse, query, rebuild=rebuild)
-    sys.stdout.write(format_rows(cols, rows, fmt))
+    result = stream_query(h.warehouse, query, timeout=timeout or None)
+    shown, more = write_result(result, fmt, sys.stdout.write, limit)
+    sys.stdout.flush()
+    if more:
+        typer.echo(
+            f"lmpipe: note: showing the first {shown} rows; there are more (--limit N shows N, "
+            "--format csv or json streams every row)",
+            err=True,
+        )
 
 
 @app.command()
@@ -792,10 +841,15 @@ def check(
 ) -> None:
     """Verify the warehouse: every dataset readable, row counts as recorded, nothing
     half-written or orphaned."""
-    from lm.check import check_warehouse
-    from lm.pipeline import Home
+    from lmpipe.lm.check import check_warehouse
+    from lmpipe.lm.pipeline import Home
 
     h = Home(_setup(home, debug))
+    if not h.warehouse.root.is_dir():
+        raise WarehouseError(
+            f"no warehouse at {h.warehouse.root}: nothing to check; give the --home of a run "
+            "(or run `lmpipe run` there first)"
+        )
     report_ = check_warehouse(h.warehouse, repair=repair)
     if json_out:
         _emit_json(report_.as_dict())
@@ -824,12 +878,12 @@ def serve(
 ) -> None:
     """Register the deployments with their schedules and serve them (needs PREFECT_API_URL
     for the UI)."""
-    from lm.config import build_config
+    from lmpipe.lm.config import build_config
 
     home = _setup(home, debug, create=True)
     cfg = build_config(config, profile, {"schedule": {"cron": cron}} if cron else None)
     _prefect_env(home)
-    from flows.deployments import serve_all
+    from lmpipe.flows.deployments import serve_all
 
     serve_all(cfg, home, runner)
 
@@ -846,6 +900,8 @@ def main() -> None:
     try:
         # standalone_mode=False returns typer.Exit's code instead of exiting: pass it on
         rc = app(standalone_mode=False)
+        if rc == INTERRUPTED:  # Typer turns Ctrl-C into a silent exit status 130
+            typer.echo("lmpipe: interrupted", err=True)
         sys.exit(rc if isinstance(rc, int) else 0)
     except LmpipeError as e:
         if _DEBUG:
@@ -853,10 +909,12 @@ def main() -> None:
         typer.echo(f"lmpipe: error: {_one_line(str(e))}", err=True)
         sys.exit(e.exit_code)
     except typer.Exit as e:
+        if e.exit_code == INTERRUPTED:
+            typer.echo("lmpipe: interrupted", err=True)
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("lmpipe: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, non-zero
         if isinstance(e, _click_exceptions()):
             # a usage error (unknown option, bad value, missing option): one line and where to
@@ -868,18 +926,23 @@ def main() -> None:
         if _DEBUG:
             raise
         known = _known_error(e)
+        if known is not None:
+            typer.echo(f"lmpipe: error: {_one_line(str(known))}", err=True)
+            sys.exit(known.exit_code)
         typer.echo(
-            f"lmpipe: error: {known or f'{type(e).__name__}: {_one_line(str(e))}'}"
-            f"{'' if known else ' (run again with --debug for the traceback)'}",
+            f"lmpipe: error: {type(e).__name__}: {_one_line(str(e))} (a bug in lmpipe: run "
+            "again with --debug for the traceback, and report it)",
             err=True,
         )
-        sys.exit(2 if known else 1)
+        sys.exit(1)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
     """A warning as one line on stderr, without the source line Python adds (--debug keeps
-    Python's format)."""
-    typer.echo(f"lmpipe: warning: {_one_line(str(message))}", err=True)
+    Python's format); during a run, through its progress display."""
+    from lmpipe.tasks.progress import current
+
+    current().warn(category.__name__, _one_line(str(message)))
 
 
 def _click_exceptions() -> tuple[type[BaseException], ...]:
@@ -906,19 +969,16 @@ def _command_names() -> set[str]:
     return {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
 
 
-def _known_error(e: BaseException) -> str | None:
-    """Errors from the library layers that are the user's to fix, found anywhere in the chain."""
-    from lm.vocab import VocabularyError
-
+def _known_error(e: BaseException) -> LmpipeError | None:
+    """An error that is the user's to fix (an ``LmpipeError``) anywhere in the chain of causes
+    (a library may wrap one, as Prefect wraps a task's error in its own)."""
     seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, LmpipeError | VocabularyError):
-            return _one_line(str(e))
-        mod = type(e).__module__
-        if mod.startswith("lm.") and isinstance(e, ValueError | RuntimeError):
-            return _one_line(str(e))
-        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, LmpipeError):
+            return cur
+        cur = cur.__cause__ or cur.__context__
     return None
 
 

@@ -5,8 +5,8 @@ Every window of ``<s> w1 .. wm </s>`` ends in exactly one row range, and a shard
 ids before its range that its first windows need (:mod:`lm.ngram.windows`), so the merged counts
 equal :func:`lm.ngram.counting.count_ngrams` on the whole file, row for row.
 
-    from flows.counting import count_ngrams_sharded
-    from flows.runners import make_runner
+    from lmpipe.flows.counting import count_ngrams_sharded
+    from lmpipe.flows.runners import make_runner
     count_ngrams_sharded.with_options(task_runner=make_runner("dask"))(tokens, 5, out_dir)
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 from prefect import flow
 from prefect.futures import wait
 
-from lm.ngram.counting import prune_thresholds, shard_ranges
-from tasks.counting import count_shard, merge_shards
+from lmpipe.lm.ngram.counting import prune_thresholds, shard_ranges
+from lmpipe.tasks.counting import count_shard, merge_shards
 
 
 @flow(name="count-ngrams-sharded", log_prints=False)

@@ -14,9 +14,9 @@ from typing import Any
 from prefect import flow, serve
 from prefect.schedules import Cron
 
-from flows.runners import make_runner
-from lm.config import ExperimentConfig
-from lm.errors import ConfigError
+from lmpipe.flows.runners import make_runner
+from lmpipe.lm.config import ExperimentConfig
+from lmpipe.lm.errors import ConfigError
 
 
 @flow(name="scheduled-benchmark", flow_run_name="{config[name]} (scheduled)")
@@ -25,7 +25,7 @@ def scheduled_benchmark(
 ) -> dict[str, Any]:
     """The experiment as a deployment parameter set; the task runner is chosen per run, so the
     work runs in a subflow that gets it (a flow's runner is fixed before its parameters)."""
-    from flows.benchmark import perplexity_benchmark
+    from lmpipe.flows.benchmark import perplexity_benchmark
 
     return perplexity_benchmark.with_options(task_runner=make_runner(runner))(
         config=config, home=home
@@ -35,7 +35,7 @@ def scheduled_benchmark(
 def deployments(cfg: ExperimentConfig, home: Path, runner: str = "thread") -> list[Any]:
     """The scheduled experiment, and each step flow as an unscheduled deployment that the UI or
     ``prefect deployment run`` can trigger with its own parameters."""
-    from flows.steps import counts_flow, ingest_flow, ngram_flow, report_flow, train_flow
+    from lmpipe.flows.steps import counts_flow, ingest_flow, ngram_flow, report_flow, train_flow
 
     params = {"config": cfg.model_dump(mode="json"), "home": str(home), "runner": runner}
     steps = [

@@ -6,7 +6,7 @@ import os
 
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from lm.errors import ConfigError
+from lmpipe.lm.errors import ConfigError
 
 RUNNERS = ("thread", "dask")
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from prefect import flow
 
-from lm.record import new_run_id
-from tasks.publish import publish_report, record
-from tasks.steps import count_ngrams, fit_score_ngram, ingest_corpus, train_score_neural
+from lmpipe.lm.record import new_run_id
+from lmpipe.tasks.publish import publish_report, record
+from lmpipe.tasks.steps import count_ngrams, fit_score_ngram, ingest_corpus, train_score_neural
 
 VOCAB_DEFAULTS: dict[str, Any] = {"min_freq": 1, "normalize": "none", "encoding_errors": "strict"}
 

@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from lm.corpus import check_name, load_registry
-from lm.errors import ConfigError, LmpipeError
-from lm.tokenize import NORMALIZERS, TOKENIZERS
+from lmpipe.lm.corpus import check_name, load_registry
+from lmpipe.lm.errors import ConfigError, LmpipeError
+from lmpipe.lm.tokenize import NORMALIZERS, TOKENIZERS
 
 SMOOTHING = ("mle", "add-k", "witten-bell", "absolute", "kn", "mkn", "katz", "stupid-backoff")
 ARCHITECTURES = ("rnn-scratch", "gru-scratch", "lstm-scratch", "rnn", "rnn-relu", "gru", "lstm")

@@ -8,11 +8,13 @@ offset) unless ``errors="replace"``, which counts what it replaced.
 
 from __future__ import annotations
 
+import errno
 import glob as globmod
 import gzip
 import io
 import os
 import re
+import socket
 import tomllib
 import urllib.error
 import urllib.request
@@ -20,12 +22,17 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
-from lm.errors import CorpusError
-from lm.fileio import atomic_path, sha256_file, sha256_text
+from lmpipe.lm.errors import CorpusError, DownloadError
+from lmpipe.lm.fileio import atomic_path, sha256_file, sha256_text
 
-REGISTRY_PATH = Path(__file__).resolve().parent.parent / "data" / "corpora.toml"
+# Package data (``lmpipe.data``, the repository's ``data/`` folder): the registry and the
+# embedded copies of the default experiment's corpora.
+DATA_PACKAGE = "lmpipe.data"
+REGISTRY_FILE = "corpora.toml"
+EMBEDDED_DIR = "corpora"
 SPLITS = ("train", "valid", "test")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 TEXT_SUFFIXES = (".txt", ".text", ".tokens", ".gz", ".zip", "")
@@ -73,9 +80,15 @@ class CorpusSource:
         return "all" not in self.parts
 
 
-def load_registry(path: Path = REGISTRY_PATH) -> dict[str, RegistryEntry]:
-    with open(path, "rb") as f:
-        raw = tomllib.load(f)
+def load_registry(path: Path | None = None) -> dict[str, RegistryEntry]:
+    """The corpus registry: the packaged ``corpora.toml`` unless ``path`` names another."""
+    if path is None:
+        raw = tomllib.loads(
+            resources.files(DATA_PACKAGE).joinpath(REGISTRY_FILE).read_text("utf-8")
+        )
+    else:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
     return {
         name: RegistryEntry(
             name=name,
@@ -105,48 +118,87 @@ def check_name(name: str, what: str = "corpus name") -> str:
 # ----------------------------------------------------------------------------- fetching
 
 
+def embedded_path(entry: RegistryEntry) -> Path | None:
+    """The copy of a registry file that ships inside the package, if there is one (the two
+    corpora of the default experiment; ``data/corpora/PROVENANCE.md``)."""
+    res = resources.files(DATA_PACKAGE).joinpath(EMBEDDED_DIR, entry.file)
+    return Path(str(res)) if res.is_file() else None
+
+
+def local_path(
+    entry: RegistryEntry, cache_dir: Path, corpora_dir: Path | None = None
+) -> Path | None:
+    """Where a registry file already is on this machine, in look-up order: ``corpora_dir``
+    (``$LMPIPE_CORPORA_DIR``), the home's download cache, the copy embedded in the package.
+    Verified against the registry's sha256; None when it must be downloaded."""
+    candidates = [corpora_dir / entry.file if corpora_dir is not None else None]
+    candidates += [cache_dir / entry.file, embedded_path(entry)]
+    for path in candidates:
+        if path is not None and path.is_file():
+            _verify(path, entry)
+            return path
+    return None
+
+
 def fetch(entry: RegistryEntry, cache_dir: Path, corpora_dir: Path | None = None) -> Path:
-    """The verified local path of a registry file: from ``corpora_dir`` if it holds it, else
-    from the cache, else downloaded into the cache (temporary name, checked, then renamed:
-    a partial or mismatching download is never kept)."""
-    if corpora_dir is not None:
-        local = corpora_dir / entry.file
-        if local.is_file():
-            _verify(local, entry)
-            return local
+    """The verified local path of a registry file (:func:`local_path`), else downloaded into
+    the cache (temporary name, checked, then renamed: a partial or mismatching download is
+    never kept). A download that cannot succeed now (no network: the name does not resolve,
+    the connection is refused) raises a :class:`DownloadError` that is not ``transient``, so
+    nothing retries it; timeouts and server errors are ``transient``."""
+    found = local_path(entry, cache_dir, corpora_dir)
+    if found is not None:
+        return found
     cached = cache_dir / entry.file
-    if cached.is_file():
-        _verify(cached, entry)
-        return cached
     try:
         with atomic_path(cached) as tmp:
             _download(entry.url, tmp)
             got = sha256_file(tmp)
             if got != entry.sha256:
-                raise CorpusError(
+                raise DownloadError(
                     f"download of {entry.url} has sha256 {got}, expected {entry.sha256}; "
                     f"nothing was kept: retry, or put a verified {entry.file} in "
-                    "$LMPIPE_CORPORA_DIR"
+                    "$LMPIPE_CORPORA_DIR",
+                    transient=False,
                 )
     except OSError as e:
         where = corpora_dir or "$LMPIPE_CORPORA_DIR"
-        raise CorpusError(
+        raise DownloadError(
             f"cannot download corpus {entry.name!r} from {entry.url} ({_reason(e)}); offline? "
-            f"put {entry.file} (sha256 {entry.sha256[:12]}…) into {where} or into {cache_dir}"
+            f"put {entry.file} (sha256 {entry.sha256[:12]}…) into {where} or into {cache_dir}",
+            transient=_transient(e),
         ) from e
     return cached
 
 
 def _download(url: str, dest: Path) -> None:
-    with urllib.request.urlopen(url, timeout=60) as resp, open(dest, "wb") as out:
+    with urllib.request.urlopen(url, timeout=30) as resp, open(dest, "wb") as out:
         while block := resp.read(READ_CHUNK):
             out.write(block)
 
 
 def _reason(e: OSError) -> str:
+    if isinstance(e, urllib.error.HTTPError):
+        return f"HTTP {e.code} {e.reason}"
     if isinstance(e, urllib.error.URLError):
         return str(e.reason)
     return e.strerror or type(e).__name__
+
+
+def _transient(e: OSError) -> bool:
+    """Whether a failed download may succeed if tried again in a moment: a timeout, a reset
+    connection or a server error (5xx, 429) may; no network at all (the host name does not
+    resolve, the connection is refused, the network is unreachable) or a 4xx answer will not."""
+    if isinstance(e, urllib.error.HTTPError):
+        return e.code >= 500 or e.code == 429
+    cause = e.reason if isinstance(e, urllib.error.URLError) else e
+    if isinstance(cause, socket.gaierror | ConnectionRefusedError):
+        return False
+    if isinstance(cause, OSError) and cause.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return False
+    return isinstance(cause, TimeoutError | ConnectionError | socket.timeout) or not isinstance(
+        cause, OSError
+    )
 
 
 def _verify(path: Path, entry: RegistryEntry) -> None:

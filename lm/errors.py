@@ -1,8 +1,14 @@
 """User-facing errors. Each message is one line: what went wrong, which file or value, what to do.
 
-The command line prints ``lmpipe: error: <message>`` and exits non-zero, with a traceback only
-under ``--debug``. Anything that is not an ``LmpipeError`` is a bug and is reported as one.
+The command line prints ``lmpipe: error: <message>`` and exits with the error's ``exit_code``
+(2), with a traceback only under ``--debug``; it tells errors apart by type, never by their
+text. Anything that is not an ``LmpipeError`` is a bug and is reported as one (exit 1).
+
+Errors a library caller may meet as bad arguments also derive from ``ValueError`` (a
+``ConfigError`` is a ``ValueError`` too), so ``except ValueError`` keeps working for them.
 """
+
+from __future__ import annotations
 
 
 class LmpipeError(Exception):
@@ -15,9 +21,38 @@ class CorpusError(LmpipeError):
     """A corpus cannot be found, fetched, verified or decoded."""
 
 
-class ConfigError(LmpipeError):
-    """An invalid experiment configuration or command-line value."""
+class DownloadError(CorpusError):
+    """A registry corpus could not be downloaded. ``transient`` says whether trying again in a
+    moment may help (a timeout, a server error) or not (no network, a wrong checksum)."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]  # keeps ``transient`` when pickled
+        return (_download_error, (str(self), self.transient))
+
+
+def _download_error(message: str, transient: bool) -> DownloadError:
+    return DownloadError(message, transient=transient)
+
+
+class ConfigError(LmpipeError, ValueError):
+    """An invalid experiment configuration, model setting or command-line value."""
 
 
 class WarehouseError(LmpipeError):
     """The warehouse is missing, damaged or refused a query."""
+
+
+class ModelError(LmpipeError, ValueError):
+    """A model that cannot be built, loaded or used as asked (an ARPA file that does not
+    parse, a checkpoint of another vocabulary, discounts that cannot be estimated)."""
+
+
+class TrainingError(LmpipeError):
+    """A training that cannot go on (it diverged); the last good checkpoint is kept."""
+
+
+class ResourceError(LmpipeError):
+    """A limit of this machine was reached (memory limit, disk space, a read-only folder)."""

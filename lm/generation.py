@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from lm.errors import LmpipeError, WarehouseError
-from lm.ingest import load_vocab
-from lm.pipeline import Home, detokenize, prefix_tokens
+from lmpipe.lm.errors import LmpipeError, WarehouseError
+from lmpipe.lm.ingest import load_vocab
+from lmpipe.lm.pipeline import Home, detokenize, prefix_tokens
 
 
 def generate_from_run(
@@ -24,7 +24,7 @@ def generate_from_run(
     corpus: str | None = None,
     seed: int = 0,
 ) -> str:
-    from lm import neural
+    from lmpipe.lm import neural
 
     h = Home(home)
     wh = h.warehouse

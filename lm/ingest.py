@@ -25,13 +25,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lm.corpus import SPLITS, CorpusSource, DecodeStats, iter_pieces
-from lm.errors import CorpusError
-from lm.fileio import atomic_path, atomic_write_text, file_lock, sha256_text
-from lm.tokenize import get_normalizer, get_tokenizer
-from lm.version import code_version
-from lm.vocab import EOS, UNK, Vocab, vocab_from_counts
-from lm.warehouse import CONTENT_SCHEMAS, Warehouse, write_parquet
+from lmpipe.lm.corpus import SPLITS, CorpusSource, DecodeStats, iter_pieces
+from lmpipe.lm.errors import CorpusError
+from lmpipe.lm.fileio import atomic_path, atomic_write_text, file_lock, sha256_text
+from lmpipe.lm.tokenize import get_normalizer, get_tokenizer
+from lmpipe.lm.version import code_version
+from lmpipe.lm.vocab import EOS, UNK, Vocab, vocab_from_counts
+from lmpipe.lm.warehouse import CONTENT_SCHEMAS, Warehouse, write_parquet
 
 BATCH_TOKENS = 1 << 20  # tokens per Parquet row group / memory batch
 

@@ -22,14 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from lm.corpus import CorpusSource, resolve_files, resolve_registry
-from lm.errors import ConfigError
-from lm.fileio import atomic_write_text, file_lock, sha256_text
-from lm.ingest import IngestResult, IngestSettings, data_key, ingest, load_stream, load_vocab
-from lm.metrics import summarize
-from lm.version import code_version
-from lm.vocab import Vocab
-from lm.warehouse import Warehouse
+from lmpipe.lm.corpus import CorpusSource, resolve_files, resolve_registry
+from lmpipe.lm.errors import ConfigError
+from lmpipe.lm.fileio import atomic_write_text, file_lock, sha256_text
+from lmpipe.lm.ingest import IngestResult, IngestSettings, data_key, ingest, load_stream, load_vocab
+from lmpipe.lm.metrics import summarize
+from lmpipe.lm.version import code_version
+from lmpipe.lm.vocab import Vocab
+from lmpipe.lm.warehouse import Warehouse
 
 EVAL_SPLITS = ("valid", "test")
 
@@ -114,8 +114,8 @@ def evaluate_ngram(
     arpa_out: Path | None = None,
 ) -> dict[str, Any]:
     """Estimate one n-gram model on the training split and score validation and test."""
-    from lm import ngram  # heavy imports only where used
-    from lm.ngram.mkn_duckdb import estimate_mkn_duckdb
+    from lmpipe.lm import ngram  # heavy imports only where used
+    from lmpipe.lm.ngram.mkn_duckdb import estimate_mkn_duckdb
 
     params = dict(params or {})
     out_dir = ngram_result_dir(home, ing, method, order, params)
@@ -186,7 +186,7 @@ def evaluate_ngram(
 def ngram_engine(method: str, order: int, train_tokens: int) -> str:
     """Where an n-gram model is estimated: ``LMPIPE_NGRAM_ENGINE`` (auto, memory or duckdb;
     default auto) resolved against the memory limit (:func:`lm.ngram.choose_engine`)."""
-    from lm.ngram import choose_engine, default_memory_limit
+    from lmpipe.lm.ngram import choose_engine, default_memory_limit
 
     requested = os.environ.get("LMPIPE_NGRAM_ENGINE") or "auto"
     limit = memory_limit_from_env() or default_memory_limit()
@@ -234,7 +234,7 @@ def _lines_of(tokens: list[str]) -> list[list[str]]:
 
 
 def prefix_tokens(tokenizer: str, prefix: str) -> list[str]:
-    from lm.tokenize import get_tokenizer
+    from lmpipe.lm.tokenize import get_tokenizer
 
     return get_tokenizer(tokenizer)(prefix)
 
@@ -249,7 +249,7 @@ def train_neural(
 ) -> dict[str, Any]:
     """Train one neural model (resuming its own checkpoint if a run was killed), evaluate the
     best weights on validation and test, and generate samples for the corpus's prefixes."""
-    from lm import neural
+    from lmpipe.lm import neural
 
     if "valid" not in ing.splits:
         raise ConfigError(
@@ -427,7 +427,7 @@ def corpus_data_key(
 
 def count_ngrams(home: Home, ing: IngestResult, max_order: int) -> dict[str, Any]:
     """Count orders 1..max_order of the training split with DuckDB into the ``ngrams`` dataset."""
-    from lm.ngram import counting
+    from lmpipe.lm.ngram import counting
 
     out_dir = home.warehouse.ngrams_dir(ing.corpus, ing.tokenizer, ing.key)
     marker = out_dir / f"orders-1-{max_order}.json"

@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from lm.fileio import atomic_write_text
-from lm.ingest import IngestResult
-from lm.version import code_version
-from lm.warehouse import Warehouse, environment_json, rebuild_database
+from lmpipe.lm.fileio import atomic_write_text
+from lmpipe.lm.ingest import IngestResult
+from lmpipe.lm.version import code_version
+from lmpipe.lm.warehouse import Warehouse, rebuild_database
 
 RUN_DATASETS = ("corpora", "splits", "results", "epochs", "samples")
 
@@ -150,3 +150,26 @@ def record_run(
     marker.unlink(missing_ok=True)
     rebuild_database(wh)
     return counts
+
+
+def environment_json() -> str:
+    """Versions and machine facts for the reproducibility block. Package versions come from
+    their metadata, so recording a run never pays for importing torch."""
+    import platform
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    info: dict[str, object] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+    for pkg in ("torch", "numpy", "pandas", "pyarrow", "duckdb", "prefect"):
+        try:
+            info[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    torch = sys.modules.get("torch")
+    info["cuda"] = bool(torch is not None and torch.cuda.is_available())
+    return json.dumps(info, sort_keys=True)

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from lm.errors import WarehouseError
-from lm.fileio import atomic_path, atomic_write_text
-from lm.warehouse import Warehouse
+from lmpipe.lm.errors import WarehouseError
+from lmpipe.lm.fileio import atomic_path, atomic_write_text
+from lmpipe.lm.warehouse import Warehouse
 
 CorpusKey = tuple[str, str]  # (corpus, tokenizer)
 

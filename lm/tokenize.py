@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from lm.errors import ConfigError
+from lmpipe.lm.errors import ConfigError
 
 _NON_LETTERS = re.compile(r"[^A-Za-z]+")
 

@@ -9,7 +9,7 @@ import hashlib
 from functools import cache
 from pathlib import Path
 
-from lm import __version__
+from lmpipe.lm import __version__
 
 _LM_DIR = Path(__file__).resolve().parent
 

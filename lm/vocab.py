@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lmpipe.lm.errors import ConfigError
+
 UNK, BOS, EOS, PAD = 0, 1, 2, 3
 RESERVED: tuple[str, ...] = ("<unk>", "<s>", "</s>", "<pad>")
 FIRST_WORD_ID = len(RESERVED)
 
 
-class VocabularyError(ValueError):
+class VocabularyError(ConfigError):
     """The vocabulary cannot be built as asked (for example min_freq leaves no word)."""
 
 

@@ -18,8 +18,8 @@ from typing import Any
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 
-from lm.fileio import sha256_text
-from lm.version import code_version
+from lmpipe.lm.fileio import sha256_text
+from lmpipe.lm.version import code_version
 
 ContentFn = Callable[[dict[str, Any]], str]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from lm.ngram import counting
+from lmpipe.lm.ngram import counting
 
 
 @task(

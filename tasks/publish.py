@@ -10,11 +10,11 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
-from lm import report
-from lm.check import clean_debris
-from lm.ingest import IngestResult
-from lm.pipeline import Home
-from lm.record import record_run
+from lmpipe.lm import report
+from lmpipe.lm.check import clean_debris
+from lmpipe.lm.ingest import IngestResult
+from lmpipe.lm.pipeline import Home
+from lmpipe.lm.record import record_run
 
 
 @task(name="clean-warehouse", tags=["warehouse"])

@@ -10,11 +10,14 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.tasks import exponential_backoff
 
-from lm import pipeline
-from lm.ingest import IngestResult
-from lm.pipeline import Home
-from tasks import serial
-from tasks.caching import ContentKey
+from lmpipe.lm import pipeline
+from lmpipe.lm.errors import DownloadError
+from lmpipe.lm.ingest import IngestResult
+from lmpipe.lm.pipeline import Home
+from lmpipe.tasks import serial
+from lmpipe.tasks.caching import ContentKey
+from lmpipe.tasks.progress import current as current_progress
+from lmpipe.tasks.progress import training_label
 
 
 def _ing(d: dict[str, Any]) -> IngestResult:
@@ -28,11 +31,14 @@ def _ingest_content(inputs: dict[str, Any]) -> str:
 
 
 def _ingest_retry(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only what a retry can fix: a failed download (network), not bad input."""
+    """Retry only what a retry can fix: a download that failed for a passing reason (a
+    timeout, a server error). No network at all fails at once (``DownloadError.transient``)."""
     try:
         state.result()
-    except Exception as e:  # noqa: BLE001
-        return "cannot download" in str(e)
+    except DownloadError as e:
+        return e.transient
+    except Exception:  # noqa: BLE001 - bad input, a bug: retrying gives the same answer
+        return False
     return False
 
 
@@ -102,6 +108,8 @@ def train_score_neural(
     logger = get_run_logger()
     total = settings.get("epochs") or 0
     key = f"train-{ing['corpus']}-{ing['tokenizer']}-{settings['arch']}".lower().replace("_", "-")
+    label = training_label(settings["arch"], ing["corpus"], ing["tokenizer"])
+    shown = current_progress()
     progress = create_progress_artifact(
         0.0, key=key[:100], description=f"{settings['arch']} on {ing['corpus']}: epochs done (%)"
     )
@@ -118,6 +126,7 @@ def train_score_neural(
         )
         if total:
             update_progress_artifact(progress, min(100.0, 100.0 * row["epoch"] / total))
+        shown.epoch(label, row, total or None)
 
     result = serial.run_training(
         pipeline.train_neural, Home(Path(home)), _ing(ing), settings, generation, on_epoch=on_epoch

@@ -12,7 +12,7 @@ import pytest
 
 def lmpipe(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     r = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args, "--home", str(home)],
+        [sys.executable, "-m", "lmpipe.flows.cli", *args, "--home", str(home)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -123,7 +123,7 @@ def test_ngram_on_a_registry_corpus_matches_kenlm(home, corpora_dir):
         [
             sys.executable,
             "-m",
-            "flows.cli",
+            "lmpipe.flows.cli",
             "ngram",
             "--corpus",
             "timemachine",
@@ -222,7 +222,7 @@ def test_train_with_only_a_time_budget_is_not_capped_at_the_default_epochs(split
     files = ["--train", str(train), "--valid", str(valid), "--test", str(test)]
     tiny = ["--tokenizer", "word", "--arch", "rnn", "--hidden", "4", "--embed", "4"]
     tiny += ["--seq-len", "2", "--batch-size", "2", "--device", "cpu", "--json"]
-    out = json.loads(lmpipe("train", *files, *tiny, "--max-minutes", "0.03", home=home).stdout)
+    out = json.loads(lmpipe("train", *files, *tiny, "--max-minutes", "0.1", home=home).stdout)
     assert out["stopped"] == "time budget" and out["epochs"] > 10  # epochs take milliseconds
     out = json.loads(lmpipe("train", *files, *tiny, "--force", home=home).stdout)
     assert out["stopped"] == "epochs" and out["epochs"] == 10  # the default without a budget

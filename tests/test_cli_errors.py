@@ -18,8 +18,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from lm.corpus import DecodeStats, TextSource, iter_lines, resolve_registry
-from lm.errors import CorpusError
+from lmpipe.lm.corpus import DecodeStats, TextSource, iter_lines, resolve_registry
+from lmpipe.lm.errors import CorpusError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def lmpipe(
     env: dict[str, str] | None = None,
     timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "flows.cli", *map(str, args)]
+    argv = [sys.executable, "-m", "lmpipe.flows.cli", *map(str, args)]
     if home is not None:
         argv += ["--home", str(home)]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -116,9 +116,9 @@ def test_empty_test_file(tmp_path, ok, home):
 def test_single_line_corpus_cannot_be_split(tmp_path):
     one = tmp_path / "one.txt"
     one.write_text("just one line\n", encoding="utf-8")
-    from lm.corpus import resolve_files
-    from lm.ingest import IngestSettings, ingest
-    from lm.warehouse import Warehouse
+    from lmpipe.lm.corpus import resolve_files
+    from lmpipe.lm.ingest import IngestSettings, ingest
+    from lmpipe.lm.warehouse import Warehouse
 
     with pytest.raises(CorpusError, match="only 1 non-empty line.*--train and --test"):
         ingest(resolve_files("one", all_text=one), IngestSettings(), Warehouse(tmp_path / "wh"))
@@ -192,11 +192,12 @@ def test_corrupt_archives(tmp_path, ok, home, name, data, words):
 
 
 def test_download_with_wrong_checksum_keeps_nothing(tmp_path, monkeypatch):
-    import lm.corpus as corpus
+    import lmpipe.lm.corpus as corpus
 
     def wrong_bytes(url: str, dest: Path) -> None:
         dest.write_bytes(b"not the published file\n")
 
+    monkeypatch.setattr(corpus, "embedded_path", lambda entry: None)
     monkeypatch.setattr(corpus, "_download", wrong_bytes)
     cache = tmp_path / "cache"
     with pytest.raises(CorpusError, match="expected .*nothing was kept") as e:
@@ -253,9 +254,9 @@ def test_replaced_bytes_are_counted_and_reported(tmp_path, ok, home):
 
 
 def test_bytes_replaced_are_counted_once_for_a_single_text(tmp_path):
-    from lm.corpus import resolve_files
-    from lm.ingest import IngestSettings, ingest
-    from lm.warehouse import Warehouse
+    from lmpipe.lm.corpus import resolve_files
+    from lmpipe.lm.ingest import IngestSettings, ingest
+    from lmpipe.lm.warehouse import Warehouse
 
     p = tmp_path / "b.txt"
     p.write_bytes(b"a \xff b\n" * 10)
@@ -304,9 +305,9 @@ def _one_line(path: Path, mb: int) -> Path:
 _PEAK = """
 import resource, sys
 from pathlib import Path
-from lm.corpus import resolve_files
-from lm.ingest import IngestSettings, ingest
-from lm.warehouse import Warehouse
+from lmpipe.lm.corpus import resolve_files
+from lmpipe.lm.ingest import IngestSettings, ingest
+from lmpipe.lm.warehouse import Warehouse
 big, wh = Path(sys.argv[1]), Path(sys.argv[2])
 files = resolve_files("big", train=big, test=big)
 r = ingest(files, IngestSettings(tokenizer="char"), Warehouse(wh))
@@ -443,7 +444,7 @@ def test_unknown_command_and_missing_option(home):
 
 
 def test_truncated_parquet_is_reported_by_sql_and_check_and_repaired(tmp_path, home):
-    from lm.warehouse import Warehouse
+    from lmpipe.lm.warehouse import Warehouse
 
     wh = Warehouse.at_home(home)
     for rid in ("20240101-000000-aaaaaa", "20240102-000000-bbbbbb"):

@@ -1,7 +1,7 @@
 import pytest
 
-from lm.config import build_config
-from lm.errors import ConfigError
+from lmpipe.lm.config import build_config
+from lmpipe.lm.errors import ConfigError
 
 
 def test_default_experiment_is_the_two_d2l_corpora_char_level():

@@ -1,11 +1,14 @@
 import gzip
+import pickle
+import socket
+import urllib.error
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lm.corpus import (
+from lmpipe.lm.corpus import (
     TextSource,
     expand_path,
     fetch,
@@ -14,9 +17,9 @@ from lm.corpus import (
     resolve_files,
     resolve_registry,
 )
-from lm.errors import CorpusError
-from lm.ingest import IngestSettings, ingest, load_stream, load_vocab
-from lm.warehouse import Warehouse
+from lmpipe.lm.errors import CorpusError
+from lmpipe.lm.ingest import IngestSettings, ingest, load_stream, load_vocab
+from lmpipe.lm.warehouse import Warehouse
 
 
 def test_registry_names_the_three_reference_corpora():
@@ -46,7 +49,7 @@ def test_checksum_mismatch_in_corpora_dir_is_an_error(tmp_path):
 
 
 def test_offline_download_error_says_which_file_to_put_where(tmp_path, monkeypatch):
-    import lm.corpus as corpus
+    import lmpipe.lm.corpus as corpus
 
     def refuse(url, dest):
         raise OSError(101, "Network is unreachable")
@@ -60,12 +63,71 @@ def test_offline_download_error_says_which_file_to_put_where(tmp_path, monkeypat
 
 
 def test_bad_download_is_not_kept(tmp_path, monkeypatch):
-    import lm.corpus as corpus
+    import lmpipe.lm.corpus as corpus
 
+    monkeypatch.setattr(corpus, "embedded_path", lambda entry: None)
     monkeypatch.setattr(corpus, "_download", lambda url, dest: Path(dest).write_bytes(b"junk"))
     with pytest.raises(CorpusError, match="nothing was kept"):
         fetch(load_registry()["timemachine"], tmp_path / "cache", None)
     assert [p.name for p in (tmp_path / "cache").iterdir()] == []
+
+
+def test_default_corpora_are_embedded_and_need_no_network(tmp_path, monkeypatch):
+    import lmpipe.lm.corpus as corpus
+
+    def offline(url, dest):
+        raise AssertionError(f"downloaded {url}")
+
+    monkeypatch.setattr(corpus, "_download", offline)
+    reg = load_registry()
+    for name, file in (("timemachine", "timemachine.txt"), ("jaychou", "jaychou_lyrics.txt.zip")):
+        p = fetch(reg[name], tmp_path / "cache", None)
+        assert p.name == file and p.parent.name == "corpora" and p.parent.parent.name == "data"
+        assert corpus.sha256_file(p) == reg[name].sha256
+    assert corpus.embedded_path(reg["ptb"]) is None  # PTB is download-only (LDC's terms)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_look_up_order_is_corpora_dir_then_cache_then_embedded(tmp_path, corpora_dir):
+    entry = load_registry()["timemachine"]
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "timemachine.txt").write_bytes((corpora_dir / "timemachine.txt").read_bytes())
+    assert fetch(entry, cache, corpora_dir) == corpora_dir / "timemachine.txt"
+    assert fetch(entry, cache, tmp_path / "empty") == cache / "timemachine.txt"
+    (cache / "timemachine.txt").unlink()
+    assert fetch(entry, cache, None).parent.name == "corpora"  # the embedded copy
+    # a damaged file earlier in the order is an error, never silently skipped
+    (cache / "timemachine.txt").write_text("a forged time machine\n")
+    with pytest.raises(CorpusError, match=r"cache/timemachine.txt has sha256"):
+        fetch(entry, cache, None)
+
+
+@pytest.mark.parametrize(
+    "error, transient",
+    [
+        (urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution")), False),
+        (urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")), False),
+        (OSError(101, "Network is unreachable"), False),
+        (urllib.error.HTTPError("http://x", 404, "Not Found", None, None), False),
+        (urllib.error.HTTPError("http://x", 503, "Service Unavailable", None, None), True),
+        (TimeoutError("timed out"), True),
+        (urllib.error.URLError(ConnectionResetError(104, "Connection reset by peer")), True),
+    ],
+    ids=["no-dns", "refused", "unreachable", "404", "503", "timeout", "reset"],
+)
+def test_only_passing_download_failures_are_transient(tmp_path, monkeypatch, error, transient):
+    import lmpipe.lm.corpus as corpus
+    from lmpipe.lm.errors import DownloadError
+
+    def fail(url, dest):
+        raise error
+
+    monkeypatch.setattr(corpus, "_download", fail)
+    with pytest.raises(DownloadError) as e:
+        fetch(load_registry()["ptb"], tmp_path / "cache", None)
+    assert e.value.transient is transient
+    assert pickle.loads(pickle.dumps(e.value)).transient is transient  # survives a Dask worker
 
 
 def test_gz_zip_and_folder_sources(tmp_path):
@@ -91,7 +153,7 @@ def test_invalid_utf8_names_file_and_byte_offset(tmp_path):
 
 
 def test_replace_mode_counts_replacements(tmp_path):
-    from lm.corpus import DecodeStats
+    from lmpipe.lm.corpus import DecodeStats
 
     p = tmp_path / "bad.txt"
     p.write_bytes(b"a\xffb\xfe\n")

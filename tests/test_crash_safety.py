@@ -21,7 +21,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from lm.fileio import TMP_PREFIX
+from lmpipe.lm.fileio import TMP_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 # kill points as fractions of an uninterrupted run's wall time: imports, ingest, estimation,
@@ -49,7 +49,7 @@ def argv(train: Path, test: Path, home: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "flows.cli",
+        "lmpipe.flows.cli",
         "ngram",
         "--train",
         str(train),
@@ -92,7 +92,7 @@ def assert_no_partial_file(home: Path) -> None:
 
 def check(home: Path) -> dict:
     r = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "check", "--json", "--home", str(home)],
+        [sys.executable, "-m", "lmpipe.flows.cli", "check", "--json", "--home", str(home)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -180,7 +180,7 @@ def test_two_runs_at_once_on_one_home(tmp_path, corpus):
         [
             sys.executable,
             "-m",
-            "flows.cli",
+            "lmpipe.flows.cli",
             "sql",
             "select run_id, count(*) as n from results group by run_id order by run_id",
             "--format",

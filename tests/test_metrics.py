@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 
-from lm.metrics import TokenScores, summarize
+from lmpipe.lm.metrics import TokenScores, summarize
 
 
 def test_perplexity_bits_and_oov_by_hand():

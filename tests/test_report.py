@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lm import report as rep
-from lm.warehouse import Warehouse, rebuild_database, write_parquet
+from lmpipe.lm import report as rep
+from lmpipe.lm.warehouse import Warehouse, rebuild_database, write_parquet
 
 EXPERIMENT = "default"
 PREV, CUR, OTHER = "20260101-000000-aaaaaa", "20260102-000000-bbbbbb", "20260103-000000-cccccc"

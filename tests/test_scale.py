@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lm.ngram import count_ngrams, stream_table
-from lm.ngram import windows as windows_mod
-from lm.ngram.counting import count_shard, merge_shards, shard_ranges
-from lm.ngram.windows import ngram_windows
-from lm.vocab import BOS, EOS
+from lmpipe.lm.ngram import count_ngrams, stream_table
+from lmpipe.lm.ngram import windows as windows_mod
+from lmpipe.lm.ngram.counting import count_shard, merge_shards, shard_ranges
+from lmpipe.lm.ngram.windows import ngram_windows
+from lmpipe.lm.vocab import BOS, EOS
 
 ORDER = 5
 
@@ -124,7 +124,7 @@ def test_sharded_flow_on_dask_equals_single_process(
 ) -> None:
     from prefect_dask import DaskTaskRunner
 
-    from flows.counting import count_ngrams_sharded
+    from lmpipe.flows.counting import count_ngrams_sharded
 
     runner = DaskTaskRunner(
         cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "dashboard_address": None}

@@ -3,9 +3,15 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from lm.errors import ConfigError
-from lm.tokenize import char_tokens, get_normalizer, get_tokenizer, whitespace_tokens, word_tokens
-from lm.vocab import (
+from lmpipe.lm.errors import ConfigError
+from lmpipe.lm.tokenize import (
+    char_tokens,
+    get_normalizer,
+    get_tokenizer,
+    whitespace_tokens,
+    word_tokens,
+)
+from lmpipe.lm.vocab import (
     BOS,
     EOS,
     PAD,

@@ -5,17 +5,22 @@ Token ids follow ``lm.vocab`` (``<unk>`` 0, ``<s>`` 1, ``</s>`` 2, ``<pad>`` 3);
 predict ``<s>`` or ``<pad>``. Evaluation returns ``lm.metrics.TokenScores``.
 """
 
-from lm.neural.batching import batches, random_windows, sequential_windows
-from lm.neural.checkpoint import CheckpointError, checkpoint_path, load_checkpoint, load_model
-from lm.neural.config import ARCHS, ConfigError, TrainConfig
-from lm.neural.device import resolve_device
-from lm.neural.evaluate import evaluate, perplexity
-from lm.neural.factory import build_model
-from lm.neural.generate import generate
-from lm.neural.models import LanguageModel, count_parameters
-from lm.neural.models_scratch import GRUScratch, LSTMScratch, RNNScratch
-from lm.neural.models_torch import TorchRNNLM
-from lm.neural.training import TrainingDiverged, TrainResult, clip_gradients, train
+from lmpipe.lm.neural.batching import batches, random_windows, sequential_windows
+from lmpipe.lm.neural.checkpoint import (
+    CheckpointError,
+    checkpoint_path,
+    load_checkpoint,
+    load_model,
+)
+from lmpipe.lm.neural.config import ARCHS, ConfigError, TrainConfig
+from lmpipe.lm.neural.device import resolve_device
+from lmpipe.lm.neural.evaluate import evaluate, perplexity
+from lmpipe.lm.neural.factory import build_model
+from lmpipe.lm.neural.generate import generate
+from lmpipe.lm.neural.models import LanguageModel, count_parameters
+from lmpipe.lm.neural.models_scratch import GRUScratch, LSTMScratch, RNNScratch
+from lmpipe.lm.neural.models_torch import TorchRNNLM
+from lmpipe.lm.neural.training import TrainingDiverged, TrainResult, clip_gradients, train
 
 __all__ = [
     "ARCHS",

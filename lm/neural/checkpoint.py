@@ -19,15 +19,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from lm.neural.config import TrainConfig
-from lm.neural.factory import build_model
-from lm.neural.models import LanguageModel
+from lmpipe.lm.errors import ModelError
+from lmpipe.lm.neural.config import TrainConfig
+from lmpipe.lm.neural.factory import build_model
+from lmpipe.lm.neural.models import LanguageModel
 
 FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ModelError):
     """A checkpoint that cannot be used as asked (wrong vocabulary, other configuration...)."""
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+from lmpipe.lm.errors import ConfigError
+
 Arch = Literal["rnn-scratch", "gru-scratch", "lstm-scratch", "rnn", "rnn-relu", "gru", "lstm"]
 Sampling = Literal["sequential", "random"]
 Optimizer = Literal["sgd", "adam", "adamw"]
@@ -28,10 +30,6 @@ SCRATCH_ARCHS: tuple[str, ...] = ("rnn-scratch", "gru-scratch", "lstm-scratch")
 # Fields that may differ between a checkpoint and the run resuming it: they change when or where
 # training stops or runs, never what one epoch computes.
 RESUMABLE_CHANGES: frozenset[str] = frozenset({"epochs", "max_minutes", "device"})
-
-
-class ConfigError(ValueError):
-    """A training configuration that cannot work (the message says which field and why)."""
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,15 @@ import os
 
 import torch
 
+from lmpipe.lm.errors import ConfigError
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            "device='cuda' but torch sees no CUDA device; use device='cpu' or 'auto'"
+        raise ConfigError(
+            "--device cuda, but torch sees no CUDA device on this machine; use --device cpu or auto"
         )
     if name not in ("cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda; got {name!r}")

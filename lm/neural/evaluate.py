@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lm.metrics import TokenScores
-from lm.neural.models import LanguageModel
-from lm.vocab import EOS, UNK
+from lmpipe.lm.metrics import TokenScores
+from lmpipe.lm.neural.models import LanguageModel
+from lmpipe.lm.vocab import EOS, UNK
 
 
 @torch.no_grad()
@@ -42,4 +42,5 @@ def evaluate(model: LanguageModel, stream: np.ndarray, window: int = 256) -> Tok
 def perplexity(scores: TokenScores) -> float:
     """exp of the mean negative log-probability (``inf`` if any token has probability 0)."""
     lp = scores.logprob
-    return float(np.exp(-lp.mean())) if lp.size else float("nan")
+    with np.errstate(over="ignore"):  # a ruined model's perplexity is inf, not a warning
+        return float(np.exp(-lp.mean())) if lp.size else float("nan")

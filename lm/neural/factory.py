@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from lm.neural.config import TrainConfig
-from lm.neural.models import LanguageModel
-from lm.neural.models_scratch import GRUScratch, LSTMScratch, RNNScratch
-from lm.neural.models_torch import TorchRNNLM
+from lmpipe.lm.neural.config import TrainConfig
+from lmpipe.lm.neural.models import LanguageModel
+from lmpipe.lm.neural.models_scratch import GRUScratch, LSTMScratch, RNNScratch
+from lmpipe.lm.neural.models_torch import TorchRNNLM
 
 SCRATCH: dict[str, type[RNNScratch | GRUScratch | LSTMScratch]] = {
     "rnn-scratch": RNNScratch,

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import torch
 
-from lm.neural.models import LanguageModel
-from lm.vocab import EOS
+from lmpipe.lm.neural.models import LanguageModel
+from lmpipe.lm.vocab import EOS
 
 
 @torch.no_grad()

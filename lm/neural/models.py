@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lm.vocab import BOS, PAD
+from lmpipe.lm.vocab import BOS, PAD
 
 State = tuple[torch.Tensor, ...]
 NEVER_PREDICTED: tuple[int, ...] = (BOS, PAD)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lm.neural.models import LanguageModel, State, rows
+from lmpipe.lm.neural.models import LanguageModel, State, rows
 
 SIGMA = 0.01
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lm.neural.models import LanguageModel, State, rows
+from lmpipe.lm.neural.models import LanguageModel, State, rows
 
 CELLS: dict[str, tuple[type[nn.RNNBase], dict[str, str]]] = {
     "rnn": (nn.RNN, {"nonlinearity": "tanh"}),

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lm.neural.batching import batches, num_batches
-from lm.neural.checkpoint import (
+from lmpipe.lm.errors import ConfigError, TrainingError
+from lmpipe.lm.neural.batching import batches, num_batches
+from lmpipe.lm.neural.checkpoint import (
     FORMAT,
     CheckpointError,
     capture_rng,
@@ -30,16 +31,25 @@ from lm.neural.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from lm.neural.config import RESUMABLE_CHANGES, TrainConfig
-from lm.neural.device import resolve_device
-from lm.neural.evaluate import evaluate, perplexity
-from lm.neural.factory import build_model
-from lm.neural.models import LanguageModel, State, count_parameters, detach_state
+from lmpipe.lm.neural.config import RESUMABLE_CHANGES, TrainConfig
+from lmpipe.lm.neural.device import resolve_device
+from lmpipe.lm.neural.evaluate import evaluate, perplexity
+from lmpipe.lm.neural.factory import build_model
+from lmpipe.lm.neural.models import LanguageModel, State, count_parameters, detach_state
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
 
-class TrainingDiverged(RuntimeError):
+EXPLODED_LOSS_FACTOR = 10.0
+
+
+def _exp(x: float) -> float:
+    """exp that says ``inf`` instead of raising OverflowError (a perplexity is printed, not
+    computed with)."""
+    return math.exp(x) if x < 709.0 else math.inf
+
+
+class TrainingDiverged(TrainingError):
     """The loss or gradient norm became NaN/inf; the last good checkpoint (if any) is kept."""
 
     def __init__(self, message: str, epoch: int, checkpoint: Path | None) -> None:
@@ -149,9 +159,10 @@ def train(
     wall_start = time.perf_counter()
     device = resolve_device(config.device)
     if num_batches(len(train_stream), config.batch_size, config.seq_len) < 1:
-        raise ValueError(
-            f"the training stream ({len(train_stream)} tokens) is too short for one batch of "
-            f"{config.batch_size} x {config.seq_len}; lower batch_size or seq_len"
+        raise ConfigError(
+            f"the training split ({len(train_stream)} tokens) is too short for one batch of "
+            f"batch_size x seq_len = {config.batch_size} x {config.seq_len} tokens; lower "
+            "--batch-size or --seq-len"
         )
     if len(valid_stream) == 0:
         raise ValueError("the validation stream is empty")
@@ -176,6 +187,9 @@ def train(
         elapsed_before, history = ckpt["elapsed_seconds"], ckpt["history"]
     resumed_from = epoch
 
+    # A loss this far above a uniform guess's (ln V nats) has exploded, finite or not: the
+    # weights are ruined even if the loss is still a float (a perplexity of V^10 and more).
+    exploded = EXPLODED_LOSS_FACTOR * math.log(vocab_size)
     budget = config.max_minutes * 60.0 if config.max_minutes is not None else math.inf
     amp = torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"
@@ -215,7 +229,7 @@ def train(
             with amp:
                 logits, state = model(x, state)  # (batch, seq_len, vocab)
             loss = F.cross_entropy(*_flat(logits.float(), y))
-            if not torch.isfinite(loss):
+            if not torch.isfinite(loss) or loss.item() > exploded:
                 raise _diverged("the loss", loss.item(), epoch, steps + 1, config, ckpt_file)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -240,7 +254,7 @@ def train(
                 group["lr"] *= config.lr_decay
         metrics = {
             "epoch": epoch,
-            "train_perplexity": math.exp(loss_sum.item() / tokens),
+            "train_perplexity": _exp(loss_sum.item() / tokens),
             "valid_perplexity": valid_ppl,
             "tokens_per_second": tokens / train_seconds,
             "learning_rate": lr,

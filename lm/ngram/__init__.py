@@ -7,8 +7,8 @@ statistics. KenLM-exact mkn also runs out of core in DuckDB (:func:`estimate_mkn
     write_arpa(model, "ptb.arpa", vocab.tokens)
 """
 
-from lm.ngram.arpa import ArpaError, ArpaModel, load_arpa, write_arpa
-from lm.ngram.counting import (
+from lmpipe.lm.ngram.arpa import ArpaError, ArpaModel, load_arpa, write_arpa
+from lmpipe.lm.ngram.counting import (
     OrderCounts,
     StreamError,
     count_full_ngrams,
@@ -21,10 +21,10 @@ from lm.ngram.counting import (
     shard_ranges,
     stream_table,
 )
-from lm.ngram.estimators import DiscountWarning
-from lm.ngram.mkn import DiscountError, DiscountFallbackWarning
-from lm.ngram.mkn_duckdb import DuckdbMknModel, choose_engine, estimate_mkn_duckdb
-from lm.ngram.model import (
+from lmpipe.lm.ngram.estimators import DiscountWarning
+from lmpipe.lm.ngram.mkn import DiscountError, DiscountFallbackWarning
+from lmpipe.lm.ngram.mkn_duckdb import DuckdbMknModel, choose_engine, estimate_mkn_duckdb
+from lmpipe.lm.ngram.model import (
     BACKOFF_METHODS,
     METHODS,
     BackoffModel,
@@ -33,8 +33,8 @@ from lm.ngram.model import (
     StupidBackoffModel,
     fit,
 )
-from lm.ngram.scoring import kenlm_perplexity
-from lm.ngram.zipf import rank_frequency, top_ngrams, zipf_exponent
+from lmpipe.lm.ngram.scoring import kenlm_perplexity
+from lmpipe.lm.ngram.zipf import rank_frequency, top_ngrams, zipf_exponent
 
 __all__ = [
     "ArpaError",

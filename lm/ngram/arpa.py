@@ -24,14 +24,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lm.metrics import TokenScores
-from lm.ngram.model import BackoffModel
-from lm.ngram.scoring import BackoffTables, score_backoff
-from lm.ngram.trie import SuffixTrie, find_rows
-from lm.vocab import BOS, EOS, PAD, UNK
+from lmpipe.lm.errors import ModelError
+from lmpipe.lm.metrics import TokenScores
+from lmpipe.lm.ngram.model import BackoffModel
+from lmpipe.lm.ngram.scoring import BackoffTables, score_backoff
+from lmpipe.lm.ngram.trie import SuffixTrie, find_rows
+from lmpipe.lm.vocab import BOS, EOS, PAD, UNK
 
 if TYPE_CHECKING:
-    from lm.ngram.mkn_duckdb import DuckdbMknModel
+    from lmpipe.lm.ngram.mkn_duckdb import DuckdbMknModel
 
 SPECIALS = ("<unk>", "<s>", "</s>")
 LOG10_ZERO = np.float32(-99.0)
@@ -41,7 +42,7 @@ MISSING_UNK_LOG10 = -100.0
 _QUERY_SPLIT = re.compile(r"[ \t\v\f\r]+")
 
 
-class ArpaError(ValueError):
+class ArpaError(ModelError):
     """An ARPA file is malformed or not suffix-closed."""
 
 
@@ -58,7 +59,7 @@ def write_arpa(
     """Write ``model`` as an ARPA file; ``tokens[i]`` is the string of id i (a ``Vocab``'s
     ``tokens``). Written to a temporary file and renamed, so the file appears complete or not
     at all. An out-of-core model (:mod:`lm.ngram.mkn_duckdb`) is streamed from its tables."""
-    from lm.ngram.mkn_duckdb import DuckdbMknModel
+    from lmpipe.lm.ngram.mkn_duckdb import DuckdbMknModel
 
     if not isinstance(model, BackoffModel | DuckdbMknModel):
         raise TypeError(f"{model.method} is not expressible in backoff form: no ARPA export")

@@ -30,9 +30,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lm.fileio import TMP_PREFIX, atomic_path
-from lm.ngram.windows import ngram_windows, num_rows, window_schema
-from lm.vocab import BOS, EOS
+from lmpipe.lm.fileio import TMP_PREFIX, atomic_path
+from lmpipe.lm.ngram.windows import ngram_windows, num_rows, window_schema
+from lmpipe.lm.vocab import BOS, EOS
 
 COUNT_OF_COUNTS = 4
 """Count-of-counts t_1..t_4 per order: what the discounts of KENLM_MKN.md §3 need."""
@@ -132,7 +132,7 @@ class OrderCounts:
 
 
 def _sql(name: str) -> str:
-    return resources.files("lm.ngram").joinpath(f"sql/{name}.sql").read_text("utf-8")
+    return resources.files("lmpipe.lm.ngram").joinpath(f"sql/{name}.sql").read_text("utf-8")
 
 
 _COUNT_SQL = _sql("count_windows")

@@ -28,10 +28,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lm.ngram.counting import count_of_counts
-from lm.ngram.scoring import BackoffTables
-from lm.ngram.trie import SuffixTrie
-from lm.vocab import BOS, PAD
+from lmpipe.lm.ngram.counting import count_of_counts
+from lmpipe.lm.ngram.scoring import BackoffTables
+from lmpipe.lm.ngram.trie import SuffixTrie
+from lmpipe.lm.vocab import BOS, PAD
 
 DEFAULT_GTMAX: tuple[int, ...] = (1, 7)
 """SRILM's defaults: -gt1max 1, -gtnmax 7 for every higher order."""

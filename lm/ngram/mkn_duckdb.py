@@ -33,10 +33,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lm.fileio import TMP_PREFIX
-from lm.metrics import LN10, TokenScores
-from lm.ngram.counting import count_of_counts, default_memory_limit, stream_table
-from lm.ngram.mkn import (
+from lmpipe.lm.errors import ResourceError
+from lmpipe.lm.fileio import TMP_PREFIX
+from lmpipe.lm.metrics import LN10, TokenScores
+from lmpipe.lm.ngram.counting import count_of_counts, default_memory_limit, stream_table
+from lmpipe.lm.ngram.mkn import (
     DEFAULT_FALLBACK,
     F32,
     apply_last_ngram_quirk,
@@ -44,9 +45,9 @@ from lm.ngram.mkn import (
     ranks_in_order,
     unigram_probabilities,
 )
-from lm.ngram.scoring import KenlmTotals
-from lm.ngram.windows import PAST_BOS, id_batches, padded_windows
-from lm.vocab import BOS, UNK
+from lmpipe.lm.ngram.scoring import KenlmTotals
+from lmpipe.lm.ngram.windows import PAST_BOS, id_batches, padded_windows
+from lmpipe.lm.vocab import BOS, UNK
 
 SCORE_BATCH = 1 << 20
 """Rows fetched at a time from the scoring query."""
@@ -62,7 +63,7 @@ IN_MEMORY_BYTES_PER_NGRAM = 60
 33 M n-grams at 10 M Zipf tokens, 16.2 GB for 307 M at 100 M (``benchmarks/scale_bench.py``)."""
 
 
-class OutOfCoreError(RuntimeError):
+class OutOfCoreError(ResourceError):
     """DuckDB ran out of its memory limit or of disk while estimating or scoring."""
 
 
@@ -106,7 +107,7 @@ def choose_engine(requested: str, method: str, order: int, tokens: int, memory_l
 
 
 def _statements() -> dict[str, str]:
-    text = resources.files("lm.ngram").joinpath("sql/mkn_out_of_core.sql").read_text("utf-8")
+    text = resources.files("lmpipe.lm.ngram").joinpath("sql/mkn_out_of_core.sql").read_text("utf-8")
     parts = re.split(r"^-- name: (\w+)\n", text, flags=re.MULTILINE)
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 
@@ -219,13 +220,13 @@ class DuckdbMknModel:
 
     def arpa_sizes(self) -> list[int]:
         """Number of n-grams per order in an ARPA file (:func:`lm.ngram.arpa.unigram_entries`)."""
-        from lm.ngram.arpa import unigram_entries
+        from lmpipe.lm.ngram.arpa import unigram_entries
 
         return [int(unigram_entries(self.seen).size), *self.sizes()[1:]]
 
     def write_arpa_section(self, f: Any, n: int, strings: pa.Array) -> None:
         """Write the order-n lines of an ARPA file, one batch of the table at a time."""
-        from lm.ngram.arpa import unigram_entries, write_lines
+        from lmpipe.lm.ngram.arpa import unigram_entries, write_lines
 
         with_bo = n < self.order
         if n == 1:

@@ -24,16 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from lm.metrics import LN10, TokenScores
-from lm.ngram import estimators
-from lm.ngram.counting import check_stream, count_full_ngrams
-from lm.ngram.mkn import (
+from lmpipe.lm.metrics import LN10, TokenScores
+from lmpipe.lm.ngram import estimators
+from lmpipe.lm.ngram.counting import check_stream, count_full_ngrams
+from lmpipe.lm.ngram.mkn import (
     DEFAULT_FALLBACK,
     adjusted_counts,
     estimate_mkn,
     first_appearance_ranks,
 )
-from lm.ngram.scoring import (
+from lmpipe.lm.ngram.scoring import (
     SCORE_CHUNK,
     BackoffTables,
     backoff_log10,
@@ -43,8 +43,8 @@ from lm.ngram.scoring import (
     score_backoff,
     stream_chunks,
 )
-from lm.ngram.trie import NO_TOKEN, SuffixTrie, build_trie
-from lm.vocab import BOS, FIRST_WORD_ID, PAD, UNK
+from lmpipe.lm.ngram.trie import NO_TOKEN, SuffixTrie, build_trie
+from lmpipe.lm.vocab import BOS, FIRST_WORD_ID, PAD, UNK
 
 METHODS = (
     "mle",

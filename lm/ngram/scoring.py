@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lm.metrics import LN10, TokenScores
-from lm.ngram.counting import check_stream
-from lm.ngram.trie import SuffixTrie
-from lm.vocab import BOS, EOS, UNK
+from lmpipe.lm.metrics import LN10, TokenScores
+from lmpipe.lm.ngram.counting import check_stream
+from lmpipe.lm.ngram.trie import SuffixTrie
+from lmpipe.lm.vocab import BOS, EOS, UNK
 
 SCORE_CHUNK = 1 << 20
 """Tokens scored at a time: the scoring temporaries are a few dozen bytes per token of a chunk."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lm.vocab import BOS
+from lmpipe.lm.vocab import BOS
 
 SORTED_LOOKUP_MIN = 1 << 20
 """Lookups of at least this many queries sort them first (:func:`find_rows`)."""

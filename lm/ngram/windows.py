@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lm.vocab import BOS, EOS
+from lmpipe.lm.vocab import BOS, EOS
 
 BATCH_ROWS = 1 << 20
 """Ids read per batch from an Arrow table (a Parquet file is read by its row groups)."""

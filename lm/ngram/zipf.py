@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from lm.ngram.counting import count_full_ngrams
+from lmpipe.lm.ngram.counting import count_full_ngrams
 
 
 def rank_frequency(stream: np.ndarray, orders: Sequence[int] = (1, 2, 3)) -> pd.DataFrame:

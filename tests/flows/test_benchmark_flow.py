@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from lm.config import build_config
-from lm.warehouse import Warehouse
+from lmpipe.lm.config import build_config
+from lmpipe.lm.warehouse import Warehouse
 
 pytestmark = pytest.mark.flow
 
@@ -42,7 +42,7 @@ def corpora_dir_module():
 
 @pytest.fixture(scope="module")
 def finished_run(prefect_harness, slice_corpora, tmp_path_factory):
-    from flows.benchmark import run_benchmark
+    from lmpipe.flows.benchmark import run_benchmark
 
     home = tmp_path_factory.mktemp("home")
     out = run_benchmark(build_config(overrides=_slice_overrides(slice_corpora)), home)
@@ -100,7 +100,16 @@ def test_report_rewrite_is_byte_identical(finished_run):
     home, out = finished_run
     before = Path(out["report"]).read_bytes()
     r = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "report", "--home", str(home), "--run", out["run_id"]],
+        [
+            sys.executable,
+            "-m",
+            "lmpipe.flows.cli",
+            "report",
+            "--home",
+            str(home),
+            "--run",
+            out["run_id"],
+        ],
         capture_output=True,
         text=True,
     )
@@ -114,7 +123,7 @@ def test_sql_prints_the_results_rows(finished_run):
         [
             sys.executable,
             "-m",
-            "flows.cli",
+            "lmpipe.flows.cli",
             "sql",
             "--home",
             str(home),
@@ -133,7 +142,7 @@ def test_sql_prints_the_results_rows(finished_run):
 def test_second_run_reuses_every_heavy_task_and_a_changed_size_reruns_only_that_training(
     finished_run, slice_corpora
 ):
-    from flows.benchmark import run_benchmark
+    from lmpipe.flows.benchmark import run_benchmark
 
     home, first = finished_run
     assert any(v != "Cached" for v in first["task_states"].values())
@@ -163,7 +172,7 @@ def test_second_run_reuses_every_heavy_task_and_a_changed_size_reruns_only_that_
 
 @pytest.mark.slow
 def test_dask_runner_gives_the_thread_runners_results(finished_run, slice_corpora, tmp_path):
-    from flows.benchmark import run_benchmark
+    from lmpipe.flows.benchmark import run_benchmark
 
     home, first = finished_run
     out = run_benchmark(

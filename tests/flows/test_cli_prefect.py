@@ -35,7 +35,15 @@ def test_a_step_as_a_flow_without_a_server_matches_the_direct_run(tmp_path: Path
     def lmpipe(*extra: str) -> tuple[dict, str, float]:
         t0 = time.perf_counter()
         r = subprocess.run(
-            [sys.executable, "-m", "flows.cli", *args, *extra, "--home", str(tmp_path / "h")],
+            [
+                sys.executable,
+                "-m",
+                "lmpipe.flows.cli",
+                *args,
+                *extra,
+                "--home",
+                str(tmp_path / "h"),
+            ],
             capture_output=True,
             text=True,
             env=env,

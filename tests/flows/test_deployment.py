@@ -111,7 +111,7 @@ def test_served_deployment_runs_and_publishes_artifacts(tmp_path, corpora_dir):
             [
                 sys.executable,
                 "-m",
-                "flows.cli",
+                "lmpipe.flows.cli",
                 "serve",
                 "--config",
                 str(cfg),

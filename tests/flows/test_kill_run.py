@@ -14,8 +14,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from lm.fileio import TMP_PREFIX
-from lm.warehouse import Warehouse
+from lmpipe.lm.fileio import TMP_PREFIX
+from lmpipe.lm.warehouse import Warehouse
 from tests.conftest import prefect_servers
 from tests.flows.conftest import slice_experiment
 
@@ -32,7 +32,7 @@ def _run(cfg: Path, home: Path, env: dict[str, str]) -> subprocess.Popen[str]:
         [
             sys.executable,
             "-m",
-            "flows.cli",
+            "lmpipe.flows.cli",
             "run",
             "--config",
             str(cfg),
@@ -110,7 +110,7 @@ def test_killed_runs_leave_nothing_half_written_and_the_next_run_is_whole(tmp_pa
     assert p.returncode == 0
     assert _results(home, json.loads(out.strip().splitlines()[-1])["run_id"]) == reference
     check = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "check", "--home", str(home)],
+        [sys.executable, "-m", "lmpipe.flows.cli", "check", "--home", str(home)],
         env=env,
         capture_output=True,
         text=True,

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tasks import serial
+from lmpipe.tasks import serial
 
 LABEL: contextvars.ContextVar[str] = contextvars.ContextVar("label", default="none")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lm.vocab import EOS, FIRST_WORD_ID
+from lmpipe.lm.vocab import EOS, FIRST_WORD_ID
 
 VOCAB = 12  # 4 reserved ids + 8 words (test_train.py relies on it)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lm.neural.batching import batches, num_batches, random_windows, sequential_windows
+from lmpipe.lm.neural.batching import batches, num_batches, random_windows, sequential_windows
 
 CORPUS = np.arange(35)
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from lm.neural import RNNScratch, TorchRNNLM, evaluate, perplexity
-from lm.vocab import BOS, EOS, PAD, UNK
+from lmpipe.lm.neural import RNNScratch, TorchRNNLM, evaluate, perplexity
+from lmpipe.lm.vocab import BOS, EOS, PAD, UNK
 
 
 def hand_unrolled(model: RNNScratch, stream: np.ndarray) -> np.ndarray:

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lm.neural import TorchRNNLM, generate
-from lm.vocab import BOS, EOS, PAD
+from lmpipe.lm.neural import TorchRNNLM, generate
+from lmpipe.lm.vocab import BOS, EOS, PAD
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from lm.neural import TrainConfig, build_model, count_parameters
-from lm.neural.models_scratch import GRUScratch, LSTMScratch, RNNScratch
-from lm.neural.models_torch import TorchRNNLM
-from lm.vocab import BOS, FIRST_WORD_ID, PAD
+from lmpipe.lm.neural import TrainConfig, build_model, count_parameters
+from lmpipe.lm.neural.models_scratch import GRUScratch, LSTMScratch, RNNScratch
+from lmpipe.lm.neural.models_torch import TorchRNNLM
+from lmpipe.lm.vocab import BOS, FIRST_WORD_ID, PAD
 
 V, H, B, T = 7, 3, 2, 4
 

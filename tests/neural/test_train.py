@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-import lm.neural.training as training
-from lm.neural import (
+import lmpipe.lm.neural.training as training
+from lmpipe.lm.neural import (
     CheckpointError,
     ConfigError,
     TrainConfig,

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lm.vocab import Vocab, build_vocab, encode_sentences
+from lmpipe.lm.vocab import Vocab, build_vocab, encode_sentences
 
 CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
 

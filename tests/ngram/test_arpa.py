@@ -6,7 +6,7 @@ import kenlm
 import numpy as np
 import pytest
 
-from lm.ngram import ArpaError, fit, kenlm_perplexity, load_arpa, write_arpa
+from lmpipe.lm.ngram import ArpaError, fit, kenlm_perplexity, load_arpa, write_arpa
 
 from .conftest import encode
 

@@ -5,8 +5,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from lm.ngram import StreamError, count_full_ngrams, count_ngrams, count_of_counts, stream_table
-from lm.vocab import BOS, EOS
+from lmpipe.lm.ngram import (
+    StreamError,
+    count_full_ngrams,
+    count_ngrams,
+    count_of_counts,
+    stream_table,
+)
+from lmpipe.lm.vocab import BOS, EOS
 
 from .conftest import encode
 
@@ -46,7 +52,7 @@ def sentence_windows(stream: np.ndarray, n: int) -> dict[tuple[int, ...], int]:
 
 
 def test_stored_counts_by_hand() -> None:
-    from lm.ngram.counting import query_ngram_counts
+    from lmpipe.lm.ngram.counting import query_ngram_counts
 
     stream = np.array([4, 5, EOS, 4, EOS], dtype=np.int32)  # "a b" / "a"
     con = duckdb.connect()
@@ -69,7 +75,7 @@ def test_stored_counts_by_hand() -> None:
 def test_duckdb_matches_plain_python(small) -> None:
     _, stream = small
     con = duckdb.connect()
-    from lm.ngram.counting import query_ngram_counts
+    from lmpipe.lm.ngram.counting import query_ngram_counts
 
     for n in range(1, 8):
         table = query_ngram_counts(con, stream_table(stream), n)

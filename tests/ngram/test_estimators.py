@@ -9,10 +9,10 @@ import pytest
 from nltk.lm import KneserNeyInterpolated, Lidstone, WittenBellInterpolated
 from nltk.lm.preprocessing import padded_everygram_pipeline
 
-from lm.ngram import METHODS, DiscountWarning, fit
-from lm.ngram.model import BackoffModel
-from lm.ngram.trie import NO_TOKEN
-from lm.vocab import BOS, EOS, UNK
+from lmpipe.lm.ngram import METHODS, DiscountWarning, fit
+from lmpipe.lm.ngram.model import BackoffModel
+from lmpipe.lm.ngram.trie import NO_TOKEN
+from lmpipe.lm.vocab import BOS, EOS, UNK
 
 from .conftest import SMALL, encode
 

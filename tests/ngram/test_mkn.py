@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-from lm.ngram import DiscountError, DiscountFallbackWarning, fit, kenlm_perplexity
-from lm.vocab import BOS, EOS, UNK
+from lmpipe.lm.ngram import DiscountError, DiscountFallbackWarning, fit, kenlm_perplexity
+from lmpipe.lm.vocab import BOS, EOS, UNK
 
 from .conftest import encode
 
@@ -89,7 +89,7 @@ def test_fallback_warns_and_can_be_refused(toy) -> None:
 def test_char_level_and_orders_longer_than_sentences() -> None:
     lines = ["abab", "ba", "a", "abba", "bbb"]
     chars = [list(line) for line in lines]
-    from lm.vocab import build_vocab, encode_sentences
+    from lmpipe.lm.vocab import build_vocab, encode_sentences
 
     vocab = build_vocab(chars)
     stream = encode_sentences(vocab, chars)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lm.ngram import (
+from lmpipe.lm.ngram import (
     DiscountError,
     DiscountFallbackWarning,
     choose_engine,
@@ -19,9 +19,9 @@ from lm.ngram import (
     stream_table,
     write_arpa,
 )
-from lm.ngram import mkn_duckdb as mkn_duckdb_mod
-from lm.ngram import windows as windows_mod
-from lm.vocab import Vocab, build_vocab, encode_sentences
+from lmpipe.lm.ngram import mkn_duckdb as mkn_duckdb_mod
+from lmpipe.lm.ngram import windows as windows_mod
+from lmpipe.lm.vocab import Vocab, build_vocab, encode_sentences
 
 from .conftest import CORPORA, KENLM_TOY, SMALL, encode
 from .test_mkn import ARPA_ROWS

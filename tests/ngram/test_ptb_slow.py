@@ -4,8 +4,8 @@ import zipfile
 
 import pytest
 
-from lm.ngram import fit, kenlm_perplexity
-from lm.vocab import build_vocab, encode_sentences
+from lmpipe.lm.ngram import fit, kenlm_perplexity
+from lmpipe.lm.vocab import build_vocab, encode_sentences
 
 from .conftest import CORPORA
 
@@ -47,8 +47,8 @@ def test_ptb_5gram_arpa_agrees_with_the_kenlm_module_sentence_by_sentence(tmp_pa
     import numpy as np
 
     kenlm = pytest.importorskip("kenlm")
-    from lm.ngram import load_arpa, write_arpa
-    from lm.vocab import sentence_bounds
+    from lmpipe.lm.ngram import load_arpa, write_arpa
+    from lmpipe.lm.vocab import sentence_bounds
 
     with zipfile.ZipFile(CORPORA / "ptb.zip") as z:
         train_s, test_s = (

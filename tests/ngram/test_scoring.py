@@ -8,12 +8,12 @@ import warnings
 import numpy as np
 import pytest
 
-from lm.metrics import LN10
-from lm.ngram import fit, load_arpa, write_arpa
-from lm.ngram.counting import sentence_offsets
-from lm.ngram.scoring import backoff_log10, kenlm_totals, score_backoff
-from lm.ngram.trie import KeyHash, find_rows, histories
-from lm.vocab import EOS, UNK
+from lmpipe.lm.metrics import LN10
+from lmpipe.lm.ngram import fit, load_arpa, write_arpa
+from lmpipe.lm.ngram.counting import sentence_offsets
+from lmpipe.lm.ngram.scoring import backoff_log10, kenlm_totals, score_backoff
+from lmpipe.lm.ngram.trie import KeyHash, find_rows, histories
+from lmpipe.lm.vocab import EOS, UNK
 
 from .conftest import SMALL, encode
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from lm.ngram import rank_frequency, top_ngrams, zipf_exponent
-from lm.vocab import EOS
+from lmpipe.lm.ngram import rank_frequency, top_ngrams, zipf_exponent
+from lmpipe.lm.vocab import EOS
 
 
 def test_rank_frequency_and_top(small) -> None:
