@@ -30,10 +30,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lm.fileio import TMP_PREFIX, pid_alive, temp_owner_alive
-from lm.warehouse import RUN_SCHEMAS, Warehouse, rebuild_database
+from lmpipe.lm.fileio import TMP_PREFIX, pid_alive, temp_owner_alive
+from lmpipe.lm.warehouse import CONTENT_VIEWS, RUN_SCHEMAS, Warehouse, rebuild_database
 
 INFLIGHT = ".inflight"
 
@@ -97,6 +98,7 @@ def check_warehouse(wh: Warehouse, repair: bool = False, deep: bool = True) -> C
     rep.runs = len(committed)
     _scan_orphans(wh, found, committed)
     if deep:
+        _scan_unowned(wh, found, committed)
         _scan_manifests(wh, found, unreadable)
         _scan_views(wh, found)
     rep.problems = found.problems
@@ -160,6 +162,9 @@ def _scan_parquet(wh: Warehouse, found: _Findings, unreadable: set[Path]) -> int
         if not p.is_file() or p.name.startswith(TMP_PREFIX):
             continue
         n += 1
+        expected = expected_schema(wh, p)
+        if expected is None:
+            continue  # not a dataset's file: _scan_unowned reports it
         try:
             f = pq.ParquetFile(p)
             for g in range(f.metadata.num_row_groups):
@@ -168,7 +173,93 @@ def _scan_parquet(wh: Warehouse, found: _Findings, unreadable: set[Path]) -> int
             unreadable.add(p)
             reason = " ".join(str(e).replace(str(p), "").split()).strip(" :'\"")[:120]
             found.add(f"damaged {p} ({type(e).__name__}{': ' + reason if reason else ''})", p)
+            continue
+        got, (want, prefix_ok) = f.schema_arrow, expected
+        if not _fits(got, want, prefix_ok):
+            unreadable.add(p)  # as good as damaged: its run (or ingest) goes with it
+            found.add(f"wrong columns in {p}: {_columns(got)}, expected {_columns(want)}", p)
     return n
+
+
+def expected_schema(wh: Warehouse, path: Path) -> tuple[pa.Schema, bool] | None:
+    """The schema a warehouse file must have, from where it lies, and whether a prefix of it
+    will do (per-run files of older runs lack the columns added since); None for a path that
+    is no dataset's file."""
+    parts = path.relative_to(wh.root).parts
+    ds = parts[0]
+    if (
+        ds in RUN_SCHEMAS
+        and len(parts) == 3
+        and parts[1].startswith("run_id=")
+        and parts[2] == f"{ds}.parquet"
+    ):
+        return RUN_SCHEMAS[ds], True
+    for view in CONTENT_VIEWS:
+        keys = [k for k, _, _ in view.keys]
+        if (
+            ds == view.folder
+            and len(parts) == len(keys) + 2
+            and parts[-1] == view.file
+            and all(part.startswith(f"{k}=") for k, part in zip(keys, parts[1:-1], strict=True))
+        ):
+            if view.name != "ngram_ids":
+                return view.columns, False
+            try:
+                n = int(parts[-2].removeprefix("n="))
+            except ValueError:
+                return None
+            cols = [(f"w{i}", pa.int32()) for i in range(1, n + 1)]
+            return pa.schema([*cols, ("count", pa.int64())]), False
+    return None
+
+
+def _fits(got: pa.Schema, want: pa.Schema, prefix_ok: bool) -> bool:
+    have = [(f.name, f.type) for f in got]
+    need = [(f.name, f.type) for f in want]
+    return have == need or (prefix_ok and 0 < len(have) <= len(need) and need[: len(have)] == have)
+
+
+def _columns(schema: pa.Schema) -> str:
+    names = [f"{f.name} {f.type}" for f in schema]
+    return "(" + ", ".join(names[:8]) + (", ..." if len(names) > 8 else "") + ")"
+
+
+# Files of the warehouse that are not datasets' files but belong there: locks, in-flight
+# markers, the manifests of finished ingests and n-gram countings.
+_OWN_FILES = (
+    ".views.lock",
+    "*/corpus=*/tokenizer=*/key=*.lock",
+    f"{INFLIGHT}/*.pid",
+    "tokens/corpus=*/tokenizer=*/key=*/manifest.json",
+    "ngrams/corpus=*/tokenizer=*/key=*/orders-1-*.json",
+)
+
+
+def _scan_unowned(wh: Warehouse, found: _Findings, committed: set[str]) -> None:
+    """Files that no run, ingest or counting of the warehouse owns (put there by hand, or by a
+    query that could write): reported, and removed by repair. A committed run owns the file
+    of each dataset its commit record counts, and nothing else in its folders."""
+    recorded: dict[str, set[str]] = {}
+    for rid in committed:
+        try:
+            rec = pq.read_table(_run_file(wh, "runs", rid)).to_pylist()[0]
+            recorded[rid] = {"runs", *json.loads(rec.get("row_counts_json") or "{}")}
+        except Exception:  # noqa: BLE001 - an unreadable record is reported by _scan_runs
+            recorded[rid] = set(RUN_SCHEMAS)
+    for p in sorted(wh.root.rglob("*")):
+        if not p.is_file() or p.name.startswith(TMP_PREFIX):
+            continue
+        rel = p.relative_to(wh.root)
+        if any(rel.match(pattern) for pattern in _OWN_FILES):
+            continue
+        expected = expected_schema(wh, p)
+        if expected is not None and expected[1]:  # a per-run file: is it its run's?
+            rid = rel.parts[1].removeprefix("run_id=")
+            if rid not in committed or rel.parts[0] in recorded[rid]:
+                continue  # uncommitted folders are _scan_orphans' to judge
+        elif expected is not None:
+            continue
+        found.add(f"{p} belongs to no run, ingest or counting of the warehouse", p)
 
 
 def _scan_runs(wh: Warehouse, found: _Findings, unreadable: set[Path], deep: bool) -> set[str]:

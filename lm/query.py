@@ -1,9 +1,15 @@
 """``lmpipe sql``: read-only queries over the warehouse views, printed in four formats.
 
-Three locks keep a query from changing anything: only read statements are accepted (checked
-with DuckDB's own parser, not a regex), the database file is opened read-only, and file access is
-limited to the warehouse folder with the configuration locked, so ``COPY ... TO``, ``ATTACH`` or
-``read_csv('/etc/...')`` are refused too. Every failure is one line (a ``WarehouseError``).
+What keeps a query from changing anything is the connection it runs on
+(:func:`lmpipe.lm.warehouse.read_only_connection`): an in-memory DuckDB whose views are Arrow
+datasets read by pyarrow, with DuckDB's file access off and its configuration locked, so no
+statement can open, write or attach a file, wherever it hides (``EXPLAIN ANALYZE COPY ...``
+included). On top of that, statements other than one read (SELECT, EXPLAIN, PRAGMA, DESCRIBE,
+SHOW, SUMMARIZE) are refused with a message saying so, before any file is opened.
+
+A query runs on a worker thread, so that Ctrl-C and the time limit can interrupt DuckDB in the
+middle of it; rows are fetched in batches, so printing a large result streams instead of
+holding it all. Every failure is one line (a ``WarehouseError``).
 """
 
 from __future__ import annotations
@@ -12,13 +18,20 @@ import csv
 import io
 import json
 import math
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
-from lm.errors import WarehouseError
-from lm.warehouse import VIEW_DOCS, Warehouse, rebuild_database
+from lmpipe.lm.errors import WarehouseError
+from lmpipe.lm.warehouse import Warehouse, read_only_connection
 
 # DuckDB statement types that only read. DESCRIBE, SHOW and SUMMARIZE parse as SELECT; a PIVOT
 # whose columns DuckDB must discover parses as MULTI (DuckDB's own rewrite into reading steps).
@@ -27,8 +40,11 @@ READ_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "MULTI"}
 # cells cut; csv and json keep every value exact
 READ_DIGITS = 7
 TABLE_CELL_WIDTH = 60
+DEFAULT_TIMEOUT_S = 300.0
+BATCH_ROWS = 10_000
 
 Rows = list[tuple[Any, ...]]
+_EXPLAINED = re.compile(r"\s*explain\s+analy[sz]e\s+", re.IGNORECASE)
 
 
 def one_line(e: Exception | str) -> str:
@@ -50,6 +66,11 @@ def check_read_only(query: str) -> None:
     if len(kinds) > 1:
         raise WarehouseError(f"give one statement at a time (got {len(kinds)})")
     kind = kinds[0]
+    explained = _EXPLAINED.match(query)
+    if kind == "EXPLAIN" and explained:
+        # EXPLAIN ANALYZE runs the statement it explains: that one must be a read too
+        check_read_only(query[explained.end() :])
+        return
     if kind not in READ_STATEMENTS:
         raise WarehouseError(
             f"lmpipe sql is read-only: {kind} statements are refused; the warehouse is changed "
@@ -57,55 +78,126 @@ def check_read_only(query: str) -> None:
         )
 
 
-def _views_stale(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> bool:
-    """Whether the database lacks a view, or its views read files of another folder (the home
-    was moved or copied): then it is rebuilt, as it may be at any time (DESIGN §4)."""
-    views = dict(
-        con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()
-    )
-    root = str(wh.root).replace("'", "''")
-    return not set(VIEW_DOCS) <= set(views) or any(
-        "read_parquet(" in sql and root not in sql for sql in views.values()
-    )
+@dataclass
+class QueryResult:
+    """The columns of a running query and its rows, batch by batch (``batches`` may be read
+    once). ``timeout`` bounds the whole query, fetching included (None: no limit)."""
+
+    columns: list[str]
+    batches: Iterator[Rows]
 
 
-def _connect(wh: Warehouse) -> duckdb.DuckDBPyConnection:
-    """A read-only connection that can read nothing outside the warehouse."""
+_DONE = object()
+
+
+def _query_error(e: BaseException) -> WarehouseError:
+    msg = one_line(e)
+    damaged = isinstance(e, pa.ArrowException) or (
+        ".parquet" in msg and not isinstance(e, duckdb.ParserException | duckdb.BinderException)
+    )
+    if damaged:
+        msg += "; run `lmpipe check --repair` to find and remove damaged files"
+    return WarehouseError(msg)
+
+
+def _wait(q: queue.Queue[Any], deadline: float, stop: Callable[[], None], query: str) -> Any:
+    """The next item of ``q``; interrupts the query on Ctrl-C or at the deadline. Waits in short
+    slices so that the main thread gets Python's KeyboardInterrupt while DuckDB computes."""
     try:
-        con = duckdb.connect(str(wh.db_path), read_only=True)
-    except duckdb.Error as e:
-        raise WarehouseError(f"cannot open {wh.db_path}: {one_line(e)}; try --rebuild") from None
-    con.execute("SET allowed_directories = ?", [[str(wh.root)]])
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
-    return con
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                stop()
+                raise WarehouseError(
+                    f"the query ran past its time limit and was stopped: {query[:60]!r}...; "
+                    "narrow it, or give a longer --timeout (0 = none)"
+                )
+            try:
+                return q.get(timeout=min(0.1, left))
+            except queue.Empty:
+                continue
+    except KeyboardInterrupt:
+        stop()
+        raise
 
 
-def run_query(wh: Warehouse, query: str, rebuild: bool = False) -> tuple[list[str], Rows]:
-    """Run one read-only query over the views; returns column names and rows."""
+def stream_query(
+    wh: Warehouse, query: str, timeout: float | None = DEFAULT_TIMEOUT_S
+) -> QueryResult:
+    """Start one read-only query over the views; its rows come in batches of ``BATCH_ROWS``."""
     check_read_only(query)
     if not wh.root.is_dir():
         raise WarehouseError(
             f"no warehouse at {wh.root}: run `lmpipe run` there first, or give --home"
         )
-    if rebuild or not wh.db_path.exists():
-        rebuild_database(wh)
-    con = _connect(wh)
     try:
-        if _views_stale(con, wh):
-            con.close()
-            rebuild_database(wh)
-            con = _connect(wh)
-        rel = con.execute(query)
-        cols = [d[0] for d in rel.description] if rel.description else []
-        return cols, rel.fetchall()
-    except duckdb.Error as e:
-        msg = one_line(e)
-        if ".parquet" in msg and not isinstance(e, duckdb.ParserException | duckdb.BinderException):
-            msg += "; run `lmpipe check --repair` to find and remove damaged files"
-        raise WarehouseError(msg) from None
-    finally:
+        con = read_only_connection(wh)
+    except (duckdb.Error, pa.ArrowException, OSError) as e:
+        raise _query_error(e) from None
+    out: queue.Queue[Any] = queue.Queue(maxsize=2)  # a batch in hand, one ready: bounded memory
+    stopped = threading.Event()
+
+    def work() -> None:
+        try:
+            rel = con.execute(query)
+            out.put([d[0] for d in rel.description] if rel.description else [])
+            while not stopped.is_set():
+                rows = rel.fetchmany(BATCH_ROWS)
+                if not rows:
+                    break
+                out.put(rows)
+            out.put(_DONE)
+        except BaseException as e:  # noqa: BLE001 - handed to the reading thread
+            out.put(e)
+
+    def stop() -> None:
+        stopped.set()
+        con.interrupt()
+
+    deadline = time.monotonic() + (timeout if timeout else math.inf)
+    worker = threading.Thread(target=work, name="lmpipe-sql", daemon=True)
+    worker.start()
+
+    def take() -> Any:
+        item = _wait(out, deadline, stop, query)
+        if isinstance(item, BaseException):
+            raise _query_error(item) from None
+        return item
+
+    def finish() -> None:
+        stop()
+        while worker.is_alive():  # let the worker see the stop and leave DuckDB
+            try:
+                out.get(timeout=0.05)
+            except queue.Empty:
+                pass
         con.close()
+
+    try:
+        columns = take()
+    except BaseException:
+        finish()
+        raise
+
+    def batches() -> Iterator[Rows]:
+        try:
+            while (item := take()) is not _DONE:
+                yield item
+        finally:
+            finish()
+
+    return QueryResult(columns, batches())
+
+
+def run_query(
+    wh: Warehouse, query: str, timeout: float | None = DEFAULT_TIMEOUT_S
+) -> tuple[list[str], Rows]:
+    """Run one read-only query over the views; returns column names and every row."""
+    result = stream_query(wh, query, timeout)
+    rows: Rows = []
+    for batch in result.batches:
+        rows.extend(batch)
+    return result.columns, rows
 
 
 # --------------------------------------------------------------------------- output
@@ -194,3 +286,50 @@ def format_rows(cols: list[str], rows: Rows, fmt: str) -> str:
     if fmt not in _FORMATTERS:
         raise WarehouseError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     return _FORMATTERS[fmt](cols, rows)
+
+
+# Formats for reading show at most this many rows unless --limit says otherwise; csv and json
+# stream every row.
+READING_LIMIT = 1000
+
+
+def write_result(
+    result: QueryResult, fmt: str, write: Callable[[str], Any], limit: int | None = None
+) -> tuple[int, bool]:
+    """Print ``result`` in ``fmt`` through ``write`` as its batches arrive (csv and json), or
+    once at most ``limit`` rows are in (table and markdown, whose column widths need every
+    row: ``READING_LIMIT`` when ``limit`` is None). Returns the rows written and whether more
+    rows were left out."""
+    if fmt not in _FORMATTERS:
+        raise WarehouseError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    streamed = fmt in ("csv", "json")
+    cap = limit if limit is not None else (None if streamed else READING_LIMIT)
+    shown: Rows = []
+    n, more = 0, False
+    cols = result.columns
+    if fmt == "csv":
+        write(_csv(cols, []))
+    elif fmt == "json":
+        write("[")
+    for batch in result.batches:
+        if cap is not None and n + len(batch) > cap:
+            batch, more = batch[: cap - n], True
+        if fmt == "csv":
+            write(_csv(cols, batch).split("\n", 1)[1])
+        elif fmt == "json":
+            for r in batch:
+                record = {c: _json_value(v) for c, v in zip(cols, r, strict=True)}
+                write(("\n " if n == 0 else ",\n ") + json.dumps(record, ensure_ascii=False,
+                                                                default=str))  # fmt: skip
+                n += 1
+            n -= len(batch)
+        else:
+            shown.extend(batch)
+        n += len(batch)
+        if more:
+            break
+    if fmt == "json":
+        write("\n]\n" if n else "]\n")
+    elif not streamed:
+        write(_FORMATTERS[fmt](cols, shown))
+    return n, more

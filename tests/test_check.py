@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from lm.check import check_warehouse, clean_debris
-from lm.corpus import resolve_files
-from lm.ingest import IngestSettings, ingest
-from lm.warehouse import Warehouse
+from lmpipe.lm.check import check_warehouse, clean_debris
+from lmpipe.lm.corpus import resolve_files
+from lmpipe.lm.ingest import IngestSettings, ingest
+from lmpipe.lm.warehouse import Warehouse
 
 
 def dead_pid() -> int:
@@ -171,3 +171,69 @@ def test_clean_debris_reads_no_file(wh):
     bad.write_bytes(b"truncated")
     assert clean_debris(wh) == []  # damage is for `lmpipe check`, not for every run's start
     assert bad.exists()
+
+
+def test_a_file_with_the_wrong_columns_and_the_right_row_count(wh):
+    """What a write through SQL could have left: the run's row count matches, its columns
+    do not. The run is not to be trusted and goes whole."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rid = "20240101-000000-aaaaaa"
+    path = wh.run_path("results", rid)
+    pq.write_table(pa.table({"evil": [42, 43]}), path)  # 2 rows, as recorded
+    rep = check_warehouse(wh)
+    assert rep.problems == [
+        f"wrong columns in {path}: (evil int64), expected (run_id string, experiment string, "
+        "corpus string, tokenizer string, family string, model string, method string, "
+        "n int32, ...)",
+        f"run {rid}: results is damaged; the run is incomplete",
+    ]
+    check_warehouse(wh, repair=True)
+    assert check_warehouse(wh).problems == [] and check_warehouse(wh).runs == 1
+
+
+def test_an_older_run_with_fewer_columns_is_fine(wh):
+    """Columns are only ever added at the end of a schema: older runs' files lack them."""
+    import pyarrow.parquet as pq
+
+    from lmpipe.lm.warehouse import RUN_SCHEMAS
+
+    rid = "20240101-000000-aaaaaa"
+    path = wh.run_path("splits", rid)
+    old = pq.read_table(path).select([f.name for f in RUN_SCHEMAS["splits"]][:-1])
+    pq.write_table(old, path)
+    assert check_warehouse(wh).problems == []
+
+
+def test_files_no_run_owns_are_found_and_removed(wh):
+    rid = "20240101-000000-aaaaaa"
+    stray = [
+        wh.root / "results" / f"run_id={rid}" / "evil.parquet",  # beside a run's own file
+        wh.root / "evil.parquet",
+        wh.root / "results" / "notes.txt",
+    ]
+    for p in stray:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+    wh.write_run_rows("epochs", rid, [])  # a dataset the run's commit record does not count
+    stray.append(wh.run_path("epochs", rid))
+    rep = check_warehouse(wh)
+    assert sorted(rep.problems) == sorted(
+        f"{p} belongs to no run, ingest or counting of the warehouse" for p in stray
+    )
+    check_warehouse(wh, repair=True)
+    assert not any(p.exists() for p in stray)
+    rep = check_warehouse(wh)
+    assert rep.problems == [] and rep.runs == 2
+
+
+def test_check_of_a_folder_without_a_warehouse_says_so(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "lmpipe.flows.cli", "check", "--home", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith(f"lmpipe: error: no warehouse at {tmp_path}/data/warehouse")
+    assert r.stderr.count("\n") == 1

@@ -10,8 +10,10 @@ import json
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,9 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 from test_report import CUR, PREV, build_warehouse
 
-from lm.errors import WarehouseError
-from lm.query import FORMATS, format_rows, run_query
-from lm.warehouse import RUN_SCHEMAS, VIEW_DOCS, Warehouse
+from lmpipe.lm.errors import WarehouseError
+from lmpipe.lm.query import FORMATS, format_rows, run_query
+from lmpipe.lm.warehouse import RUN_SCHEMAS, VIEW_DOCS, Warehouse
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 DUCK_TYPES = {
@@ -42,7 +44,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def lmpipe_sql(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", "sql", "--home", str(home), *args],
+        [sys.executable, "-m", "lmpipe.flows.cli", "sql", "--home", str(home), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -246,6 +248,84 @@ def test_nothing_but_one_read_statement_runs(home, query):
         run_query(Warehouse.at_home(home), query)
     _, rows = run_query(Warehouse.at_home(home), "select count(*) from results")
     assert rows == [(2 * 2 * (4 * 3 + 2) * 2 + (4 * 3 + 2) * 2,)]
+
+
+ESCAPES = [
+    "explain analyze copy (select 42 as evil) to '{result}' (format parquet)",
+    "copy (select 42 as evil) to '{result}' (format parquet)",
+    "explain analyze copy results to '{wh}/results/new.parquet' (format parquet)",
+    "explain analyze copy (select 1) to '{outside}/out.csv'",
+    "copy (select 1) to '{outside}/out.csv'",
+    "explain analyze export database '{wh}/dump'",
+    "explain analyze create table evil as select 1",
+    "explain analyze delete from results",
+    "import database '{wh}'",
+    "attach '{wh}/evil.duckdb' as evil",
+    "explain analyze attach '{outside}/evil.duckdb'",
+    "install httpfs",
+    "load httpfs",
+    "set threads = 1",
+    "reset threads",
+    "pragma threads = 1",
+    "set enable_external_access = true",
+    "select 1; copy (select 1) to '{outside}/out.csv'",
+    "select * from read_parquet('{outside}/*.parquet')",
+    "select * from read_text('/etc/hostname')",
+]
+
+
+@pytest.mark.parametrize("template", ESCAPES)
+def test_known_escapes_fail_in_one_line_and_leave_every_file_as_it_was(home, tmp_path, template):
+    wh = Warehouse.at_home(home)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    pq.write_table(pa.table({"x": [1]}), outside / "t.parquet")
+    query = template.format(result=wh.run_path("results", CUR), wh=wh.root, outside=outside)
+    before, outside_before = _fingerprint(home), sorted(outside.iterdir())
+    r = lmpipe_sql(home, query)
+    assert r.returncode == 2 and r.stdout == "", (query, r.stdout)
+    assert r.stderr.startswith("lmpipe: error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert _fingerprint(home) == before, query
+    assert sorted(outside.iterdir()) == outside_before, query
+
+
+def test_a_query_past_its_time_limit_is_stopped(home):
+    t0 = time.monotonic()
+    r = lmpipe_sql(
+        home, "--timeout", "1", "select count(*) from range(1000000000000) a, range(1000) b"
+    )
+    assert r.returncode == 2 and "time limit" in r.stderr and r.stderr.count("\n") == 1
+    assert time.monotonic() - t0 < 20
+
+
+def test_ctrl_c_interrupts_a_long_query(home):
+    p = subprocess.Popen(
+        [sys.executable, "-m", "lmpipe.flows.cli", "sql", "--home", str(home),
+         "select count(*) from range(1000000000000) a, range(1000) b"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(4)  # imports done, DuckDB computing
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130 and err.strip() == "lmpipe: interrupted", err
+    assert time.monotonic() - t0 < 5
+
+
+def test_large_results_stream_and_reading_formats_are_capped(home):
+    q = "select range as i from range(25000)"
+    r = lmpipe_sql(home, "--format", "csv", q)
+    assert r.returncode == 0 and r.stdout.splitlines()[1:4] == ["0", "1", "2"]
+    assert len(r.stdout.splitlines()) == 25001 and r.stderr == ""
+    assert len(json.loads(lmpipe_sql(home, "--format", "json", q).stdout)) == 25000
+    r = lmpipe_sql(home, q)
+    assert r.returncode == 0 and r.stdout.splitlines()[-1] == "(1000 rows)"
+    assert "showing the first 1000 rows; there are more" in r.stderr
+    r = lmpipe_sql(home, "--limit", "5", "--format", "json", q)
+    assert [x["i"] for x in json.loads(r.stdout)] == [0, 1, 2, 3, 4] and "--limit" in r.stderr
+    r = lmpipe_sql(home, "--format", "json", "select 1 as x where false")
+    assert r.returncode == 0 and json.loads(r.stdout) == []
 
 
 def test_read_statements_of_every_kind_run(home):
