@@ -40,7 +40,8 @@ sys.path.insert(0, str(REPO))
 from lmpipe.lm import ngram  # noqa: E402
 from lmpipe.lm.ingest import load_stream, load_vocab  # noqa: E402
 from lmpipe.lm.metrics import summarize  # noqa: E402
-from lmpipe.lm.pipeline import Home, ingest_corpus  # noqa: E402
+from lmpipe.lm.steps.home import Home  # noqa: E402
+from lmpipe.lm.steps.ingest import ingest_corpus  # noqa: E402
 from lmpipe.lm.vocab import EOS, UNK  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"

@@ -24,11 +24,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from lmpipe.flows.benchmark import _ngram_params  # the flow's own per-method parameters
 from lmpipe.lm.config import build_config
-from lmpipe.lm.pipeline import Home, count_ngrams, evaluate_ngram, ingest_corpus, train_neural
-from lmpipe.lm.record import new_run_id, record_run
 from lmpipe.lm.report import write_report
+from lmpipe.lm.steps.counts import count_ngrams
+from lmpipe.lm.steps.home import Home
+from lmpipe.lm.steps.ingest import ingest_corpus
+from lmpipe.lm.steps.neural import train_neural
+from lmpipe.lm.steps.ngram import evaluate_ngram
+from lmpipe.lm.steps.record import new_run_id, record_run
 from lmpipe.lm.warehouse import Warehouse
 
 
@@ -42,8 +45,9 @@ def direct(cfg, home: Path) -> float:
             ing = ingest_corpus(h, corpus.model_dump(), tok, cfg.vocab.model_dump())
             ingests.append(ing)
             count_ngrams(h, ing, max(cfg.ngram.orders))
-            for method, params in _ngram_params(cfg).items():
+            for method in cfg.ngram.methods:  # the flow's own per-method parameters
                 for n in cfg.ngram.orders:
+                    params = cfg.ngram.params(method)
                     results.append((ing, evaluate_ngram(h, ing, method, n, params)))
             for arch in cfg.neural.architectures:
                 results.append(
@@ -99,9 +103,9 @@ def main() -> None:
     ap.add_argument("--dask", action="store_true", help="also run with --runner dask and compare")
     ap.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
     args = ap.parse_args()
-    from lmpipe.flows.cli import _parse_set
+    from lmpipe.flows.cli.common import parse_set
 
-    cfg = build_config(None, args.profile, _parse_set(args.set))
+    cfg = build_config(None, args.profile, parse_set(args.set))
     extra = ["--profile", args.profile] + [f"--set={s}" for s in args.set]
     out: dict = {"profile": args.profile, "overrides": args.set}
     with tempfile.TemporaryDirectory() as tmp:

@@ -49,7 +49,8 @@ def folder_bytes(path: Path) -> int:
 
 
 def step_ingest(work: Path) -> dict[str, Any]:
-    from lmpipe.lm.pipeline import Home, ingest_corpus
+    from lmpipe.lm.steps.home import Home
+    from lmpipe.lm.steps.ingest import ingest_corpus
 
     files = {"train": str(work / "corpus.txt"), "test": str(work / "test.txt")}
     ing = ingest_corpus(Home(work / "home"), {"name": "synth", **files}, "whitespace", {})
@@ -133,7 +134,7 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "ingest":
         out = step_ingest(work)
     elif args.child in ("count", "fit_ooc", "lmplz"):
-        from lmpipe.lm.pipeline import parse_size
+        from lmpipe.lm.fileio import parse_size
 
         step = {"count": step_count, "fit_ooc": step_fit_ooc, "lmplz": step_lmplz}[args.child]
         out = step(work, args.order, parse_size(args.memory_limit))

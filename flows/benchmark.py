@@ -18,7 +18,10 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 
 from lmpipe.lm.config import ExperimentConfig
-from lmpipe.lm.record import new_run_id
+from lmpipe.lm.fileio import parse_size
+from lmpipe.lm.ingest import IngestResult
+from lmpipe.lm.steps.home import Home
+from lmpipe.lm.steps.record import new_run_id
 from lmpipe.tasks import progress
 from lmpipe.tasks.caching import missing_files
 from lmpipe.tasks.publish import clean, publish_report, record
@@ -85,14 +88,28 @@ def _summary(result: dict[str, Any]) -> str:
     description="Perplexity from unigram to LSTM on each corpus of the experiment, with a report.",
 )
 def perplexity_benchmark(
-    config: dict[str, Any], home: str, run_id: str | None = None, sequential_training: bool = True
+    config: dict[str, Any],
+    home: str,
+    run_id: str | None = None,
+    sequential_training: bool = True,
+    corpora_dir: str | None = None,
+    spill_dir: str | None = None,
+    torch_threads: int | None = None,
 ) -> dict[str, Any]:
+    """``home`` holds everything the run writes; ``corpora_dir`` local registry corpora and
+    ``spill_dir`` DuckDB's spill folder (both optional); ``torch_threads`` each training's
+    share of the cores (default: all of them)."""
     cfg = ExperimentConfig(**config)
+    places = Home(
+        Path(home),
+        Path(corpora_dir) if corpora_dir else None,
+        Path(spill_dir) if spill_dir else None,
+    ).as_dict()
     run_id = run_id or new_run_id()
     started = datetime.now(UTC)
     logger = get_run_logger()
     logger.info("run %s: experiment %r into %s", run_id, cfg.name, home)
-    removed = clean(home)
+    removed = clean(places)
     if removed:
         logger.info("removed %d leftovers of killed runs", len(removed))
 
@@ -102,7 +119,7 @@ def perplexity_benchmark(
             "ingest",
             f"ingest {corpus.name}/{tokenizer}",
             ingest_corpus,
-            home=home,
+            home=places,
             corpus=corpus.model_dump(),
             tokenizer=tokenizer,
             vocab=vocab,
@@ -111,10 +128,12 @@ def perplexity_benchmark(
         for tokenizer in cfg.tokenizers_for(corpus)
     ]
     settled = _settle(ingest_jobs)
-    ingests = [settled[j][0] for j in ingest_jobs]
+    # downstream tasks take the ingest as IngestResult stores it (the task's ``files`` left out),
+    # as the single-step flows pass it: the same task inputs, the same cache keys
+    ingests = [IngestResult.from_dict(settled[j][0]).as_dict() for j in ingest_jobs]
 
     max_order = max(cfg.ngram.orders)
-    ngram_params = _ngram_params(cfg)
+    memory_limit = parse_size(cfg.ngram.memory_limit) if cfg.ngram.memory_limit else None
     generation = cfg.generation.model_dump()
     side: list[Job] = []
     models: list[tuple[dict[str, Any], Job]] = []
@@ -122,8 +141,14 @@ def perplexity_benchmark(
         name = f"{ing['corpus']}/{ing['tokenizer']}"
         side.append(
             Job.submit(
-                "count", f"count {name}", count_ngrams, home=home, ing=ing, max_order=max_order
-            )
+                "count",
+                f"count {name}",
+                count_ngrams,
+                home=places,
+                ing=ing,
+                max_order=max_order,
+                memory_limit=memory_limit,
+            )  # fmt: skip
         )
         for method in cfg.ngram.methods:
             for order in cfg.ngram.orders:
@@ -131,28 +156,30 @@ def perplexity_benchmark(
                     "ngram",
                     f"{method} n={order} {name}",
                     fit_score_ngram,
-                    home=home,
+                    home=places,
                     ing=ing,
                     method=method,
                     order=order,
-                    params=ngram_params[method],
+                    params=cfg.ngram.params(method),
+                    engine=cfg.ngram.engine,
+                    memory_limit=memory_limit,
                 )
                 models.append((ing, job))
     if not sequential_training:
-        models += _submit_trainings(cfg, ingests, home, generation)
+        models += _submit_trainings(cfg, ingests, places, generation, torch_threads)
     settled.update(_settle(side + [j for _, j in models]))
     if sequential_training:
         # in one process, trainings take every core and run after the short n-gram tasks, so that
         # neither slows the other; on a cluster they fan out with everything else
-        training = _submit_trainings(cfg, ingests, home, generation)
+        training = _submit_trainings(cfg, ingests, places, generation, torch_threads)
         settled.update(_settle([j for _, j in training]))
         models += training
     results = [(ing, settled[job][0]) for ing, job in models]
     states = {job.label: state for job, (_, state) in settled.items()}
 
     progress.current().message("recording the run and writing its report")
-    counts = record(home, run_id, cfg.name, config, started, ingests, results)
-    report_path = publish_report(home, run_id)
+    counts = record(places, run_id, cfg.name, config, started, ingests, results)
+    report_path = publish_report(places, run_id)
     executed = sorted(k for k, v in states.items() if v != "Cached")
     logger.info(
         "run %s: %d rows recorded; %d of %d heavy tasks re-used from cache; report %s",
@@ -173,7 +200,11 @@ def perplexity_benchmark(
 
 
 def _submit_trainings(
-    cfg: ExperimentConfig, ingests: list[dict[str, Any]], home: str, generation: dict[str, Any]
+    cfg: ExperimentConfig,
+    ingests: list[dict[str, Any]],
+    home: dict[str, Any],
+    generation: dict[str, Any],
+    threads: int | None,
 ) -> list[tuple[dict[str, Any], Job]]:
     jobs = []
     for ing in ingests:
@@ -182,21 +213,11 @@ def _submit_trainings(
             train = train_score_neural.with_options(timeout_seconds=_train_timeout(settings))
             label = progress.training_label(arch, ing["corpus"], ing["tokenizer"])
             job = Job.submit(
-                "train", label, train, home=home, ing=ing, settings=settings, generation=generation
-            )
+                "train", label, train,
+                home=home, ing=ing, settings=settings, generation=generation, threads=threads,
+            )  # fmt: skip
             jobs.append((ing, job))
     return jobs
-
-
-def _ngram_params(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
-    """The parameters each smoothing method takes from the config (and nothing else, so that a
-    change to one method's parameter leaves the others' cache keys alone)."""
-    params: dict[str, dict[str, Any]] = {m: {} for m in cfg.ngram.methods}
-    if "add-k" in params:
-        params["add-k"] = {"k": cfg.ngram.k}
-    if "mkn" in params:
-        params["mkn"] = {"discount_fallback": cfg.ngram.discount_fallback}
-    return params
 
 
 def _train_timeout(settings: dict[str, Any]) -> float | None:
@@ -207,17 +228,20 @@ def _train_timeout(settings: dict[str, Any]) -> float | None:
 
 
 def run_benchmark(
-    cfg: ExperimentConfig, home: Path, runner: str = "thread", dask_address: str | None = None
+    cfg: ExperimentConfig, home: Home, runner: str = "thread", dask_address: str | None = None
 ) -> dict[str, Any]:
     """Run the experiment flow with the chosen task runner (what ``lmpipe run`` calls)."""
     from prefect import tags
 
-    from lmpipe.flows.runners import make_runner
+    from lmpipe.flows.runners import make_runner, torch_threads
 
     f = perplexity_benchmark.with_options(task_runner=make_runner(runner, dask_address))
     with tags("lmpipe", f"experiment:{cfg.name}", f"runner:{runner}"):
         return f(
             config=cfg.model_dump(mode="json"),
-            home=str(home),
+            home=str(home.root),
             sequential_training=runner == "thread",
+            corpora_dir=str(home.corpora_dir) if home.corpora_dir else None,
+            spill_dir=str(home.spill) if home.spill else None,
+            torch_threads=torch_threads(runner, dask_address),
         )

@@ -9,6 +9,15 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from lmpipe.lm.errors import ConfigError
 
 RUNNERS = ("thread", "dask")
+LOCAL_WORKERS = 2
+
+
+def torch_threads(kind: str, dask_address: str | None = None) -> int | None:
+    """Each training's torch threads: all the cores with the thread runner (None), a local
+    Dask worker's share of them (no oversubscription), a remote cluster's workers' own default."""
+    if kind == "dask" and not dask_address:
+        return max(1, (os.cpu_count() or 2) // LOCAL_WORKERS)
+    return None
 
 
 def api_url_for_workers() -> str:
@@ -45,18 +54,13 @@ def make_runner(kind: str = "thread", dask_address: str | None = None, workers: 
             ) from None
         if dask_address:
             return DaskTaskRunner(address=dask_address)
-        n = workers or 2
-        share = max(1, (os.cpu_count() or 2) // n)  # torch threads per worker: no oversubscription
         return DaskTaskRunner(
             cluster_kwargs={
-                "n_workers": n,
+                "n_workers": workers or LOCAL_WORKERS,
                 "threads_per_worker": 1,
                 "processes": True,
                 "dashboard_address": None,
-                "env": {
-                    "LMPIPE_TORCH_THREADS": str(share),
-                    "PREFECT_API_URL": api_url_for_workers(),
-                },
+                "env": {"PREFECT_API_URL": api_url_for_workers()},
             }
         )
     raise ConfigError(f"unknown runner {kind!r}; choose one of: {', '.join(RUNNERS)}")

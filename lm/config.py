@@ -14,11 +14,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lmpipe.lm.corpus import check_name, load_registry
-from lmpipe.lm.errors import ConfigError, LmpipeError
+from lmpipe.lm.errors import ConfigError, LmpipeError, validation_message
+from lmpipe.lm.fileio import parse_size
+from lmpipe.lm.neural.config import TRAIN_FIELDS, TrainConfig, TrainSettings
+from lmpipe.lm.neural.registry import ARCHITECTURES
+from lmpipe.lm.ngram.registry import MAX_ORDER, SMOOTHING
 from lmpipe.lm.tokenize import NORMALIZERS, TOKENIZERS
-
-SMOOTHING = ("mle", "add-k", "witten-bell", "absolute", "kn", "mkn", "katz", "stupid-backoff")
-ARCHITECTURES = ("rnn-scratch", "gru-scratch", "lstm-scratch", "rnn", "rnn-relu", "gru", "lstm")
 
 
 def _plain_name(v: str, what: str) -> str:
@@ -63,10 +64,16 @@ class CorpusConfig(_Strict):
 
 
 class VocabConfig(_Strict):
-    min_freq: int = Field(1, ge=1)
-    max_size: int | None = Field(None, ge=1)
-    normalize: str = "none"
-    encoding_errors: Literal["strict", "replace"] = "strict"
+    """How a corpus becomes tokens and a vocabulary (the training split's types)."""
+
+    min_freq: int = Field(1, ge=1, description="keep tokens seen at least this often in training")
+    max_size: int | None = Field(None, ge=1, description="keep at most this many word types")
+    normalize: str = Field(
+        "none", description="none, or d2l (letters and spaces, lower case, as d2l's TimeMachine)"
+    )
+    encoding_errors: Literal["strict", "replace"] = Field(
+        "strict", description="strict (an error on bad UTF-8) or replace (with U+FFFD, counted)"
+    )
 
     @field_validator("normalize")
     @classmethod
@@ -77,19 +84,34 @@ class VocabConfig(_Strict):
 
 
 class NgramConfig(_Strict):
+    """The n-gram models of the experiment: every method (``lmpipe.lm.ngram.registry``) at every
+    order. ``engine`` and ``memory_limit`` say where mkn models are estimated (identical
+    results either way: they are not part of any model's identity)."""
+
     orders: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
     methods: list[str] = Field(default_factory=lambda: ["add-k", "witten-bell", "kn", "mkn"])
-    k: float = Field(1.0, gt=0)
-    discount_fallback: bool = True
+    k: float = Field(SMOOTHING["add-k"].params["k"], gt=0, description="add-k's k (1 = Laplace)")
+    discount: float | None = Field(
+        None, ge=0, le=1, description="a fixed discount for absolute and kn (none: estimated)"
+    )
+    discount_fallback: bool = Field(
+        True, description="mkn: KenLM's fallback discounts where they cannot be estimated"
+    )
+    engine: Literal["auto", "memory", "duckdb"] = Field(
+        "auto", description="where mkn models of order >= 2 are estimated"
+    )
+    memory_limit: str | None = Field(
+        None, description="DuckDB's memory limit for counting and out-of-core estimation"
+    )
 
     @field_validator("orders")
     @classmethod
     def _orders(cls, v: list[int]) -> list[int]:
         if not v:
             raise ValueError("give at least one order")
-        bad = [n for n in v if n < 1 or n > 9]
+        bad = [n for n in v if n < 1 or n > MAX_ORDER]
         if bad:
-            raise ValueError(f"order {bad[0]} is out of range; orders are 1..9")
+            raise ValueError(f"order {bad[0]} is out of range; orders are 1..{MAX_ORDER}")
         return sorted(set(v))
 
     @field_validator("methods")
@@ -100,32 +122,27 @@ class NgramConfig(_Strict):
                 raise ValueError(f"unknown smoothing {m!r}; choose from {', '.join(SMOOTHING)}")
         return v
 
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_size(v)
+        return v
 
-class NeuralConfig(_Strict):
-    """Neural models of the experiment. The defaults are the quick profile: a 256-unit model per
-    architecture, ten epochs of Adam with dropout, the best validation epoch kept (about half a
-    minute per model on The Time Machine with 2 CPU cores). Epoch counts, not time budgets, so
-    that a run is exactly reproducible whichever task runner executes it."""
+    def params(self, method: str) -> dict[str, Any]:
+        """The parameters ``method`` takes from this section, and nothing else (so that changing
+        one method's parameter leaves the other methods' cache keys alone)."""
+        names = set(SMOOTHING[method].params)
+        return {n: getattr(self, n) for n in sorted(names) if n in type(self).model_fields}
+
+
+class NeuralConfig(TrainSettings):
+    """Neural models of the experiment: the training settings of ``lmpipe.lm.neural.config``
+    (their defaults are defined there, once), the architectures to train with them, and
+    per-architecture ``overrides``. Epoch counts, not time budgets, by default, so that a run
+    is exactly reproducible whichever task runner executes it."""
 
     architectures: list[str] = Field(default_factory=lambda: ["rnn", "gru", "lstm"])
-    embed: int = Field(128, ge=1)
-    hidden: int = Field(256, ge=1)
-    layers: int = Field(1, ge=1)
-    dropout: float = Field(0.2, ge=0, lt=1)
-    tied: bool = False
-    epochs: int | None = Field(10, ge=1)
-    max_minutes: float | None = Field(None, gt=0)
-    seq_len: int = Field(64, ge=1)
-    batch_size: int = Field(32, ge=1)
-    sampling: Literal["sequential", "random"] = "sequential"
-    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
-    lr: float = Field(0.003, gt=0)
-    clip: float = Field(1.0, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    lr_decay: float = Field(1.0, gt=0, le=1)
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    patience: int = Field(3, ge=1)
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("architectures")
@@ -139,22 +156,25 @@ class NeuralConfig(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _budget(self) -> NeuralConfig:
-        if self.epochs is None and self.max_minutes is None:
-            raise ValueError("give `epochs`, `max_minutes` or both")
+    def _each_model(self) -> NeuralConfig:
         for arch in self.overrides:
             if arch not in self.architectures:
                 raise ValueError(f"override for {arch!r}, which is not among `architectures`")
+        for arch in self.architectures:
+            try:
+                self.train_config(arch)
+            except ConfigError as e:
+                raise ValueError(f"the settings of {arch}: {e}") from None
         return self
 
+    def train_config(self, arch: str) -> TrainConfig:
+        """The training of one architecture: the settings given in this section, then that
+        architecture's overrides (the architecture's own defaults under both)."""
+        given = {k: getattr(self, k) for k in self.model_fields_set if k in TRAIN_FIELDS}
+        return TrainConfig.for_arch(arch, {**given, **self.overrides.get(arch, {})})
+
     def for_arch(self, arch: str) -> dict[str, Any]:
-        """The training settings of one architecture: the section plus its overrides."""
-        base = self.model_dump(exclude={"architectures", "overrides"})
-        merged = {**base, **self.overrides.get(arch, {})}
-        merged["arch"] = arch
-        # re-validate the merged values through the same rules
-        NeuralConfig(**{k: v for k, v in merged.items() if k != "arch"}, architectures=[arch])
-        return merged
+        return self.train_config(arch).as_dict()
 
 
 class GenerationConfig(_Strict):
@@ -239,17 +259,6 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _format_error(e: ValidationError, origin: str) -> str:
-    err = e.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "config"
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key (a typo?)"
-    value = err.get("input")
-    shown = f" (got {value!r})" if not isinstance(value, dict | list) and value is not None else ""
-    return f"{origin}: {where}: {msg}{shown}"
-
-
 def build_config(
     file: Path | None = None,
     profile: str = "quick",
@@ -274,4 +283,4 @@ def build_config(
     try:
         return ExperimentConfig(**data)
     except ValidationError as e:
-        raise ConfigError(_format_error(e, origin)) from None
+        raise ConfigError(validation_message(e, origin)) from None

@@ -56,3 +56,23 @@ class TrainingError(LmpipeError):
 
 class ResourceError(LmpipeError):
     """A limit of this machine was reached (memory limit, disk space, a read-only folder)."""
+
+
+def validation_message(e: Exception, origin: str = "") -> str:
+    """A pydantic ``ValidationError`` as one line: where (the dotted key), what, the value."""
+    errors = getattr(e, "errors", lambda: [])()
+    if not errors:
+        return f"{origin + ': ' if origin else ''}{e}"
+    err = errors[0]
+    where = ".".join(str(p) for p in err["loc"])
+    msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (a typo?)"
+    value = err.get("input")
+    shown = ""
+    if not isinstance(value, dict | list) and value is not None and "got" not in msg:
+        shown = f" (got {value!r})"
+    if err["type"] == "missing":
+        shown = ""
+    parts = [p for p in (origin, where) if p]
+    return ": ".join([*parts, msg + shown])

@@ -10,9 +10,12 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from lmpipe.lm.errors import ConfigError
 
 TMP_PREFIX = ".tmp-"
 
@@ -97,3 +100,18 @@ def file_lock(path: str | Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", text, flags=re.IGNORECASE)
+    if not m:
+        raise ConfigError(
+            f"memory size {text!r} not understood; write e.g. 3GB, 512MB or a number of bytes"
+        )
+    size = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    if size <= 0:
+        raise ConfigError(f"memory size {text!r} must be positive; write e.g. 3GB or 512MB")
+    return size

@@ -60,3 +60,16 @@ def get_normalizer(name: str) -> Callable[[str], str]:
         raise ConfigError(
             f"unknown normalization {name!r}; choose one of: {', '.join(NORMALIZERS)}"
         ) from None
+
+
+def detokenize(tokenizer: str, tokens: list[str]) -> str:
+    """Text of tokens (generated ones): ``</s>`` ends a line; characters join directly, words
+    with spaces."""
+    sep = "" if tokenizer == "char" else " "
+    lines: list[list[str]] = [[]]
+    for t in tokens:
+        if t == "</s>":
+            lines.append([])
+        else:
+            lines[-1].append(t)
+    return "\n".join(sep.join(line) for line in lines).strip()

@@ -26,9 +26,14 @@ ContentFn = Callable[[dict[str, Any]], str]
 
 @dataclass
 class ContentKey(CachePolicy):
-    """Key from the task's name, the code version, its (small, JSON) inputs and ``content``."""
+    """Key from the task's name, the code version, its (small, JSON) inputs and ``content``.
+    Inputs named in ``ignore`` say where or how a step runs, not what it computes (an engine
+    that gives identical results, a memory limit, a thread count): they stay out of the key.
+    Of ``home`` only its root counts (its other places, local corpora and the spill folder,
+    change nothing a cached result holds)."""
 
     content: ContentFn | None = field(default=None)
+    ignore: tuple[str, ...] = ()
 
     def compute_key(
         self,
@@ -38,7 +43,10 @@ class ContentKey(CachePolicy):
         **kwargs: Any,
     ) -> str | None:
         extra = self.content(inputs) if self.content is not None else ""
-        payload = json.dumps(inputs, sort_keys=True, default=str)
+        keyed = {k: v for k, v in inputs.items() if k not in self.ignore}
+        if isinstance(keyed.get("home"), dict):
+            keyed["home"] = keyed["home"]["root"]
+        payload = json.dumps(keyed, sort_keys=True, default=str)
         return sha256_text(task_ctx.task.name, code_version(), payload, extra)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -13,19 +12,19 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from lmpipe.lm import report
 from lmpipe.lm.check import clean_debris
 from lmpipe.lm.ingest import IngestResult
-from lmpipe.lm.pipeline import Home
-from lmpipe.lm.record import record_run
+from lmpipe.lm.steps.home import Home
+from lmpipe.lm.steps.record import record_run
 
 
 @task(name="clean-warehouse", tags=["warehouse"])
-def clean(home: str) -> list[str]:
+def clean(home: dict[str, Any]) -> list[str]:
     """Remove what killed runs left behind (their temporary files and uncommitted rows)."""
-    return clean_debris(Home(Path(home)).warehouse)
+    return clean_debris(Home.from_dict(home).warehouse)
 
 
 @task(name="record-run", task_run_name="record run {run_id}", tags=["warehouse"])
 def record(
-    home: str,
+    home: dict[str, Any],
     run_id: str,
     experiment: str,
     config: dict[str, Any],
@@ -36,7 +35,7 @@ def record(
 ) -> dict[str, int]:
     by_key = {i["key"] + i["tokenizer"]: IngestResult.from_dict(i) for i in ingests}
     return record_run(
-        Home(Path(home)).warehouse,
+        Home.from_dict(home).warehouse,
         run_id,
         experiment,
         kind,
@@ -48,8 +47,8 @@ def record(
 
 
 @task(name="report", task_run_name="report {run_id}", tags=["report"])
-def publish_report(home: str, run_id: str) -> str:
-    h = Home(Path(home))
+def publish_report(home: dict[str, Any], run_id: str) -> str:
+    h = Home.from_dict(home)
     path = report.write_report(h.warehouse, h.reports_dir, run_id)
     data = report.load_run(h.warehouse, run_id)
     text, _ = report.render(data, fig_prefix=str(path.parent) + "/")

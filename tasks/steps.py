@@ -1,19 +1,18 @@
-"""The experiment's tasks. Each resolves paths, calls one ``lm.pipeline`` step and returns a
-small JSON summary (paths and figures, never tables or models)."""
+"""The experiment's tasks: each calls one ``lmpipe.lm.steps`` function and returns a small JSON
+summary (paths and figures, never tables or models). ``home`` travels as ``Home.as_dict()``."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.tasks import exponential_backoff
 
-from lmpipe.lm import pipeline
 from lmpipe.lm.errors import DownloadError
 from lmpipe.lm.ingest import IngestResult
-from lmpipe.lm.pipeline import Home
+from lmpipe.lm.steps import counts, ingest, neural, ngram
+from lmpipe.lm.steps.home import Home
 from lmpipe.tasks import serial
 from lmpipe.tasks.caching import ContentKey
 from lmpipe.tasks.progress import current as current_progress
@@ -26,8 +25,8 @@ def _ing(d: dict[str, Any]) -> IngestResult:
 
 def _ingest_content(inputs: dict[str, Any]) -> str:
     """The data key: the corpus files' content hash combined with the ingest settings."""
-    home = Home(Path(inputs["home"]))
-    return pipeline.corpus_data_key(home, inputs["corpus"], inputs["tokenizer"], inputs["vocab"])
+    home = Home.from_dict(inputs["home"])
+    return ingest.corpus_data_key(home, inputs["corpus"], inputs["tokenizer"], inputs["vocab"])
 
 
 def _ingest_retry(task: Any, task_run: Any, state: Any) -> bool:
@@ -52,9 +51,9 @@ def _ingest_retry(task: Any, task_run: Any, state: Any) -> bool:
     tags=["ingest"],
 )
 def ingest_corpus(
-    home: str, corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]
+    home: dict[str, Any], corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]
 ) -> dict[str, Any]:
-    ing = pipeline.ingest_corpus(Home(Path(home)), corpus, tokenizer, vocab)
+    ing = ingest.ingest_corpus(Home.from_dict(home), corpus, tokenizer, vocab)
     get_run_logger().info(
         "%s/%s: %d vocabulary entries, %s tokens (train/valid/test)",
         ing.corpus,
@@ -68,23 +67,34 @@ def ingest_corpus(
 @task(
     name="count-ngrams",
     task_run_name="count n-grams {ing[corpus]} ({ing[tokenizer]}) n<={max_order}",
-    cache_policy=ContentKey(),
+    cache_policy=ContentKey(ignore=("memory_limit",)),
     tags=["ngram", "counting"],
 )
-def count_ngrams(home: str, ing: dict[str, Any], max_order: int) -> dict[str, Any]:
-    return pipeline.count_ngrams(Home(Path(home)), _ing(ing), max_order)
+def count_ngrams(
+    home: dict[str, Any], ing: dict[str, Any], max_order: int, memory_limit: int | None = None
+) -> dict[str, Any]:
+    return counts.count_ngrams(Home.from_dict(home), _ing(ing), max_order, memory_limit)
 
 
 @task(
     name="ngram",
     task_run_name="{method} n={order} {ing[corpus]} ({ing[tokenizer]})",
-    cache_policy=ContentKey(),
+    cache_policy=ContentKey(ignore=("engine", "memory_limit")),
     tags=["ngram"],
 )
 def fit_score_ngram(
-    home: str, ing: dict[str, Any], method: str, order: int, params: dict[str, Any]
+    home: dict[str, Any],
+    ing: dict[str, Any],
+    method: str,
+    order: int,
+    params: dict[str, Any],
+    engine: str = "auto",
+    memory_limit: int | None = None,
 ) -> dict[str, Any]:
-    result = pipeline.evaluate_ngram(Home(Path(home)), _ing(ing), method, order, params)
+    result = ngram.evaluate_ngram(
+        Home.from_dict(home), _ing(ing), method, order, params,
+        engine=engine, memory_limit=memory_limit,
+    )  # fmt: skip
     m = result["metrics"].get("test") or result["metrics"].get("valid", {})
     get_run_logger().info(
         "%s n=%d on %s: test perplexity %.4g",
@@ -99,17 +109,22 @@ def fit_score_ngram(
 @task(
     name="train",
     task_run_name="train {settings[arch]} {ing[corpus]} ({ing[tokenizer]})",
-    cache_policy=ContentKey(),
+    cache_policy=ContentKey(ignore=("threads", "mode")),
     tags=["neural", "training"],
 )
 def train_score_neural(
-    home: str, ing: dict[str, Any], settings: dict[str, Any], generation: dict[str, Any]
+    home: dict[str, Any],
+    ing: dict[str, Any],
+    settings: dict[str, Any],
+    generation: dict[str, Any],
+    mode: str = "resume",
+    threads: int | None = None,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     total = settings.get("epochs") or 0
-    key = f"train-{ing['corpus']}-{ing['tokenizer']}-{settings['arch']}".lower().replace("_", "-")
     label = training_label(settings["arch"], ing["corpus"], ing["tokenizer"])
     shown = current_progress()
+    key = f"train-{ing['corpus']}-{ing['tokenizer']}-{settings['arch']}".lower().replace("_", "-")
     progress = create_progress_artifact(
         0.0, key=key[:100], description=f"{settings['arch']} on {ing['corpus']}: epochs done (%)"
     )
@@ -129,7 +144,14 @@ def train_score_neural(
         shown.epoch(label, row, total or None)
 
     result = serial.run_training(
-        pipeline.train_neural, Home(Path(home)), _ing(ing), settings, generation, on_epoch=on_epoch
+        neural.train_neural,
+        Home.from_dict(home),
+        _ing(ing),
+        settings,
+        generation,
+        on_epoch=on_epoch,
+        mode=mode,
+        threads=threads,
     )
     update_progress_artifact(progress, 100.0)
     return result

@@ -222,7 +222,8 @@ def test_train_with_only_a_time_budget_is_not_capped_at_the_default_epochs(split
     files = ["--train", str(train), "--valid", str(valid), "--test", str(test)]
     tiny = ["--tokenizer", "word", "--arch", "rnn", "--hidden", "4", "--embed", "4"]
     tiny += ["--seq-len", "2", "--batch-size", "2", "--device", "cpu", "--json"]
-    out = json.loads(lmpipe("train", *files, *tiny, "--max-minutes", "0.1", home=home).stdout)
+    budget = ["--max-minutes", "0.1", "--patience", "0"]  # no early stopping: only the budget
+    out = json.loads(lmpipe("train", *files, *tiny, *budget, home=home).stdout)
     assert out["stopped"] == "time budget" and out["epochs"] > 10  # epochs take milliseconds
-    out = json.loads(lmpipe("train", *files, *tiny, "--force", home=home).stdout)
+    out = json.loads(lmpipe("train", *files, *tiny, "--force", "--patience", "0", home=home).stdout)
     assert out["stopped"] == "epochs" and out["epochs"] == 10  # the default without a budget

@@ -12,7 +12,7 @@ from lmpipe.lm.neural.checkpoint import (
     load_checkpoint,
     load_model,
 )
-from lmpipe.lm.neural.config import ARCHS, ConfigError, TrainConfig
+from lmpipe.lm.neural.config import ConfigError, TrainConfig
 from lmpipe.lm.neural.device import resolve_device
 from lmpipe.lm.neural.evaluate import evaluate, perplexity
 from lmpipe.lm.neural.factory import build_model
@@ -20,9 +20,11 @@ from lmpipe.lm.neural.generate import generate
 from lmpipe.lm.neural.models import LanguageModel, count_parameters
 from lmpipe.lm.neural.models_scratch import GRUScratch, LSTMScratch, RNNScratch
 from lmpipe.lm.neural.models_torch import TorchRNNLM
+from lmpipe.lm.neural.registry import ARCHITECTURES, ARCHS
 from lmpipe.lm.neural.training import TrainingDiverged, TrainResult, clip_gradients, train
 
 __all__ = [
+    "ARCHITECTURES",
     "ARCHS",
     "CheckpointError",
     "ConfigError",

@@ -1,134 +1,130 @@
-"""The one typed configuration of a neural training, validated when it is made.
+"""The settings of a neural training, defined once: every default lives here.
 
-A ``TrainConfig`` is plain data (``as_dict``/``from_dict`` round-trip through JSON and through a
-``weights_only`` checkpoint), so it travels with every checkpoint that it produced.
+``TrainSettings`` holds what any architecture takes (model size, regularization, minibatching,
+optimisation, stopping); ``TrainConfig`` adds the architecture and checks the combination. The
+experiment's ``[neural]`` section (``lmpipe.lm.config.NeuralConfig``), ``lmpipe train``'s
+options and the step flows are views of these fields, so a default changed here changes
+everywhere. A ``TrainConfig`` is plain data (``as_dict``/``from_dict`` round-trip through JSON
+and through a ``weights_only`` checkpoint), so it travels with every checkpoint it produced.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-from lmpipe.lm.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Arch = Literal["rnn-scratch", "gru-scratch", "lstm-scratch", "rnn", "rnn-relu", "gru", "lstm"]
-Sampling = Literal["sequential", "random"]
-Optimizer = Literal["sgd", "adam", "adamw"]
-Device = Literal["auto", "cpu", "cuda"]
+from lmpipe.lm.errors import ConfigError, validation_message
+from lmpipe.lm.neural.registry import ARCHITECTURES, ARCHS
 
-ARCHS: tuple[str, ...] = (
-    "rnn-scratch",
-    "gru-scratch",
-    "lstm-scratch",
-    "rnn",
-    "rnn-relu",
-    "gru",
-    "lstm",
-)
-SCRATCH_ARCHS: tuple[str, ...] = ("rnn-scratch", "gru-scratch", "lstm-scratch")
+SCRATCH_ARCHS: tuple[str, ...] = tuple(a.name for a in ARCHITECTURES.values() if a.from_scratch)
 
 # Fields that may differ between a checkpoint and the run resuming it: they change when or where
-# training stops or runs, never what one epoch computes.
+# training stops or runs, never what one epoch computes. A training is found again (to resume or
+# extend it) whatever their values.
 RESUMABLE_CHANGES: frozenset[str] = frozenset({"epochs", "max_minutes", "device"})
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Model, minibatching, optimisation and stopping of one training.
+class TrainSettings(BaseModel):
+    """Model, minibatching, optimisation and stopping of one training (any architecture).
 
-    ``embed`` is the embedding size of the library models (scratch models look the input up
-    directly in ``W_xh``, d2l's one-hot product); ``tied`` shares the embedding with the output
-    layer and needs ``embed == hidden``. Training stops after ``epochs`` epochs, after
-    ``max_minutes`` of wall clock (validation included; an epoch is cut short to keep it, but at
-    least one batch and one validation always run), or after ``patience`` epochs without a
-    better validation perplexity, whichever comes first; at least one of ``epochs`` and
-    ``max_minutes`` must be set. On a plateau (no improvement) the learning rate is multiplied by
-    ``lr_decay`` (1.0 disables it).
+    Training stops after ``epochs`` epochs, after ``max_minutes`` of wall clock (validation
+    included; an epoch is cut short to keep it, but at least one batch and one validation always
+    run), or after ``patience`` epochs without a better validation perplexity, whichever comes
+    first; at least one of ``epochs`` and ``max_minutes`` must be set. On a plateau (no
+    improvement) the learning rate is multiplied by ``lr_decay`` (1 disables it).
     """
 
-    arch: Arch = "lstm"
-    embed: int = 128
-    hidden: int = 256
-    layers: int = 1
-    dropout: float = 0.0
-    tied: bool = False
-    epochs: int | None = 10
-    max_minutes: float | None = None
-    seq_len: int = 35
-    batch_size: int = 32
-    sampling: Sampling = "sequential"
-    optimizer: Optimizer = "adam"
-    lr: float = 1e-3
-    clip: float | None = 1.0
-    weight_decay: float = 0.0
-    lr_decay: float = 1.0
-    patience: int | None = None
-    seed: int = 0
-    device: Device = "auto"
-    amp: bool = False
-    eval_window: int = 256
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
-    def __post_init__(self) -> None:
-        def need(ok: bool, msg: str) -> None:
-            if not ok:
-                raise ConfigError(msg)
+    embed: int = Field(128, ge=1, description="embedding size (torch models)")
+    hidden: int = Field(256, ge=1, description="hidden units per layer")
+    layers: int = Field(1, ge=1, description="recurrent layers")
+    dropout: float = Field(0.2, ge=0, lt=1, description="dropout on inputs and outputs")
+    tied: bool = Field(False, description="share the embedding with the output layer")
+    epochs: int | None = Field(10, ge=1, description="epochs (none: until the time budget)")
+    max_minutes: float | None = Field(None, gt=0, description="wall-clock budget in minutes")
+    seq_len: int = Field(64, ge=1, description="BPTT window in tokens")
+    batch_size: int = Field(32, ge=1, description="windows per minibatch")
+    sampling: Literal["sequential", "random"] = Field(
+        "sequential", description="sequential (state carried) or random windows (d2l)"
+    )
+    optimizer: Literal["sgd", "adam", "adamw"] = Field("adam", description="sgd, adam or adamw")
+    lr: float = Field(0.003, gt=0, description="learning rate")
+    clip: float | None = Field(1.0, gt=0, description="max global gradient norm")
+    weight_decay: float = Field(0.0, ge=0, description="weight decay (L2; decoupled in adamw)")
+    lr_decay: float = Field(
+        1.0, gt=0, le=1, description="learning-rate factor on a validation plateau (1 = off)"
+    )
+    patience: int | None = Field(
+        3, ge=0, description="stop after this many epochs without improvement (0: never)"
+    )
+    seed: int = Field(0, description="seed of every random draw")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto, cpu or cuda")
+    amp: bool = Field(False, description="bf16 autocast on CUDA")
+    eval_window: int = Field(256, ge=1, description="tokens per evaluation window (memory only)")
 
-        need(self.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}; got {self.arch!r}")
-        need(
-            self.sampling in ("sequential", "random"),
-            f"sampling must be sequential or random; got {self.sampling!r}",
-        )
-        need(
-            self.optimizer in ("sgd", "adam", "adamw"),
-            f"optimizer must be sgd, adam or adamw; got {self.optimizer!r}",
-        )
-        need(
-            self.device in ("auto", "cpu", "cuda"),
-            f"device must be auto, cpu or cuda; got {self.device!r}",
-        )
-        for name in ("embed", "hidden", "layers", "seq_len", "batch_size", "eval_window"):
-            need(getattr(self, name) >= 1, f"{name} must be at least 1; got {getattr(self, name)}")
-        need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1); got {self.dropout}")
-        need(self.lr > 0, f"lr must be positive; got {self.lr}")
-        need(self.clip is None or self.clip > 0, f"clip must be positive or None; got {self.clip}")
-        need(self.weight_decay >= 0, f"weight_decay must be >= 0; got {self.weight_decay}")
-        need(0.0 < self.lr_decay <= 1.0, f"lr_decay must be in (0, 1]; got {self.lr_decay}")
-        need(
-            self.patience is None or self.patience >= 1,
-            f"patience must be >= 1 or None; got {self.patience}",
-        )
-        need(
-            self.epochs is None or self.epochs >= 1,
-            f"epochs must be >= 1 or None; got {self.epochs}",
-        )
-        need(
-            self.max_minutes is None or self.max_minutes > 0,
-            f"max_minutes must be positive or None; got {self.max_minutes}",
-        )
-        need(
-            self.epochs is not None or self.max_minutes is not None,
-            "set epochs, max_minutes or both",
-        )
-        if self.arch in SCRATCH_ARCHS:
-            need(
-                self.layers == 1,
-                f"{self.arch} has one layer (d2l's from-scratch model); got layers={self.layers}",
+    @model_validator(mode="after")
+    def _budget(self) -> TrainSettings:
+        if self.epochs is None and self.max_minutes is None:
+            raise ValueError("set epochs, max_minutes or both")
+        return self
+
+
+class TrainConfig(TrainSettings):
+    """The settings of one training: an architecture (``lmpipe.lm.neural.registry``) and the
+    settings it takes. ``tied`` needs ``embed == hidden``."""
+
+    arch: str = Field("gru", description="architecture")
+
+    # Made directly (not as part of an experiment config), a bad value is a ConfigError.
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as e:  # kept as the cause: the CLI names the option from it
+            raise ConfigError(validation_message(e)) from e
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str) -> str:
+        if v not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {v!r}; choose one of: {', '.join(ARCHS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _combination(self) -> TrainConfig:
+        problem = ARCHITECTURES[self.arch].check(self)
+        if problem:
+            raise ValueError(problem)
+        if self.tied and self.embed != self.hidden:
+            raise ValueError(
+                f"tied weights need embed == hidden; got embed={self.embed}, hidden={self.hidden}"
             )
-            need(not self.tied, f"{self.arch} cannot tie weights; use rnn, gru or lstm")
-        if self.tied:
-            need(
-                self.embed == self.hidden,
-                f"tied weights need embed == hidden; got {self.embed} and {self.hidden}",
-            )
+        return self
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump()
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Build from a dict, rejecting unknown keys (a typo must not pass silently)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
         return cls(**d)
+
+    @staticmethod
+    def merged(arch: str, given: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What ``arch`` is trained with, before validation: the defaults here, then the
+        architecture's own, then ``given`` (what a user set, in a config or on the command
+        line). A time budget given without an epoch count trains until the budget."""
+        given = dict(given or {})
+        if given.get("max_minutes") is not None and "epochs" not in given:
+            given["epochs"] = None
+        own = ARCHITECTURES[arch].defaults if arch in ARCHITECTURES else {}
+        return {**own, **given, "arch": arch}
+
+    @classmethod
+    def for_arch(cls, arch: str, given: dict[str, Any] | None = None) -> TrainConfig:
+        """The validated settings of ``arch`` (:meth:`merged`)."""
+        return cls(**cls.merged(arch, given))
+
+
+TRAIN_FIELDS: tuple[str, ...] = tuple(TrainSettings.model_fields)

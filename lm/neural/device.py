@@ -1,5 +1,5 @@
 """Where a training runs: ``auto`` picks CUDA when available, else the CPU with one torch thread
-per core this process may use (or ``LMPIPE_TORCH_THREADS``)."""
+per core this process may use (or the share of the cores it is given)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import torch
 from lmpipe.lm.errors import ConfigError
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name: str = "auto", threads: int | None = None) -> torch.device:
+    """The device ``name`` names; on the CPU torch then uses ``threads`` threads (default: one
+    per core this process may use; a Dask worker gets its share of the cores)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
@@ -21,8 +23,5 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ValueError(f"device must be auto, cpu or cuda; got {name!r}")
     device = torch.device(name)
     if device.type == "cpu":
-        # LMPIPE_TORCH_THREADS: a process's share of the cores when several train side by side
-        # (a Dask worker per core); default: every core this process may use
-        threads = os.environ.get("LMPIPE_TORCH_THREADS")
-        torch.set_num_threads(int(threads) if threads else len(os.sched_getaffinity(0)))
+        torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
     return device

@@ -148,6 +148,7 @@ def train(
     checkpoint_dir: str | os.PathLike[str] | None = None,
     resume: bool = False,
     on_epoch: EpochCallback | None = None,
+    threads: int | None = None,
 ) -> tuple[LanguageModel, TrainResult]:
     """Train ``config.arch`` on ``train_stream``, select on ``valid_stream`` (exact evaluation);
     return the model with the best validation perplexity and a summary.
@@ -157,7 +158,7 @@ def train(
     none) and, on CPU, ends with exactly the weights of an uninterrupted run.
     """
     wall_start = time.perf_counter()
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, threads)
     if num_batches(len(train_stream), config.batch_size, config.seq_len) < 1:
         raise ConfigError(
             f"the training split ({len(train_stream)} tokens) is too short for one batch of "
@@ -203,7 +204,7 @@ def train(
             return "epochs"
         if out_of_time or (epoch >= 1 and elapsed() >= budget):  # the first epoch always runs
             return "time budget"
-        if config.patience is not None and bad_epochs >= config.patience:
+        if config.patience and bad_epochs >= config.patience:
             return "early stopping"
         return None
 

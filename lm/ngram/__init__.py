@@ -25,14 +25,13 @@ from lmpipe.lm.ngram.estimators import DiscountWarning
 from lmpipe.lm.ngram.mkn import DiscountError, DiscountFallbackWarning
 from lmpipe.lm.ngram.mkn_duckdb import DuckdbMknModel, choose_engine, estimate_mkn_duckdb
 from lmpipe.lm.ngram.model import (
-    BACKOFF_METHODS,
-    METHODS,
     BackoffModel,
     CountRatioModel,
     NgramModel,
     StupidBackoffModel,
     fit,
 )
+from lmpipe.lm.ngram.registry import BACKOFF_METHODS, METHODS, SMOOTHING, Smoothing
 from lmpipe.lm.ngram.scoring import kenlm_perplexity
 from lmpipe.lm.ngram.zipf import rank_frequency, top_ngrams, zipf_exponent
 
@@ -49,6 +48,8 @@ __all__ = [
     "METHODS",
     "NgramModel",
     "OrderCounts",
+    "SMOOTHING",
+    "Smoothing",
     "StreamError",
     "StupidBackoffModel",
     "choose_engine",

@@ -33,9 +33,6 @@ from lmpipe.lm.ngram.scoring import BackoffTables
 from lmpipe.lm.ngram.trie import SuffixTrie
 from lmpipe.lm.vocab import BOS, PAD
 
-DEFAULT_GTMAX: tuple[int, ...] = (1, 7)
-"""SRILM's defaults: -gt1max 1, -gtnmax 7 for every higher order."""
-
 
 class DiscountWarning(UserWarning):
     """A discount could not be estimated from the count-of-counts and a fallback is used."""

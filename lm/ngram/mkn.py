@@ -20,12 +20,12 @@ import pyarrow.compute as pc
 
 from lmpipe.lm.errors import ModelError
 from lmpipe.lm.ngram.counting import COUNT_OF_COUNTS, count_of_counts
+from lmpipe.lm.ngram.registry import DEFAULT_FALLBACK
 from lmpipe.lm.ngram.scoring import BackoffTables
 from lmpipe.lm.ngram.trie import SuffixTrie
 from lmpipe.lm.vocab import BOS, EOS, PAD, UNK
 
 F32 = np.float32
-DEFAULT_FALLBACK: tuple[float, float, float] = (0.5, 1.0, 1.5)
 """lmplz's ``--discount_fallback`` default D1, D2, D3+."""
 
 

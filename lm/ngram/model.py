@@ -25,14 +25,9 @@ from typing import Any
 import numpy as np
 
 from lmpipe.lm.metrics import LN10, TokenScores
-from lmpipe.lm.ngram import estimators
+from lmpipe.lm.ngram import estimators, mkn
 from lmpipe.lm.ngram.counting import check_stream, count_full_ngrams
-from lmpipe.lm.ngram.mkn import (
-    DEFAULT_FALLBACK,
-    adjusted_counts,
-    estimate_mkn,
-    first_appearance_ranks,
-)
+from lmpipe.lm.ngram.mkn import adjusted_counts, first_appearance_ranks
 from lmpipe.lm.ngram.scoring import (
     SCORE_CHUNK,
     BackoffTables,
@@ -45,28 +40,6 @@ from lmpipe.lm.ngram.scoring import (
 )
 from lmpipe.lm.ngram.trie import NO_TOKEN, SuffixTrie, build_trie
 from lmpipe.lm.vocab import BOS, FIRST_WORD_ID, PAD, UNK
-
-METHODS = (
-    "mle",
-    "add-k",
-    "witten-bell",
-    "absolute",
-    "kn",
-    "mkn",
-    "katz",
-    "stupid-backoff",
-)
-BACKOFF_METHODS = ("mkn", "kn", "witten-bell", "absolute", "katz")
-_PARAMS: dict[str, dict[str, Any]] = {
-    "mle": {},
-    "add-k": {"k": 1.0},
-    "witten-bell": {},
-    "absolute": {"discount": None},
-    "kn": {"discount": None},
-    "mkn": {"discount_fallback": DEFAULT_FALLBACK},
-    "katz": {"gtmax": estimators.DEFAULT_GTMAX},
-    "stupid-backoff": {"alpha": 0.4},
-}
 
 
 @dataclass(frozen=True)
@@ -182,22 +155,12 @@ class StupidBackoffModel(NgramModel):
         return out + (length + 1 - order) * math.log10(self.alpha)
 
 
-def _params(method: str, params: dict[str, Any]) -> dict[str, Any]:
-    if method not in _PARAMS:
-        raise ValueError(f"unknown smoothing {method!r}; choose one of {', '.join(METHODS)}")
-    unknown = set(params) - set(_PARAMS[method])
-    if unknown:
-        raise TypeError(
-            f"{method} takes no parameter {', '.join(sorted(unknown))}; "
-            f"it takes {', '.join(_PARAMS[method]) or 'none'}"
-        )
-    return {**_PARAMS[method], **params}
-
-
 def fit(
     train_stream: np.ndarray, order: int, method: str, *, vocab_size: int, **params: Any
 ) -> NgramModel:
-    """Estimate an n-gram model of ``order`` on a training stream.
+    """Estimate an n-gram model of ``order`` on a training stream with the smoothing method
+    ``method`` (an entry of :data:`lmpipe.lm.ngram.registry.SMOOTHING`, which lists each
+    method's parameters and their defaults).
 
     ``vocab_size`` is ``len(vocab)``; the predictable vocabulary (V of add-k and of the uniform
     distribution) is every id but ``<s>`` and ``<pad>``: ``vocab_size - 2`` =
@@ -207,12 +170,15 @@ def fit(
     estimated; None raises instead); ``katz``: ``gtmax`` (per order, last repeated);
     ``stupid-backoff``: ``alpha``.
 
-    ``mkn`` reproduces KenLM ``lmplz`` bit for bit. When the training stream contains ``<unk>``
-    (PTB ships its rare words as a literal ``<unk>``) mkn treats it as KenLM treats a word of
-    that name: an ordinary type, with KenLM's own zeroton ``<unk>`` still counted in V
-    (V = predictable size + 1); that is how the reference PTB figures were made.
+    ``mkn`` reproduces KenLM ``lmplz`` bit for bit (docs/kenlm-mkn.md). When the training stream
+    contains ``<unk>`` (PTB ships its rare words as a literal ``<unk>``) mkn treats it as KenLM
+    treats a word of that name: an ordinary type, with KenLM's own zeroton ``<unk>`` still
+    counted in V (V = predictable size + 1); that is how the reference PTB figures were made.
     """
-    p = _params(method, params)
+    from lmpipe.lm.ngram.registry import smoothing
+
+    entry = smoothing(method)
+    p = entry.parameters(params)
     if order < 1:
         raise ValueError(f"order must be at least 1, got {order}")
     if vocab_size <= FIRST_WORD_ID - 1:
@@ -225,58 +191,83 @@ def fit(
     grams, counts = count_full_ngrams(stream, order)
     trie = build_trie(grams, counts, vocab_size)
     del grams, counts  # the trie holds them; at 20 M tokens the (U, N) grams are 0.4 GB
-    v = vocab_size - 2
     common = {"order": order, "method": method, "vocab_size": vocab_size, "trie": trie, "params": p}
-    if method == "mkn":
-        unk_seen = bool((stream == UNK).any())
-        est = estimate_mkn(
-            trie,
-            first_appearance_ranks(stream, vocab_size, unk_is_word=unk_seen),
-            v + unk_seen,
-            discount_fallback=p["discount_fallback"],
-        )
-        details = {
-            "count_of_counts": est.count_of_counts,
-            "discounts": est.discounts,
-            "fallback_orders": est.fallback_orders,
-            "uniform_size": v + unk_seen,
-        }
-        return BackoffModel(**common, tables=est.tables, kenlm_exact=True, details=details)
-    if method in ("kn", "absolute"):
-        counts_used = (
-            adjusted_counts(trie) if method == "kn" else [c.astype(np.int64) for c in trie.count]
-        )
-        d = [
-            estimators.ney_discount(counts_used[n - 1], n, method, p["discount"])
-            for n in range(1, order + 1)
-        ]
-        tables = estimators.interpolated_tables(
-            trie, estimators.discounted_weights(trie, counts_used, d), v
-        )
-        return BackoffModel(**common, tables=tables, details={"discounts": d})
-    if method == "witten-bell":
-        tables = estimators.interpolated_tables(
-            trie, estimators.witten_bell_weights(trie, trie.count), v
-        )
-        return BackoffModel(**common, tables=tables)
-    if method == "katz":
-        gtmax = tuple(int(g) for g in np.atleast_1d(p["gtmax"]))
-        return BackoffModel(**common, tables=estimators.katz_tables(trie, gtmax))
-    if method in ("mle", "add-k"):
-        k = 0.0 if method == "mle" else float(p["k"])
-        if k < 0 or (method == "add-k" and k == 0):
-            raise ValueError(f"add-k needs k > 0, got {k}")
-        totals = tuple(
-            estimators.context_sums(trie, n, trie.count[n - 1].astype(np.float64))[0]
-            for n in range(1, order + 1)
-        )
-        return CountRatioModel(**common, k=k, uniform_size=v, context_total=totals)
+    return entry.estimate(Fitting(stream, trie, vocab_size - 2, common), p)
+
+
+@dataclass(frozen=True)
+class Fitting:
+    """What every estimator starts from: the training stream, its counts in a suffix trie,
+    the predictable vocabulary size V, and the fields every model shares."""
+
+    stream: np.ndarray
+    trie: SuffixTrie
+    v: int
+    common: dict[str, Any]
+
+
+def estimate_mkn(f: Fitting, p: dict[str, Any]) -> NgramModel:
+    unk_seen = bool((f.stream == UNK).any())
+    est = mkn.estimate_mkn(
+        f.trie,
+        first_appearance_ranks(f.stream, f.common["vocab_size"], unk_is_word=unk_seen),
+        f.v + unk_seen,
+        discount_fallback=p["discount_fallback"],
+    )
+    details = {
+        "count_of_counts": est.count_of_counts,
+        "discounts": est.discounts,
+        "fallback_orders": est.fallback_orders,
+        "uniform_size": f.v + unk_seen,
+    }
+    return BackoffModel(**f.common, tables=est.tables, kenlm_exact=True, details=details)
+
+
+def estimate_discounted(f: Fitting, p: dict[str, Any]) -> NgramModel:
+    """``kn`` (adjusted counts below the highest order) and ``absolute`` (raw counts)."""
+    method, trie = f.common["method"], f.trie
+    counts = adjusted_counts(trie) if method == "kn" else [c.astype(np.int64) for c in trie.count]
+    d = [
+        estimators.ney_discount(counts[n - 1], n, method, p["discount"])
+        for n in range(1, trie.order + 1)
+    ]
+    tables = estimators.interpolated_tables(
+        trie, estimators.discounted_weights(trie, counts, d), f.v
+    )
+    return BackoffModel(**f.common, tables=tables, details={"discounts": d})
+
+
+def estimate_witten_bell(f: Fitting, p: dict[str, Any]) -> NgramModel:
+    weights = estimators.witten_bell_weights(f.trie, f.trie.count)
+    return BackoffModel(**f.common, tables=estimators.interpolated_tables(f.trie, weights, f.v))
+
+
+def estimate_katz(f: Fitting, p: dict[str, Any]) -> NgramModel:
+    gtmax = tuple(int(g) for g in np.atleast_1d(p["gtmax"]))
+    return BackoffModel(**f.common, tables=estimators.katz_tables(f.trie, gtmax))
+
+
+def estimate_count_ratio(f: Fitting, p: dict[str, Any]) -> NgramModel:
+    """``mle`` (k = 0) and ``add-k``."""
+    method, trie = f.common["method"], f.trie
+    k = 0.0 if method == "mle" else float(p["k"])
+    if k < 0 or (method == "add-k" and k == 0):
+        raise ValueError(f"add-k needs k > 0, got {k}")
+    totals = tuple(
+        estimators.context_sums(trie, n, trie.count[n - 1].astype(np.float64))[0]
+        for n in range(1, trie.order + 1)
+    )
+    return CountRatioModel(**f.common, k=k, uniform_size=f.v, context_total=totals)
+
+
+def estimate_stupid_backoff(f: Fitting, p: dict[str, Any]) -> NgramModel:
     alpha = float(p["alpha"])
     if not 0 < alpha <= 1:
         raise ValueError(f"stupid-backoff needs 0 < alpha <= 1, got {alpha}")
+    trie = f.trie
     rel = []
-    for n in range(1, order + 1):
+    for n in range(1, trie.order + 1):
         s = estimators.context_sums(trie, n, trie.count[n - 1].astype(np.float64))[0]
         with np.errstate(divide="ignore"):
             rel.append(np.log10(trie.count[n - 1] / s[trie.context[n - 1]]))
-    return StupidBackoffModel(**common, alpha=alpha, relative_log10=tuple(rel))
+    return StupidBackoffModel(**f.common, alpha=alpha, relative_log10=tuple(rel))

@@ -28,10 +28,9 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from lmpipe.lm.fileio import atomic_path, file_lock
+from lmpipe.lm.ngram.registry import MAX_ORDER
 from lmpipe.lm.warehouse.schemas import CONTENT_SCHEMAS, RUN_SCHEMAS
 from lmpipe.lm.warehouse.store import Warehouse
-
-MAX_ORDER = 9  # the highest n-gram order lmpipe counts (lm.config's limit)
 
 # What each view holds (``lmpipe sql`` lists them; the README documents their columns).
 VIEW_DOCS: dict[str, str] = {

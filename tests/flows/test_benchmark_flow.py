@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lmpipe.lm.config import build_config
+from lmpipe.lm.steps.home import Home
 from lmpipe.lm.warehouse import Warehouse
 
 pytestmark = pytest.mark.flow
@@ -45,7 +46,7 @@ def finished_run(prefect_harness, slice_corpora, tmp_path_factory):
     from lmpipe.flows.benchmark import run_benchmark
 
     home = tmp_path_factory.mktemp("home")
-    out = run_benchmark(build_config(overrides=_slice_overrides(slice_corpora)), home)
+    out = run_benchmark(build_config(overrides=_slice_overrides(slice_corpora)), Home(home))
     return home, out
 
 
@@ -147,7 +148,7 @@ def test_second_run_reuses_every_heavy_task_and_a_changed_size_reruns_only_that_
     home, first = finished_run
     assert any(v != "Cached" for v in first["task_states"].values())
     cfg = build_config(overrides=json.loads(json.dumps(_slice_overrides(slice_corpora))))
-    again = run_benchmark(cfg, home)
+    again = run_benchmark(cfg, Home(home))
     assert again["executed"] == [], again["task_states"]
     assert again["run_id"] != first["run_id"]
     wh = Warehouse.at_home(home)
@@ -166,7 +167,7 @@ def test_second_run_reuses_every_heavy_task_and_a_changed_size_reruns_only_that_
     over = _slice_overrides(slice_corpora)
     over["neural"]["architectures"] = ["gru", "rnn"]
     over["neural"]["overrides"] = {"rnn": {"hidden": 6}}
-    third = run_benchmark(build_config(overrides=over), home)
+    third = run_benchmark(build_config(overrides=over), Home(home))
     assert third["executed"] == ["rnn train jc-slice/char", "rnn train tm-slice/char"]
 
 
@@ -177,7 +178,7 @@ def test_dask_runner_gives_the_thread_runners_results(finished_run, slice_corpor
     home, first = finished_run
     out = run_benchmark(
         build_config(overrides=_slice_overrides(slice_corpora)),
-        tmp_path / "dask-home",
+        Home(tmp_path / "dask-home"),
         runner="dask",
     )
     key = ["corpus", "model", "n", "split"]

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyarrow.parquet as pq
 
 from lmpipe.lm.errors import LmpipeError, WarehouseError
 from lmpipe.lm.ingest import load_vocab
-from lmpipe.lm.pipeline import Home, detokenize, prefix_tokens
+from lmpipe.lm.steps.home import Home
+from lmpipe.lm.tokenize import detokenize, get_tokenizer
 
 
 def generate_from_run(
-    home: Path,
+    home: Home,
     run_id: str,
     prefix: str,
     length: int,
@@ -26,7 +25,7 @@ def generate_from_run(
 ) -> str:
     from lmpipe.lm import neural
 
-    h = Home(home)
+    h = home
     wh = h.warehouse
     if run_id not in wh.committed_runs():
         raise WarehouseError(
@@ -62,7 +61,7 @@ def generate_from_run(
             f"the checkpoint of {corpus_name}/{choices[0][2]} is gone ({ckpt}); re-run the training"
         )
     net, _, _ = neural.load_model(ckpt, "best", vocab_fingerprint=vocab.fingerprint())
-    toks = prefix_tokens(tokenizer, prefix)
+    toks = get_tokenizer(tokenizer)(prefix)
     new = neural.generate(
         net, vocab.ids(toks), length, greedy=greedy, temperature=temperature, top_k=top_k, seed=seed
     )

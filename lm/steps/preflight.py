@@ -5,27 +5,20 @@ failed task twenty seconds into a run."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from lmpipe.lm.config import ExperimentConfig
-from lmpipe.lm.errors import ConfigError, DownloadError
-from lmpipe.lm.pipeline import Home, resolve_source
+from lmpipe.lm.errors import DownloadError
+from lmpipe.lm.steps.home import Home
+from lmpipe.lm.steps.ingest import resolve_source
 
 
-def check_experiment(cfg: ExperimentConfig, home: Path) -> None:
+def check_experiment(cfg: ExperimentConfig, home: Home) -> None:
     """Raise the first ``LmpipeError`` the experiment would meet (one line, what to do)."""
-    from lmpipe.lm.neural.config import TrainConfig
-
-    for arch in cfg.neural.architectures:
-        try:
-            TrainConfig.from_dict(cfg.neural.for_arch(arch))
-        except ConfigError as e:
-            raise ConfigError(f"neural settings of {arch}: {e}") from None
-    h = Home(home)
+    for arch in cfg.neural.architectures:  # checked when the config was made; again, cheaply
+        cfg.neural.train_config(arch)
     for corpus in cfg.corpora:
         for tokenizer in cfg.tokenizers_for(corpus):
             try:
-                resolve_source(h, corpus.model_dump(), tokenizer)  # downloads what is missing
+                resolve_source(home, corpus.model_dump(), tokenizer)  # downloads what is missing
             except DownloadError as e:
                 if not e.transient:
                     raise

@@ -1,0 +1,113 @@
+"""How the single-model commands name their corpus and print their scores."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from lmpipe.flows.cli.common import emit_json
+from lmpipe.lm.errors import ConfigError
+
+
+def _own_corpus_name(path: str) -> str:
+    stem = Path(path.split("*")[0] or "corpus").name or "corpus"
+    stem = re.sub(r"\.(txt|gz|zip)$", "", stem)
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "_", stem).strip("._-") or "corpus"
+    return name[:60]
+
+
+def corpus_spec(
+    corpus: str | None,
+    train: str | None,
+    valid: str | None,
+    test: str | None,
+    tokenizer: str | None,
+) -> tuple[dict[str, Any], str]:
+    """The corpus (registry name or explicit files) as a config entry, and its tokenizer
+    (default: the registry corpus's own, else ``whitespace``)."""
+    if corpus and (train or test):
+        raise ConfigError("give either --corpus NAME or --train/--test files, not both")
+    if corpus:
+        spec: dict[str, Any] = {"name": corpus}
+        if tokenizer is None:
+            from lmpipe.lm.corpus import check_name, load_registry
+
+            check_name(corpus)
+            entry = load_registry().get(corpus)
+            tokenizer = entry.tokenizer if entry else "char"
+    elif train and test:
+        spec = {"name": _own_corpus_name(train), "train": train, "valid": valid, "test": test}
+    else:
+        raise ConfigError("give --corpus NAME, or --train FILE and --test FILE")
+    from lmpipe.lm.tokenize import get_tokenizer
+
+    tokenizer = tokenizer or "whitespace"
+    get_tokenizer(tokenizer)
+    return spec, tokenizer
+
+
+def note_replaced(corpus: str, replaced: int) -> None:
+    if replaced:
+        typer.echo(
+            f"lmpipe: note: corpus {corpus!r}: replaced {replaced} byte(s) that were not "
+            "valid UTF-8 with U+FFFD (--encoding-errors replace)",
+            err=True,
+        )
+
+
+def print_scores(
+    corpus: str,
+    tokenizer: str,
+    result: dict[str, Any],
+    run_id: str,
+    json_out: bool,
+    replaced: int = 0,
+    arpa: Path | None = None,
+) -> None:
+    m = result["metrics"]
+    main = m.get("test") or m.get("valid")
+    if json_out:
+        out: dict[str, Any] = {
+            "run_id": run_id,
+            "corpus": corpus,
+            "tokenizer": tokenizer,
+            "model": result["model"],
+            "n": result.get("n"),
+            "perplexity": main["perplexity"],
+            "perplexity_excluding_oov": main["perplexity_excluding_oov"],
+            "oov": main["oov"],
+            "tokens": main["tokens"],
+            "zero_prob": main["zero_prob"],
+            "bits_per_token": main["bits_per_token"],
+            "bits_per_byte": main["bits_per_byte"],
+            "test_perplexity": m["test"]["perplexity"] if "test" in m else None,
+            "valid_perplexity": m["valid"]["perplexity"] if "valid" in m else None,
+            "parameters": result.get("parameters"),
+            "train_seconds": result.get("train_seconds"),
+            "cached": result.get("cached", False),
+            "replaced": replaced,
+        }
+        for key in ("engine", "epochs_run", "tokens_per_second", "wall_seconds", "best_epoch",
+                    "stopped"):  # fmt: skip
+            if key in result:
+                out["epochs" if key == "epochs_run" else key] = result[key]
+        if arpa is not None:
+            out["arpa"] = str(arpa)
+        emit_json(out)
+        return
+    label = f"{result['model']} n={result['n']}" if result.get("n") else result["model"]
+    where = " (estimated out of core in DuckDB)" if result.get("engine") == "duckdb" else ""
+    typer.echo(f"{corpus} ({tokenizer}), {label}{where}, run {run_id}")
+    for split in ("valid", "test"):
+        if split in m:
+            s = m[split]
+            typer.echo(
+                f"  {split:5s}: {s['tokens']} tokens, {s['oov']} OOVs, {s['zero_prob']} zeroprobs, "
+                f"ppl= {s['perplexity']:.6g} ppl(excl. OOV)= {s['perplexity_excluding_oov']:.6g} "
+                f"bits/token= {s['bits_per_token']:.4f} bits/byte= {s['bits_per_byte']:.4f}"
+            )
+    if arpa is not None:
+        typer.echo(f"  ARPA written to {arpa}")

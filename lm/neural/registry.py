@@ -1,0 +1,84 @@
+"""The neural architectures lmpipe knows: one entry each, the single list that the settings, the
+command line, the experiment config and the report read.
+
+Adding an architecture is one entry here plus its model (a ``LanguageModel`` in this package)
+and its tests. Models are imported when first built, so that listing the architectures (the CLI
+help, config validation) does not import torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the settings module imports this one: no import at run time
+    from lmpipe.lm.neural.config import TrainConfig
+    from lmpipe.lm.neural.models import LanguageModel
+
+
+def _scratch(name: str) -> Callable[[TrainConfig, int], LanguageModel]:
+    def build(config: TrainConfig, vocab_size: int) -> LanguageModel:
+        from lmpipe.lm.neural import models_scratch
+
+        cls = {"rnn": models_scratch.RNNScratch, "gru": models_scratch.GRUScratch,
+               "lstm": models_scratch.LSTMScratch}[name]  # fmt: skip
+        return cls(vocab_size, config.hidden, config.dropout)
+
+    return build
+
+
+def _torch(cell: str) -> Callable[[TrainConfig, int], LanguageModel]:
+    def build(config: TrainConfig, vocab_size: int) -> LanguageModel:
+        from lmpipe.lm.neural.models_torch import TorchRNNLM
+
+        return TorchRNNLM(
+            vocab_size, cell, config.embed, config.hidden, config.layers, config.dropout,
+            config.tied,
+        )  # fmt: skip
+
+    return build
+
+
+def _one_layer_untied(config: TrainConfig) -> str | None:
+    if config.layers != 1:
+        return f"{config.arch} has one layer (d2l's from-scratch model); got layers={config.layers}"
+    if config.tied:
+        return f"{config.arch} cannot tie weights; use rnn, gru or lstm"
+    return None
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """``build(config, vocab_size)`` makes a fresh model (it draws from torch's global RNG);
+    ``check(config)`` says what is wrong with settings this architecture cannot take (None if
+    nothing); ``defaults`` are settings this architecture needs other than the common ones."""
+
+    name: str
+    summary: str
+    colour: str
+    build: Callable[[TrainConfig, int], LanguageModel]
+    check: Callable[[TrainConfig], str | None] = field(default=lambda config: None)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    from_scratch: bool = False
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a
+    for a in (
+        Architecture("rnn-scratch", "d2l's from-scratch RNN: one-hot inputs, tanh, one layer",
+                     "#c5b0d5", _scratch("rnn"), _one_layer_untied, from_scratch=True),
+        Architecture("gru-scratch", "d2l's from-scratch GRU, one layer", "#98df8a",
+                     _scratch("gru"), _one_layer_untied, from_scratch=True),
+        Architecture("lstm-scratch", "d2l's from-scratch LSTM, one layer", "#aec7e8",
+                     _scratch("lstm"), _one_layer_untied, from_scratch=True),
+        Architecture("rnn", "torch.nn.RNN (tanh) with embedding and decoder", "#9467bd",
+                     _torch("rnn")),
+        Architecture("rnn-relu", "torch.nn.RNN (ReLU) with embedding and decoder", "#393b79",
+                     _torch("rnn-relu")),
+        Architecture("gru", "torch.nn.GRU with embedding and decoder", "#2ca02c", _torch("gru")),
+        Architecture("lstm", "torch.nn.LSTM with embedding and decoder", "#1f77b4",
+                     _torch("lstm")),
+    )
+}  # fmt: skip
+ARCHS: tuple[str, ...] = tuple(ARCHITECTURES)

@@ -1,0 +1,54 @@
+"""Step: a corpus of the experiment (a registry name or a user's own files) -> verified source
+-> token ids and vocabulary in the warehouse (:func:`lmpipe.lm.ingest.ingest`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lmpipe.lm.corpus import CorpusSource, resolve_files, resolve_registry
+from lmpipe.lm.ingest import IngestResult, IngestSettings, data_key, ingest
+from lmpipe.lm.steps.home import Home
+
+
+def resolve_source(home: Home, corpus: dict[str, Any], tokenizer: str) -> CorpusSource:
+    """A corpus of the config (registry name or own files) as a verified ``CorpusSource``; a
+    registry corpus not on this machine yet is downloaded into the home's cache."""
+    if corpus.get("path") or corpus.get("train"):
+        return resolve_files(
+            corpus["name"],
+            all_text=corpus.get("path"),
+            train=corpus.get("train"),
+            valid=corpus.get("valid"),
+            test=corpus.get("test"),
+            tokenizer=tokenizer,
+            prefixes=tuple(corpus.get("prefixes") or ()),
+        )
+    src = resolve_registry(corpus["name"], home.cache_dir, home.corpora_dir)
+    if corpus.get("prefixes"):
+        src = CorpusSource(**{**src.__dict__, "prefixes": tuple(corpus["prefixes"])})
+    return src
+
+
+def ingest_settings(tokenizer: str, vocab: dict[str, Any]) -> IngestSettings:
+    """The ingest settings of a config's ``vocab`` section for one tokenizer."""
+    return IngestSettings(
+        tokenizer=tokenizer,
+        normalize=vocab.get("normalize", "none"),
+        min_freq=int(vocab.get("min_freq", 1)),
+        max_size=vocab.get("max_size"),
+        encoding_errors=vocab.get("encoding_errors", "strict"),
+    )
+
+
+def ingest_corpus(
+    home: Home, corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]
+) -> IngestResult:
+    source = resolve_source(home, corpus, tokenizer)
+    return ingest(source, ingest_settings(tokenizer, vocab), home.warehouse)
+
+
+def corpus_data_key(
+    home: Home, corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]
+) -> str:
+    """The content key an ingest of this corpus would have (its files' hash + the settings)."""
+    return data_key(resolve_source(home, corpus, tokenizer), ingest_settings(tokenizer, vocab))

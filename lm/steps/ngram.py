@@ -1,0 +1,138 @@
+"""Step: estimate one n-gram model on the training split and score validation and test."""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from lmpipe.lm.errors import ConfigError
+from lmpipe.lm.ingest import IngestResult, load_stream, load_vocab
+from lmpipe.lm.metrics import summarize
+from lmpipe.lm.steps.cache import cached, model_key
+from lmpipe.lm.steps.home import Home
+
+EVAL_SPLITS = ("valid", "test")
+
+
+def ngram_result_dir(
+    home: Home, ing: IngestResult, method: str, order: int, params: dict[str, Any]
+) -> Path:
+    key = model_key("ngram", ing.key, {"method": method, "order": order, **params})
+    return home.models_dir / "ngram" / key
+
+
+def fit_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The experiment's parameters as ``fit`` takes them: ``discount_fallback`` true is KenLM's
+    default fallback discounts (left to the estimator), false is none (fail, as lmplz does)."""
+    out = dict(params)
+    if out.get("discount_fallback") is True:
+        del out["discount_fallback"]
+    elif out.get("discount_fallback") is False:
+        out["discount_fallback"] = None
+    return out
+
+
+def ngram_engine(
+    method: str, order: int, train_tokens: int, engine: str, memory_limit: int | None
+) -> str:
+    """Where the model is estimated: ``engine`` (auto, memory or duckdb) resolved against the
+    memory limit (:func:`lmpipe.lm.ngram.choose_engine`)."""
+    from lmpipe.lm.ngram import choose_engine, default_memory_limit
+
+    try:
+        return choose_engine(
+            engine, method, order, train_tokens, memory_limit or default_memory_limit()
+        )
+    except ValueError as e:
+        raise ConfigError(f"--engine: {e}") from None
+
+
+def evaluate_ngram(
+    home: Home,
+    ing: IngestResult,
+    method: str,
+    order: int,
+    params: dict[str, Any] | None = None,
+    *,
+    engine: str = "auto",
+    memory_limit: int | None = None,
+    arpa_out: Path | None = None,
+) -> dict[str, Any]:
+    """Estimate one n-gram model on the training split and score validation and test; cached
+    by content (``arpa_out``, an export, always computes). ``engine`` and ``memory_limit`` say
+    where mkn is estimated; the figures are the same either way."""
+    from lmpipe.lm import ngram  # heavy imports only where used
+    from lmpipe.lm.ngram.mkn_duckdb import estimate_mkn_duckdb
+
+    params = dict(params or {})
+    out_dir = ngram_result_dir(home, ing, method, order, params)
+
+    def compute() -> dict[str, Any]:
+        vocab = load_vocab(ing.vocab_path)
+        where = ngram_engine(method, order, ing.splits["train"].tokens, engine, memory_limit)
+        metrics: dict[str, Any] = {}
+        with ExitStack() as stack:
+            t0 = time.perf_counter()
+            if where == "duckdb":  # scores the token files without loading them
+                model = stack.enter_context(
+                    estimate_mkn_duckdb(
+                        ing.splits["train"].path,
+                        order,
+                        len(vocab),
+                        memory_limit=memory_limit,
+                        spill_dir=home.spill_dir,
+                        **fit_params(params),
+                    )
+                )
+                score = model.score_tokens
+            else:
+                train = load_stream(ing.splits["train"].path)
+                fitted = ngram.fit(
+                    train, order, method, vocab_size=len(vocab), **fit_params(params)
+                )
+                del train
+                model = fitted
+
+                def score(path: str) -> Any:
+                    return fitted.score(load_stream(path))
+
+            train_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            for split in EVAL_SPLITS:
+                if split in ing.splits:
+                    scores = score(ing.splits[split].path)
+                    metrics[split] = summarize(scores, ing.splits[split].bytes).as_dict()
+            eval_s = time.perf_counter() - t1
+            if arpa_out is not None:
+                ngram.write_arpa(model, arpa_out, list(vocab.tokens))
+            size = _ngram_count(model)
+        return {
+            "family": "ngram",
+            "model": method,
+            "method": method,
+            "n": order,
+            "model_key": out_dir.name,
+            "params": params,
+            "metrics": metrics,
+            "parameters": size,
+            "engine": where,
+            "train_seconds": train_s,
+            "eval_seconds": eval_s,
+            "normalized": ngram.SMOOTHING[method].normalized,
+        }
+
+    if arpa_out is not None:  # an export is a side effect: always compute
+        result = compute()
+        result["cached"] = False
+        return result
+    return cached(out_dir, compute)
+
+
+def _ngram_count(model: Any) -> int:
+    """The size of an n-gram model: the n-grams it stores, all orders (its "parameters")."""
+    if hasattr(model, "sizes"):  # out of core
+        return int(sum(model.sizes()))
+    trie = getattr(model, "trie", None)
+    return int(sum(trie.size(n) for n in range(1, trie.order + 1))) if trie is not None else 0
