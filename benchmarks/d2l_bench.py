@@ -14,10 +14,11 @@ configurations: d2l's normalisation (``--normalize d2l``: letters and spaces, 28
 
 What the two report differs, and both are printed: d2l's validation figure is the mean over
 validation batches of exp(mean loss of the batch) on its own windows (5,000 overlapping 32-character
-windows taken right after its 10,000 training windows, state reset per window); lmpipe's is DESIGN
-section 3's stream perplexity on DESIGN's held-out split. d2l's epoch is 10 batches of overlapping
-windows (~320 k characters); lmpipe's is one pass over its training split (~140 k characters),
-so characters per second are printed too. d2l's live plot is switched off (it only slows d2l).
+windows taken right after its 10,000 training windows, state reset per window); lmpipe's is
+the stream perplexity of docs/design.md §3 on its held-out split. d2l's epoch is 10 batches of
+overlapping windows (~320 k characters); lmpipe's is one pass over its training split (~140 k
+characters), so characters per second are printed too. d2l's live plot is switched off (it only
+slows d2l).
 
     python benchmarks/d2l_bench.py [--repeat 1] [--skip-d2l]
 
@@ -179,7 +180,7 @@ def main() -> None:
                 line += (
                     f"\n  lmpipe {arch}: {m['process_seconds']:.1f} s whole command "
                     f"({m['train_seconds']:.1f} s training), valid {m['valid_perplexity']:.2f} / "
-                    f"test {m['test_perplexity']:.2f} on DESIGN's split, best epoch "
+                    f"test {m['test_perplexity']:.2f} on the design's split, best epoch "
                     f"{m['best_epoch']}; training loop "
                     f"{m['train_tokens_per_second'] / 1e6:.2f} M tokens/s"
                 )

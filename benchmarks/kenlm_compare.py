@@ -1,6 +1,6 @@
 """lmpipe's modified Kneser-Ney against KenLM's own ``lmplz`` and ``query``, on the same tokens.
 
-Each corpus is ingested by lmpipe (DESIGN section 2: split, tokenizer, vocabulary); its token
+Each corpus is ingested by lmpipe (docs/design.md §2: split, tokenizer, vocabulary); its token
 streams are written back as text in KenLM's input form, one sentence per line, tokens separated
 by spaces. Tokens KenLM cannot read as words are renamed consistently: whitespace characters of
 the ``char`` tokenizer (a space is a token there) become ``<ws-HEX>``, and a literal ``<unk>`` of

@@ -2,13 +2,14 @@
 
 1. ``ptb``: training tokens/s of PyTorch's ``word_language_model`` example (model and training
    loop copied faithfully below; PTB, LSTM 2 x 200, bptt 35, batch 20, lr 20, clip 0.25, no
-   dropout; BASELINES: ~6,100-6,300 tok/s on 2 cores) vs lm.neural's ``lstm`` on the same
+   dropout; docs/reference-figures.md: ~6,100-6,300 tok/s on 2 cores) vs lm.neural's ``lstm``
+   on the same
    configuration, plus lm.neural's exact evaluation speed (batch 1) on PTB valid.
 2. ``d2l``: training tokens/s of d2l 1.0.3's ``RNNScratch`` loop (one-hot inputs, per-step output
    layer, its clip and SGD; copied below; 32 hidden, batch 1024, 32 steps) vs lm.neural's
    ``rnn-scratch`` (and the other scratch models) on The Time Machine characters.
-3. ``quality``: a 1-layer GRU of 256 units for 3 minutes on The Time Machine characters (DESIGN
-   split); the target is validation perplexity < 4.27 (KenLM 5-gram), aim < 3.9.
+3. ``quality``: a 1-layer GRU of 256 units for 3 minutes on The Time Machine characters (the
+   split of docs/design.md); the target is validation perplexity < 4.27 (KenLM 5-gram), aim < 3.9.
 
     python benchmarks/neural_bench.py [--parts ptb,d2l,quality] [--seconds 20] [--quick]
 

@@ -1,4 +1,4 @@
-"""Token streams of the reference corpora for the neural benchmarks, split as DESIGN section 2
+"""Token streams of the reference corpora for the neural benchmarks, split as docs/design.md §2
 says (stand-alone until the project's corpus reader lands: no dependency but ``lm.vocab``).
 
 Corpora are read from ``LMPIPE_CORPORA_DIR`` or, failing that, ``../shared/corpora`` beside the

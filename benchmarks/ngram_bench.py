@@ -1,4 +1,4 @@
-"""N-gram engine against KenLM: speed, memory and exact perplexities (see BASELINES.md).
+"""N-gram engine against KenLM: speed, memory and exact perplexities (docs/reference-figures.md).
 
     python benchmarks/ngram_bench.py [--nltk-sentences 20]
 
@@ -39,8 +39,8 @@ PTB_KENLM = {
     5: 141.1862070921484,
 }
 LMPLZ_SECONDS = {2: 0.87, 3: 0.83, 4: 1.32, 5: 1.49}
-# KenLM 0.3.0's own lmplz + query on DESIGN's split (benchmarks/kenlm_compare.py); the Time
-# Machine figure of KENLM_MKN.md (4.265815500802198) came from a different text preparation
+# KenLM 0.3.0's own lmplz + query on the design's split (benchmarks/kenlm_compare.py); the Time
+# Machine figure of docs/kenlm-mkn.md (4.265815500802198) came from a different text preparation
 CHAR_KENLM = {
     "timemachine": (4.265310295499591, None),
     "jaychou": (164.37558903254418, 130.56175785248496),
@@ -60,7 +60,7 @@ def ptb() -> dict[str, list[list[str]]]:
 
 
 def char_splits(name: str) -> dict[str, list[list[str]]]:
-    """DESIGN §2: stripped non-empty lines, contiguous 80/10/10, every character a token."""
+    """docs/design.md §2: stripped non-empty lines, contiguous 80/10/10, every character a token."""
     if name == "jaychou":
         with zipfile.ZipFile(CORPORA / "jaychou_lyrics.txt.zip") as z:
             text = z.read("jaychou_lyrics.txt").decode("utf-8")

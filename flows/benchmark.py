@@ -47,7 +47,7 @@ class Job:
         """The result and the final state's name. A cached result whose files are gone from disk
         (deleted by hand, or removed by ``lmpipe check --repair``) is recomputed."""
         result = self.future.result()
-        state = self.future.state.name
+        state = str(self.future.state.name)
         if state == "Cached" and missing_files(result):
             get_run_logger().info(
                 "%s: cached result points at missing files; recomputing", self.label

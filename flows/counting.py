@@ -21,6 +21,7 @@ from prefect import flow
 from prefect.futures import wait
 
 from lmpipe.lm.ngram.counting import prune_thresholds, shard_ranges
+from lmpipe.lm.warehouse import order_path
 from lmpipe.tasks.counting import count_shard, merge_shards
 
 
@@ -53,7 +54,7 @@ def count_ngrams_sharded(
                 )
                 for i, (a, b) in enumerate(ranges)
             ]
-            out = str(Path(out_dir) / f"n={n}" / "ngrams.parquet")
+            out = str(order_path(out_dir, n))
             merges.append(merge_shards.submit(parts, n, out, thresholds[n - 1], **limits))
         wait(merges)
         return [m.result() for m in merges]

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lmpipe.lm.fileio import TMP_PREFIX, pid_alive, temp_owner_alive
-from lmpipe.lm.warehouse import CONTENT_VIEWS, RUN_SCHEMAS, Warehouse, rebuild_database
+from lmpipe.lm.warehouse import CONTENT_VIEWS, RUN_SCHEMAS, Warehouse, order_path, rebuild_database
 
 INFLIGHT = ".inflight"
 
@@ -386,7 +386,7 @@ def _scan_manifests(wh: Warehouse, found: _Findings, unreadable: set[Path]) -> N
             continue
         bad = []
         for n in range(1, top + 1):
-            p = marker.parent / f"n={n}" / "ngrams.parquet"
+            p = order_path(marker.parent, n)
             if p in unreadable or not p.exists():
                 bad.append(f"n={n} {'damaged' if p.exists() else 'missing'}")
         if bad:

@@ -223,8 +223,10 @@ def resolve_registry(name: str, cache_dir: Path, corpora_dir: Path | None = None
         )
     entry = registry[name]
     path = fetch(entry, cache_dir, corpora_dir)
-    members = entry.members or {"all": None}
-    parts = {split: (TextSource(path, member),) for split, member in members.items()}
+    members: dict[str, str | None] = {**entry.members} if entry.members else {"all": None}
+    parts: dict[str, tuple[TextSource, ...]] = {
+        split: (TextSource(path, member),) for split, member in members.items()
+    }
     return CorpusSource(
         name=name,
         sha256=entry.sha256,
@@ -347,7 +349,7 @@ def _open_binary(src: TextSource) -> io.BufferedIOBase:
                 f"(it has: {', '.join(z.namelist()[:5])}); use the published archive"
             ) from e
     if path.suffix.lower() == ".gz":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return gzip.open(path, "rb")
     return open(path, "rb")
 
 
@@ -451,7 +453,7 @@ def _decode(raw: bytes, src: TextSource, offset: int, errors: str, stats: Decode
         except UnicodeDecodeError as e:
             out.append(raw[pos : pos + e.start].decode("utf-8"))
             out.append("\ufffd")
-            stats.replaced += e.end - e.start  # bytes replaced (DESIGN: "says how many")
+            stats.replaced += e.end - e.start  # bytes replaced (docs/design.md §2: "says how many")
             pos += e.end
 
 

@@ -10,6 +10,8 @@ Errors a library caller may meet as bad arguments also derive from ``ValueError`
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LmpipeError(Exception):
     """An error the user can fix: bad input, bad configuration, missing file."""
@@ -29,7 +31,7 @@ class DownloadError(CorpusError):
         super().__init__(message)
         self.transient = transient
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]  # keeps ``transient`` when pickled
+    def __reduce__(self) -> tuple[object, tuple[str, bool]]:  # keeps ``transient`` pickled
         return (_download_error, (str(self), self.transient))
 
 
@@ -60,7 +62,7 @@ class ResourceError(LmpipeError):
 
 def validation_message(e: Exception, origin: str = "") -> str:
     """A pydantic ``ValidationError`` as one line: where (the dotted key), what, the value."""
-    errors = getattr(e, "errors", lambda: [])()
+    errors: list[dict[str, Any]] = getattr(e, "errors", lambda: [])()
     if not errors:
         return f"{origin + ': ' if origin else ''}{e}"
     err = errors[0]

@@ -1,6 +1,6 @@
 """Ingestion: a corpus's text -> contiguous splits -> vocabulary -> token ids in Parquet.
 
-Streaming throughout (DESIGN sections 2 and 4): the text is read line by line, a long line in
+Streaming throughout (docs/design.md §2 and §4): the text is read line by line, a long line in
 pieces of about 1 MB (so a single line of 100 MB needs no more memory than a short one), the
 vocabulary is counted over the
 training lines, then every split is encoded and written in bounded batches. The output is
@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from itertools import repeat
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -83,12 +84,12 @@ class IngestResult:
         return json.dumps(self.as_dict(), indent=1, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, object]) -> IngestResult:
+    def from_dict(cls, d: dict[str, Any]) -> IngestResult:
         """From ``as_dict`` output; extra keys (a task adds ``files``) are ignored."""
         names = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in names}
-        d["splits"] = {k: SplitStats(**v) for k, v in d["splits"].items()}  # type: ignore[union-attr]
-        return cls(**d)  # type: ignore[arg-type]
+        kept = {k: v for k, v in d.items() if k in names}
+        kept["splits"] = {k: SplitStats(**v) for k, v in kept["splits"].items()}
+        return cls(**kept)
 
     @classmethod
     def from_json(cls, text: str) -> IngestResult:
@@ -166,7 +167,7 @@ def _ingest(
             for chunk in tokens.feed(piece, ends_line):
                 if split != "train":  # the training types are the vocabulary count's keys
                     seen_types[split].update(chunk)
-                ids = list(map(index.get, chunk, repeat(UNK)))
+                ids: list[int] = list(map(index.get, chunk, repeat(UNK)))
                 st.oov += ids.count(UNK)
                 w.add(ids)
             if ends_line:
@@ -216,7 +217,7 @@ def _clean_pieces(
     source: CorpusSource, part: str, settings: IngestSettings, decode: DecodeStats
 ) -> Iterator[tuple[str, bool]]:
     """The non-empty lines of one part of the corpus, stripped of leading and trailing whitespace
-    (DESIGN section 2), as ``(piece, ends_line)`` pairs: a line of any length streams through in
+    (docs/design.md §2), as ``(piece, ends_line)`` pairs: a line of any length streams through in
     pieces of about ``READ_CHUNK`` bytes; each line ends with a piece flagged ``ends_line``."""
     for src in source.parts[part]:
         yield from _strip_lines(

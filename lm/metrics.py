@@ -1,4 +1,4 @@
-"""Perplexity and friends, defined once for every model family (DESIGN section 3).
+"""Perplexity and friends, defined once for every model family (docs/design.md §3).
 
 Every token of the evaluation stream, ``</s>`` included, is predicted exactly once; ``N`` is
 their number. perplexity = exp(-(1/N) * sum ln p). Bits per byte divides the total in bits by

@@ -47,7 +47,7 @@ Rows = list[tuple[Any, ...]]
 _EXPLAINED = re.compile(r"\s*explain\s+analy[sz]e\s+", re.IGNORECASE)
 
 
-def one_line(e: Exception | str) -> str:
+def one_line(e: BaseException | str) -> str:
     """DuckDB's message on one line, without the caret line that points into the query (it
     means nothing once the message is folded)."""
     lines = [ln for ln in str(e).splitlines() if ln.strip() and set(ln.strip()) != {"^"}]

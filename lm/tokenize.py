@@ -1,4 +1,4 @@
-"""Tokenizers (DESIGN section 2). A tokenizer maps one stripped, non-empty line to tokens.
+"""Tokenizers (docs/design.md §2). A tokenizer maps one stripped, non-empty line to tokens.
 
 - ``char``: every Unicode character of the line, spaces included (the natural unit for Chinese).
 - ``word``: d2l's: non-letters become spaces, lower-case, split.

@@ -7,7 +7,7 @@ appearance in the training text, so a vocabulary is a pure function of the train
 
 A token stream (what every model consumes and every metric scores) is a 1-D int32 array of ids
 in which every sentence is terminated by ``EOS``; ``BOS`` never occurs in a stream (it is
-context only, DESIGN section 3).
+context only, docs/design.md §3).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class Vocab:
         """Size of the set a model predicts over: the words, ``</s>`` and ``<unk>``.
 
         ``<s>`` (context only) and ``<pad>`` (batching only) are never predicted. This is the
-        ``V`` of add-k smoothing and of KenLM's uniform distribution (DESIGN section 3)."""
+        ``V`` of add-k smoothing and of KenLM's uniform distribution (docs/design.md §3)."""
         return self.num_words + 2
 
     def fingerprint(self) -> str:

@@ -1,4 +1,4 @@
-"""Cache keys on content, not on objects (PREFECT_NOTES section 1).
+"""Cache keys on content, not on objects (docs/prefect.md §1).
 
 Task inputs are small JSON values (data keys that already hash the corpus content, settings,
 paths), so the key is: task name + code version + those inputs + a content id that ``content``

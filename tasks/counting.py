@@ -1,7 +1,7 @@
 """Tasks of sharded n-gram counting: count one row range of a token file, merge one order.
 
 Thin adapters over :mod:`lm.ngram.counting`: they take and return paths and small summaries, so
-they run on any Dask worker that sees the same files (PREFECT_NOTES §5, scale-out checklist).
+they run on any Dask worker that sees the same files (docs/prefect.md §5, scale-out checklist).
 No result caching: the flow's caller keys whole countings on content (``orders-1-N.json``), and
 shard files are temporary.
 """

@@ -30,4 +30,4 @@ def run_training(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """``fn(*args, **kwargs)`` on the training thread, after the trainings queued before it,
     inside a copy of the caller's context (Prefect's run context and settings go along)."""
     ctx = contextvars.copy_context()
-    return _TRAINING.submit(ctx.run, fn, *args, **kwargs).result()
+    return _TRAINING.submit(ctx.run, fn, *args, **kwargs).result()  # type: ignore[arg-type]

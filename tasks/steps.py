@@ -4,6 +4,7 @@ summary (paths and figures, never tables or models). ``home`` travels as ``Home.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -125,7 +126,7 @@ def train_score_neural(
     label = training_label(settings["arch"], ing["corpus"], ing["tokenizer"])
     shown = current_progress()
     key = f"train-{ing['corpus']}-{ing['tokenizer']}-{settings['arch']}".lower().replace("_", "-")
-    progress = create_progress_artifact(
+    progress: UUID = create_progress_artifact(  # type: ignore[assignment]  # sync in a task
         0.0, key=key[:100], description=f"{settings['arch']} on {ing['corpus']}: epochs done (%)"
     )
 

@@ -1,4 +1,4 @@
-"""The command-line contract of DESIGN section 7, exercised as a user runs it (subprocesses)."""
+"""The command-line contract of docs/design.md §7, exercised as a user runs it (subprocesses)."""
 
 from __future__ import annotations
 
@@ -142,7 +142,8 @@ def test_ngram_on_a_registry_corpus_matches_kenlm(home, corpora_dir):
     )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    # BASELINES: KenLM order 3 on DESIGN's split, valid 6.72 and test 7.22 (printed to 3 digits)
+    # docs/reference-figures.md: KenLM order 3 on the design's split, valid 6.72 and test 7.22
+    # (printed to 3 digits)
     assert out["valid_perplexity"] == pytest.approx(6.72, rel=1e-3)
     assert out["test_perplexity"] == pytest.approx(7.22, rel=1e-3)
 

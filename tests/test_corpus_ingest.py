@@ -196,7 +196,8 @@ def test_jaychou_char_level_matches_the_published_split(corpora_dir, tmp_path):
     wh = Warehouse(tmp_path / "wh")
     src = resolve_registry("jaychou", tmp_path / "cache", corpora_dir)
     r = ingest(src, IngestSettings(tokenizer="char"), wh)
-    # BASELINES: 5,819 lines, 2,287 train symbols, 265 OOV characters in 6,044 valid tokens
+    # docs/reference-figures.md: 5,819 lines, 2,287 train symbols, 265 OOV characters in 6,044
+    # valid tokens
     assert sum(st.lines for st in r.splits.values()) == 5819
     assert r.vocab_size == 2287 + 4
     assert (r.splits["valid"].oov, r.splits["valid"].tokens) == (265, 6044)

@@ -43,7 +43,7 @@ def test_embedded_corpus_next_to_a_users_own_modules(user_folder, tmp_path):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    # KenLM's figure for the Time Machine's test split at order 3 (BASELINES.md: 7.22)
+    # KenLM's figure for the Time Machine's test split at order 3 (docs/reference-figures.md: 7.22)
     assert out["corpus"] == "timemachine" and round(out["perplexity"], 2) == 7.22
     assert not (tmp_path / "h" / "data" / "cache").exists()  # nothing downloaded
 

@@ -1,4 +1,4 @@
-"""The layering of DESIGN section 1: lm/ is a library that never imports Prefect."""
+"""The layering of docs/design.md §1: lm/ is a library that never imports Prefect."""
 
 from __future__ import annotations
 
@@ -73,6 +73,12 @@ def test_a_wheel_carries_every_file_the_code_opens_under_one_top_level_name(tmp_
     (wheel,) = tmp_path.glob("lmpipe-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names if ".dist-info" not in n} == {"lmpipe"}
+    code = {
+        f"lmpipe/{p.relative_to(ROOT)}"
+        for folder in ("lm", "tasks", "flows", "data")
+        for p in (ROOT / folder).rglob("*.py")
+    }
+    assert code <= set(names), sorted(code - set(names))  # every module, every subpackage
     data = {n for n in names if not n.endswith(".py") and ".dist-info" not in n}
     sql = {f"lmpipe/{p.relative_to(ROOT)}" for p in (ROOT / "lm").rglob("*.sql")}
     assert sql and sql <= data

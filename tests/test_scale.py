@@ -31,7 +31,8 @@ def random_stream(seed: int, sentences: int, vocab: int = 40) -> np.ndarray:
 
 
 def reference(stream: np.ndarray, n: int) -> Counter[tuple[int, ...]]:
-    """Every window of ``<s> w1 .. wm </s>``, one ``<s>`` per sentence (BASELINES' counts)."""
+    """Every window of ``<s> w1 .. wm </s>``, one ``<s>`` per sentence (the counts of
+    docs/reference-figures.md)."""
     out: Counter[tuple[int, ...]] = Counter()
     sent = [BOS]
     if n == 1:

@@ -1,4 +1,4 @@
-"""The ``lmpipe`` command line (DESIGN section 7): one module per group of commands, each only
+"""The ``lmpipe`` command line (docs/design.md §7): one module per group of commands, each only
 parsing, calling ``lmpipe.lm.steps`` (directly or through a flow) and printing.
 
 Every error a user can fix is one line on stderr (``lmpipe: error: ...``) and exit status 2; it

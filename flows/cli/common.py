@@ -166,7 +166,7 @@ def step_flow(name: str, home: Home, **params: Any) -> dict[str, Any]:
         "home": str(home.root),
         "corpora_dir": str(home.corpora_dir) if home.corpora_dir else None,
     }
-    return call_flow(home, "lmpipe.flows.steps", name, **places, **params)
+    return call_flow(home, "lmpipe.flows.steps", name, True, **places, **params)
 
 
 def emit_json(obj: dict[str, Any]) -> None:

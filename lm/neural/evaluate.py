@@ -1,4 +1,4 @@
-"""Exact evaluation of a recurrent language model on a token stream (DESIGN section 3).
+"""Exact evaluation of a recurrent language model on a token stream (docs/design.md §3).
 
 The stream is read once, in order, by a single state carried across windows (batch 1): the
 first input is ``</s>`` standing in for ``<s>``, and every token of the stream (``</s>``

@@ -37,7 +37,8 @@ class LanguageModel(nn.Module):
     def masked_bias(self, bias: torch.Tensor) -> torch.Tensor:
         """The output bias (vocab,) with the mask folded in: one add over the vocabulary instead
         of one over every logit (the -inf entries get zero gradient, softmax gives them 0)."""
-        return bias + self.logit_mask.to(bias.dtype)
+        mask = self.get_buffer("logit_mask")  # (vocab,)
+        return bias + mask.to(bias.dtype)
 
 
 def rows(weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:

@@ -62,7 +62,7 @@ class _TanhRecurrence(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
-    def forward(  # type: ignore[override]
+    def forward(
         ctx, x: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, w: torch.Tensor
     ) -> torch.Tensor:
         # x: (steps, batch, hidden) input projections; b: (hidden,); h0: (batch, hidden);
@@ -76,7 +76,7 @@ class _TanhRecurrence(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
-    def backward(  # type: ignore[override]
+    def backward(
         ctx, grad: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         h0, w, hs = ctx.saved_tensors

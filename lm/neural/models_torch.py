@@ -6,13 +6,15 @@ the embedding (Press & Wolf 2017; Inan et al. 2017). Initialisation as PyTorch's
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lmpipe.lm.neural.models import LanguageModel, State, rows
 
-CELLS: dict[str, tuple[type[nn.RNNBase], dict[str, str]]] = {
+CELLS: dict[str, tuple[Any, dict[str, str]]] = {
     "rnn": (nn.RNN, {"nonlinearity": "tanh"}),
     "rnn-relu": (nn.RNN, {"nonlinearity": "relu"}),
     "gru": (nn.GRU, {}),

@@ -1,6 +1,6 @@
 """ARPA files: export of backoff-form models, import and scoring of any ARPA model.
 
-Export writes what KenLM writes (KENLM_MKN.md §6): per order ``log10 p <TAB> words [<TAB>
+Export writes what KenLM writes (docs/kenlm-mkn.md §6): per order ``log10 p <TAB> words [<TAB>
 log10 backoff]``, values as float32 in their shortest round-trip decimal form (Arrow's float
 formatting), so ``kenlm.Model`` reads back exactly our float32 tables. Unigrams are ``<unk>``,
 ``<s>``, ``</s>`` and every token seen in training (KenLM's unigram set); ``<pad>`` and unseen
@@ -26,17 +26,16 @@ import pyarrow.compute as pc
 
 from lmpipe.lm.errors import ModelError
 from lmpipe.lm.metrics import TokenScores
+from lmpipe.lm.ngram.arpa_lines import unigram_entries, write_lines
 from lmpipe.lm.ngram.model import BackoffModel
 from lmpipe.lm.ngram.scoring import BackoffTables, score_backoff
 from lmpipe.lm.ngram.trie import SuffixTrie, find_rows
-from lmpipe.lm.vocab import BOS, EOS, PAD, UNK
+from lmpipe.lm.vocab import EOS, UNK
 
 if TYPE_CHECKING:
     from lmpipe.lm.ngram.mkn_duckdb import DuckdbMknModel
 
 SPECIALS = ("<unk>", "<s>", "</s>")
-LOG10_ZERO = np.float32(-99.0)
-"""What SRILM writes for log10 0; KenLM refuses -inf backoffs (Katz on tiny data has them)."""
 MISSING_UNK_LOG10 = -100.0
 """What KenLM substitutes for log10 p(<unk>) when an ARPA file lacks ``<unk>``."""
 _QUERY_SPLIT = re.compile(r"[ \t\v\f\r]+")
@@ -59,16 +58,15 @@ def write_arpa(
     """Write ``model`` as an ARPA file; ``tokens[i]`` is the string of id i (a ``Vocab``'s
     ``tokens``). Written to a temporary file and renamed, so the file appears complete or not
     at all. An out-of-core model (:mod:`lm.ngram.mkn_duckdb`) is streamed from its tables."""
-    from lmpipe.lm.ngram.mkn_duckdb import DuckdbMknModel
-
-    if not isinstance(model, BackoffModel | DuckdbMknModel):
+    out_of_core = hasattr(model, "write_arpa_section")  # DuckdbMknModel, without importing it
+    if not (out_of_core or isinstance(model, BackoffModel)):
         raise TypeError(f"{model.method} is not expressible in backoff form: no ARPA export")
     if len(tokens) < model.vocab_size:
         raise ValueError(f"{len(tokens)} token strings for a vocabulary of {model.vocab_size}")
     if any(not t or _QUERY_SPLIT.search(t) or "\n" in t for t in tokens):
         raise ArpaError("ARPA words must be non-empty and contain no whitespace")
     strings = pa.array(list(tokens[: model.vocab_size]), type=pa.string())
-    if isinstance(model, DuckdbMknModel):
+    if out_of_core:
         sizes = model.arpa_sizes()
 
         def section(f, n: int) -> None:
@@ -96,15 +94,6 @@ def write_arpa(
         raise
 
 
-def unigram_entries(seen: np.ndarray) -> np.ndarray:
-    """Ids of the unigrams that go into the file: ``<unk>``, ``<s>``, ``</s>`` and every id
-    seen in training (``seen``: a mask over the vocabulary), never ``<pad>``."""
-    keep = seen.copy()
-    keep[[UNK, BOS, EOS]] = True
-    keep[PAD] = False
-    return np.flatnonzero(keep)
-
-
 def _write_order(f, model: BackoffModel, n: int, rows: np.ndarray, strings: pa.Array) -> None:
     """Format one section with Arrow string kernels and write its buffer in one go."""
     if rows.size == 0:
@@ -112,27 +101,6 @@ def _write_order(f, model: BackoffModel, n: int, rows: np.ndarray, strings: pa.A
     grams = model.trie.grams(n)[rows]
     backoff = model.tables.backoff[n - 1][rows] if n < model.order else None
     write_lines(f, strings, grams, model.tables.logp[n - 1][rows], backoff)
-
-
-def write_lines(
-    f, strings: pa.Array, grams: np.ndarray, logp: np.ndarray, backoff: np.ndarray | None
-) -> None:
-    """Write the ARPA lines ``logp <TAB> words [<TAB> backoff]`` of n-grams given as a (rows, n)
-    id array, oldest first, with their log10 values (float32, -inf written as -99)."""
-    if len(grams) == 0:
-        return
-    words = [strings.take(pa.array(grams[:, k])) for k in range(grams.shape[1])]
-    logp = np.minimum(logp.astype(np.float32), np.float32(0.0))
-    cols = [pa.array(np.maximum(logp, LOG10_ZERO)).cast(pa.string())]
-    cols.append(pc.binary_join_element_wise(*words, " ") if len(words) > 1 else words[0])
-    if backoff is not None:
-        backoff = backoff.astype(np.float32)
-        cols.append(pa.array(np.maximum(backoff, LOG10_ZERO)).cast(pa.string()))
-    lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*cols, "\t"), "", "\n")
-    lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset :]
-    data = memoryview(lines.buffers()[2])[int(offsets[0]) : int(offsets[len(lines)])]
-    f.write(data)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,14 @@
 """Counting n-grams: the models' fully padded counts in memory, the warehouse's counts out of core.
 
-* :func:`count_full_ngrams` counts the way KenLM pads sentences (KENLM_MKN.md §1): every real
+* :func:`count_full_ngrams` counts the way KenLM pads sentences (docs/kenlm-mkn.md §1): every real
   position of a stream (each word and each ``</s>``) ends exactly one n-gram, whose history is
   filled with ``<s>`` before the sentence start; for n = 3 the sentence ``a b`` gives
   ``<s> <s> a``, ``<s> a b`` and ``a b </s>``. It hashes the in-memory stream with pandas'
   factorize, one pass per order; :func:`lm.ngram.fit` uses it.
 * :func:`count_ngrams` writes what the warehouse stores for Zipf statistics and SQL: every window
   of ``<s> w1 .. wm </s>`` (one ``<s>`` per sentence, so the unigram ``<s>`` counts sentences),
-  never across sentences; BASELINES' PTB figures 10,001 / 264,990 / 586,558 / 717,733 / 737,952.
+  never across sentences; the PTB figures of docs/reference-figures.md: 10,001 / 264,990 /
+  586,558 / 717,733 / 737,952.
   Windows are cut in bounded batches (:mod:`lm.ngram.windows`) and aggregated by DuckDB with a
   memory limit and a spill folder, so a corpus far larger than RAM is counted; the same windows
   counted per row range (:func:`count_shard`) and summed (:func:`merge_shards`) give identical
@@ -21,7 +22,6 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import duckdb
@@ -32,10 +32,12 @@ import pyarrow.parquet as pq
 
 from lmpipe.lm.fileio import TMP_PREFIX, atomic_path
 from lmpipe.lm.ngram.windows import ngram_windows, num_rows, window_schema
+from lmpipe.lm.sqlfiles import sql_text
 from lmpipe.lm.vocab import BOS, EOS
+from lmpipe.lm.warehouse.store import order_path
 
 COUNT_OF_COUNTS = 4
-"""Count-of-counts t_1..t_4 per order: what the discounts of KENLM_MKN.md §3 need."""
+"""Count-of-counts t_1..t_4 per order: what the discounts of docs/kenlm-mkn.md §3 need."""
 
 
 class StreamError(ValueError):
@@ -132,7 +134,7 @@ class OrderCounts:
 
 
 def _sql(name: str) -> str:
-    return resources.files("lmpipe.lm.ngram").joinpath(f"sql/{name}.sql").read_text("utf-8")
+    return sql_text("lmpipe.lm.ngram", name)
 
 
 _COUNT_SQL = _sql("count_windows")
@@ -158,7 +160,7 @@ def connect(
     """An in-memory DuckDB connection whose operators spill to ``spill_dir`` (created) once they
     use ``memory_limit`` bytes (default :func:`default_memory_limit`). Insertion order is not
     kept: counts have no order, and keeping it costs memory in aggregates and writes."""
-    config: dict[str, str] = {
+    config: dict[str, str | bool | int | float | list[str]] = {
         "memory_limit": f"{memory_limit or default_memory_limit()}B",
         "preserve_insertion_order": "false",
     }
@@ -270,7 +272,7 @@ def count_ngrams(
                 c,
                 _window_counts(c, tokens, n),
                 n,
-                out / f"n={n}" / "ngrams.parquet",
+                order_path(out, n),
                 thresholds[n - 1],
             )
             for n in range(1, order + 1)

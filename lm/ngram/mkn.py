@@ -1,4 +1,4 @@
-"""Interpolated modified Kneser-Ney exactly as KenLM's ``lmplz`` estimates it (KENLM_MKN.md).
+"""Interpolated modified Kneser-Ney exactly as KenLM's ``lmplz`` estimates it (docs/kenlm-mkn.md).
 
 The stages follow lmplz's pipeline, one function each: adjusted counts (§2,
 ``adjust_counts.cc``), count-of-counts with the last-n-gram quirk (§3.3), discounts (§3.2),

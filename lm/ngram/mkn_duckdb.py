@@ -11,20 +11,18 @@ vocabulary-sized unigram arrays.
 The values are bit-identical to the in-memory estimator's (and so to KenLM's): the float32
 arithmetic is DuckDB's single precision in lmplz's order, and log10 is the C library's
 ``log10f`` through Arrow, as there. Scoring joins every position's windows with the model
-tables and applies KenLM's backoff rule (KENLM_MKN.md §7) in numpy, batch by batch, in stream
+tables and applies KenLM's backoff rule (docs/kenlm-mkn.md §7) in numpy, batch by batch, in stream
 order.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ import pyarrow.compute as pc
 from lmpipe.lm.errors import ResourceError
 from lmpipe.lm.fileio import TMP_PREFIX
 from lmpipe.lm.metrics import LN10, TokenScores
+from lmpipe.lm.ngram.arpa_lines import unigram_entries, write_lines
 from lmpipe.lm.ngram.counting import count_of_counts, default_memory_limit, stream_table
 from lmpipe.lm.ngram.mkn import (
     DEFAULT_FALLBACK,
@@ -47,6 +46,7 @@ from lmpipe.lm.ngram.mkn import (
 )
 from lmpipe.lm.ngram.scoring import KenlmTotals
 from lmpipe.lm.ngram.windows import PAST_BOS, id_batches, padded_windows
+from lmpipe.lm.sqlfiles import named_statements
 from lmpipe.lm.vocab import BOS, UNK
 
 SCORE_BATCH = 1 << 20
@@ -106,13 +106,7 @@ def choose_engine(requested: str, method: str, order: int, tokens: int, memory_l
     return "memory" if worst <= memory_limit else "duckdb"
 
 
-def _statements() -> dict[str, str]:
-    text = resources.files("lmpipe.lm.ngram").joinpath("sql/mkn_out_of_core.sql").read_text("utf-8")
-    parts = re.split(r"^-- name: (\w+)\n", text, flags=re.MULTILINE)
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
-
-
-SQL = _statements()
+SQL = named_statements("lmpipe.lm.ngram", "mkn_out_of_core")
 """The statements of ``sql/mkn_out_of_core.sql`` by name."""
 
 
@@ -220,21 +214,17 @@ class DuckdbMknModel:
 
     def arpa_sizes(self) -> list[int]:
         """Number of n-grams per order in an ARPA file (:func:`lm.ngram.arpa.unigram_entries`)."""
-        from lmpipe.lm.ngram.arpa import unigram_entries
-
         return [int(unigram_entries(self.seen).size), *self.sizes()[1:]]
 
     def write_arpa_section(self, f: Any, n: int, strings: pa.Array) -> None:
         """Write the order-n lines of an ARPA file, one batch of the table at a time."""
-        from lmpipe.lm.ngram.arpa import unigram_entries, write_lines
-
         with_bo = n < self.order
         if n == 1:
             ids = unigram_entries(self.seen)
             m1 = self.con.sql("SELECT w1, logp, bo FROM m1 ORDER BY w1").fetchnumpy()
             write_lines(f, strings, ids[:, None], m1["logp"][ids], m1["bo"][ids])
             return
-        reader = self.con.sql(f"SELECT * FROM m{n}").fetch_record_batch(SCORE_BATCH)  # noqa: S608
+        reader = self.con.sql(f"SELECT * FROM m{n}").to_arrow_reader(SCORE_BATCH)  # noqa: S608
         try:
             for batch in reader:
                 grams = np.column_stack([batch.column(f"w{k}").to_numpy() for k in range(1, n + 1)])
@@ -278,7 +268,7 @@ class DuckdbMknModel:
         finite = True
         carry = np.full(max(n_max - 1, 0), np.nan, dtype=np.float32)
         with _plain_errors("scoring", self.memory_limit, self.path.parent):
-            result = con.sql(query).fetch_record_batch(SCORE_BATCH)
+            result = con.sql(query).to_arrow_reader(SCORE_BATCH)
             try:
                 for batch in result:
                     word = batch.column("word").to_numpy()
@@ -312,7 +302,7 @@ def _values(batch: pa.RecordBatch, name: str) -> np.ndarray:
 def _backoff_batch(
     batch: pa.RecordBatch, n_max: int, carry: np.ndarray, bos_bo: np.float32
 ) -> tuple[np.ndarray, np.ndarray]:
-    """log10 P of a batch of positions in stream order (KENLM_MKN.md §7): log10 p of the
+    """log10 P of a batch of positions in stream order (docs/kenlm-mkn.md §7): log10 p of the
     longest n-gram in the model, plus the backoffs of the longer contexts, added in float32
     from the shortest context to the longest. The context of length j of a position is the
     window of length j that ends at the position before it (``carry`` holds the last
@@ -365,7 +355,7 @@ def estimate_mkn_duckdb(
     # a temporary name with our pid: `lmpipe check` removes it if this process is killed
     folder = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}mkn.{os.getpid()}.", dir=root))
     limit = memory_limit or default_memory_limit()
-    config = {
+    config: dict[str, str | bool | int | float | list[str]] = {
         "memory_limit": f"{int(limit * DUCKDB_SHARE)}B",
         "preserve_insertion_order": "false",
         "temp_directory": str(folder / "spill"),
@@ -374,7 +364,9 @@ def estimate_mkn_duckdb(
     con = duckdb.connect(str(path), config=config)
     model = DuckdbMknModel(order, vocab_size, path, {}, limit, facts.raw_unigram > 0, _con=con)
     try:
-        con.create_function("log10f", _log10f_udf, ["FLOAT"], "FLOAT", type="arrow")
+        con.create_function(  # type: ignore[call-overload]
+            "log10f", _log10f_udf, ["FLOAT"], "FLOAT", type="arrow"
+        )
         with _plain_errors(f"estimating the {order}-gram model", limit, root):
             model.details.update(_estimate(con, tokens, order, facts, discount_fallback))
     except BaseException:

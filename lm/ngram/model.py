@@ -3,7 +3,7 @@
 Three model shapes cover the eight methods:
 
 * :class:`BackoffModel` (``mkn``, ``kn``, ``witten-bell``, ``absolute``, ``katz``): backoff-form
-  tables scored as KenLM's ``query`` scores (KENLM_MKN.md §7), exportable to ARPA;
+  tables scored as KenLM's ``query`` scores (docs/kenlm-mkn.md §7), exportable to ARPA;
 * :class:`CountRatioModel` (``mle``, ``add-k``): p(w | h) = (c(h w) + k) / (c(h) + k V) with the
   full history (k = 0 is the maximum-likelihood estimate; an unseen history then gives 0, as in
   NLTK);
@@ -95,7 +95,7 @@ class BackoffModel(NgramModel):
     """Backoff-form model. ``kenlm_exact`` models (mkn) hold float32 tables and report
     KenLM's float32/double totals in their scores, so perplexities equal ``query``'s."""
 
-    tables: BackoffTables = field(default=None, repr=False)  # type: ignore[assignment]
+    tables: BackoffTables = field(default=None, repr=False)  # type: ignore[assignment,unused-ignore]
     kenlm_exact: bool = False
     details: dict[str, Any] = field(default_factory=dict, repr=False)
 

@@ -1,4 +1,4 @@
-"""Scoring with a backoff-form model, exactly as KenLM's ``query`` does (KENLM_MKN.md §7).
+"""Scoring with a backoff-form model, exactly as KenLM's ``query`` does (docs/kenlm-mkn.md §7).
 
 log10 P(w | h) = logp(longest h' w in the model) + sum of bo(c) over the contexts c of h that
 are longer than h' (bo = 0 for contexts absent from the model), added in the table's precision
@@ -129,7 +129,7 @@ class KenlmTotals:
         """Add the total of a last sentence without ``</s>`` (only an unchecked stream has
         one), as a whole-stream sum would."""
         if self.is_open:
-            self.total = _running_sum(self.total, self.open_sentence[None])
+            self.total = _running_sum(self.total, np.array([self.open_sentence]))
             self.is_open, self.open_sentence = False, np.float32(0.0)
 
 
@@ -194,7 +194,7 @@ def backoff_chunk(
     tables: BackoffTables,
     window: np.ndarray,
     offsets: np.ndarray,
-    carry: list[np.int64],
+    carry: list[int],
 ) -> np.ndarray:
     """log10 P of a chunk's tokens (:func:`stream_chunks`). ``carry[j-1]`` is the order-j match
     of the position before the chunk (-1: none) on entry, of the chunk's last one on return.
@@ -239,7 +239,7 @@ def backoff_chunk(
             ctx = np.empty(size, dtype=np.intp)
             ctx[0] = carry[j - 1]
             ctx[1:] = matches[j - 1][:-1]
-            carry[j - 1] = matches[j - 1][-1]
+            carry[j - 1] = int(matches[j - 1][-1])
         else:
             ctx = np.full(size, -1, dtype=np.intp)
             carry[j - 1] = -1
@@ -268,7 +268,7 @@ def score_backoff(
     oov = stream == UNK
     totals = KenlmTotals()
     finite = True
-    carry = [np.int64(-1)] * max(trie.order - 1, 0)
+    carry = [-1] * max(trie.order - 1, 0)
     for start, window, off in stream_chunks(stream, trie.order - 1, chunk):
         log10 = backoff_chunk(trie, tables, window, off, carry)
         end = start + off.size

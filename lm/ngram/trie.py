@@ -5,7 +5,7 @@ of order n-1, and its key is ``row(suf(g)) * width + g_1``: keys sorted per orde
 the children of a node are contiguous, and a node is found from its suffix with one
 ``searchsorted``. Order 1 is dense (row = token id, every id present), so lookups never fail there.
 
-Why a suffix trie: KenLM's estimation walks n-grams in suffix order (KENLM_MKN.md §2-§5). Here
+Why a suffix trie: KenLM's estimation walks n-grams in suffix order (docs/kenlm-mkn.md §2-§5). Here
 the suffix of a node is its parent pointer, the continuation count N1+(. g) is the number of its
 children, and the probability recursion p(h w) = u(h w) + gamma(h) p(suf(h w)) reads the parent.
 Contexts ctx(g) = (g_1..g_{n-1}) are nodes too (every context ends at a real token or is ``<s>``),
@@ -212,7 +212,7 @@ def build_trie(grams: np.ndarray, counts: np.ndarray, width: int) -> SuffixTrie:
     returns) and their counts.
 
     A full N-gram whose suffix of length n-1 already starts with ``<s>`` stops there: its longer
-    suffixes would start with ``<s> <s>`` (KENLM_MKN.md §1 "collapsing").
+    suffixes would start with ``<s> <s>`` (docs/kenlm-mkn.md §1 "collapsing").
 
     Memory: parent, token and context rows, and the counts of orders >= 2, are int32 (4 bytes
     instead of 8; a row or a count never exceeds the number of positions, checked below), so a

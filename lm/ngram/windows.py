@@ -1,7 +1,8 @@
 """The stored n-gram windows of a token file, produced in bounded batches.
 
 The warehouse stores every window of ``<s> w1 .. wm </s>`` (one ``<s>`` per sentence, never
-across sentences: BASELINES' counts). Instead of a window function over the whole file (DuckDB's
+across sentences: the counts of docs/reference-figures.md). Instead of a window function over
+the whole file (DuckDB's
 ``lag() OVER (PARTITION BY sent)`` sorts every partition), the windows are cut from consecutive
 id batches with numpy: a batch plus the last ``context(n)`` ids of the one before holds every
 window that ends in the batch. So memory is one batch, whatever the file size, and any row range
@@ -126,7 +127,7 @@ def padded_window_schema(n: int) -> pa.Schema:
 
 
 def padded_windows(tokens: str | Path | pa.Table, n: int) -> pa.RecordBatchReader:
-    """The window of length ``n`` that ends at every row, KenLM's way (KENLM_MKN.md §1): the
+    """The window of length ``n`` that ends at every row, KenLM's way (docs/kenlm-mkn.md §1): the
     token j back is the id there, ``<s>`` right before the sentence start and :data:`PAST_BOS`
     beyond it, so a sentence's first windows are shorter n-grams that start with a single
     ``<s>`` (collapsed). Columns ``pos`` (the row) and ``w1..wn`` oldest first, in row order, cut

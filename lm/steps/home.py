@@ -1,4 +1,4 @@
-"""Where a run's files live: everything under one folder, ``--home`` (DESIGN section 7).
+"""Where a run's files live: everything under one folder, ``--home`` (docs/design.md §7).
 
 ``Home`` also carries the two places of this machine that a user may point elsewhere (read
 from the environment once, by the command line): a folder of local registry corpora

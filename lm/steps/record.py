@@ -27,7 +27,7 @@ def new_run_id(now: datetime | None = None) -> str:
 
 
 def result_rows(experiment: str, ing: IngestResult, result: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per evaluated split of one model result (DESIGN section 3's figures)."""
+    """One row per evaluated split of one model result (docs/design.md §3 figures)."""
     rows = []
     for split, m in result["metrics"].items():
         rows.append(
@@ -86,7 +86,7 @@ def record_run(
                 "origin": ing.origin,
                 "sha256": ing.sha256,
                 "normalize": str(ing.settings.get("normalize", "none")),
-                "min_freq": int(ing.settings.get("min_freq", 1)),  # type: ignore[arg-type]
+                "min_freq": int(str(ing.settings.get("min_freq", 1))),
                 "vocab_size": ing.vocab_size,
                 "replaced_bytes": ing.replaced,
             }

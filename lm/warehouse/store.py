@@ -1,4 +1,4 @@
-"""Where the warehouse's files live and how they are written (DESIGN section 4).
+"""Where the warehouse's files live and how they are written (docs/design.md §4).
 
 Layout, ``W = <home>/data/warehouse``:
 

@@ -9,7 +9,7 @@
   connection creates outlives it.
 - ``rebuild_database`` writes the same views into ``data/lmpipe.duckdb`` over ``read_parquet``,
   for people who open the warehouse with DuckDB's own shell or client. It holds nothing but
-  views and is rebuilt at will (DESIGN §4); lmpipe itself never queries it.
+  views and is rebuilt at will (docs/design.md §4); lmpipe itself never queries it.
 
 Both show per-run datasets for committed runs only (their commit record exists), so a reader
 never sees half a run.
@@ -18,8 +18,6 @@ never sees half a run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import duckdb
@@ -29,6 +27,7 @@ import pyarrow.fs as pafs
 
 from lmpipe.lm.fileio import atomic_path, file_lock
 from lmpipe.lm.ngram.registry import MAX_ORDER
+from lmpipe.lm.sqlfiles import statements
 from lmpipe.lm.warehouse.schemas import CONTENT_SCHEMAS, RUN_SCHEMAS
 from lmpipe.lm.warehouse.store import Warehouse
 
@@ -95,16 +94,9 @@ CONTENT_VIEWS: tuple[ContentView, ...] = (
 )  # fmt: skip
 
 
-@cache
-def _derived_views() -> str:
+def _derived_views() -> list[str]:
     """Views defined over the others (``sql/derived_views.sql``)."""
-    return resources.files("lmpipe.lm.warehouse").joinpath("sql/derived_views.sql").read_text()
-
-
-def _statements(sql: str) -> list[str]:
-    """The statements of a ``.sql`` file: comment lines dropped, split on semicolons."""
-    code = "\n".join(ln for ln in sql.splitlines() if not ln.lstrip().startswith("--"))
-    return [s.strip() for s in code.split(";") if s.strip()]
+    return statements("lmpipe.lm.warehouse", "derived_views")
 
 
 # ----------------------------------------------------------------------------- lmpipe sql
@@ -157,7 +149,7 @@ def read_only_connection(wh: Warehouse) -> duckdb.DuckDBPyConnection:
         con.register(dataset, _run_dataset(wh, dataset, committed))
     for view in CONTENT_VIEWS:
         con.register(view.name, _content_dataset(wh, view))
-    for stmt in _statements(_derived_views()):
+    for stmt in _derived_views():
         con.execute(stmt.replace("CREATE OR REPLACE VIEW", "CREATE OR REPLACE TEMP VIEW", 1))
     con.execute("SET lock_configuration = true")
     return con
@@ -229,7 +221,7 @@ def _file_view_statements(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> list
             inner = f"(SELECT * {'RENAME (' + renamed + ')' if renamed else ''} FROM {source})"
             body = f"SELECT {_select_list(con, inner, view.schema)} FROM {inner}"
         stmts.append(f"CREATE OR REPLACE VIEW {view.name} AS {body}")
-    return stmts + _statements(_derived_views())
+    return stmts + _derived_views()
 
 
 def rebuild_database(wh: Warehouse) -> Path:

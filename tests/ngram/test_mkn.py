@@ -1,4 +1,4 @@
-"""KenLM-exact modified Kneser-Ney: the worked example of KENLM_MKN.md §9 to every digit."""
+"""KenLM-exact modified Kneser-Ney: the worked example of docs/kenlm-mkn.md §9 to every digit."""
 
 import warnings
 
@@ -10,7 +10,7 @@ from lmpipe.lm.vocab import BOS, EOS, UNK
 
 from .conftest import encode
 
-# n-gram -> (log10 p, log10 backoff or None), as printed in KENLM_MKN.md §9
+# n-gram -> (log10 p, log10 backoff or None), as printed in docs/kenlm-mkn.md §9
 ARPA_ROWS = {
     ("<unk>",): (-1.0694214, 0.0),
     ("<s>",): (0.0, -0.30103),

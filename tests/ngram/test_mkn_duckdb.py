@@ -174,7 +174,7 @@ def test_choose_engine() -> None:
 
 @pytest.mark.skipif(not (CORPORA / "ptb.zip").exists(), reason="shared corpora absent")
 def test_ptb_out_of_core_equals_kenlm(tmp_path: Path) -> None:
-    """KenLM's PTB test perplexities (KENLM_MKN.md §10) to every digit, out of core, under a
+    """KenLM's PTB test perplexities (docs/kenlm-mkn.md §10) to every digit, out of core, under a
     small memory limit."""
     import zipfile
 

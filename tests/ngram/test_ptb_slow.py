@@ -1,4 +1,4 @@
-"""PTB test perplexities of KenLM (KENLM_MKN.md §10), to every digit. Slow: real corpus."""
+"""PTB test perplexities of KenLM (docs/kenlm-mkn.md §10), to every digit. Slow: real corpus."""
 
 import zipfile
 

@@ -1,5 +1,5 @@
 """Fast scoring: hash lookups equal binary searches, chunked scoring equals one pass, and the
-reference procedure of KENLM_MKN.md §7 (per-position histories, one lookup per context) gives
+reference procedure of docs/kenlm-mkn.md §7 (per-position histories, one lookup per context) gives
 the same bits."""
 
 import pickle

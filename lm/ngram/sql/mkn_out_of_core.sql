@@ -1,4 +1,4 @@
--- KenLM's modified Kneser-Ney (KENLM_MKN.md) as DuckDB statements, for lm/ngram/mkn_duckdb.py.
+-- KenLM's modified Kneser-Ney (docs/kenlm-mkn.md) as DuckDB statements, for lm/ngram/mkn_duckdb.py.
 -- Each section below is one statement, named by its `-- name:` line. Braced fields are column
 -- lists and table names made from the order n (never user input); values are bound parameters.
 -- Orders are tables g{n} (adjusted counts a), ctx{n} (the order-n contexts' sums), p{n}

@@ -1,0 +1,60 @@
+"""The Markdown report of a run, a pure function of what the warehouse holds for it.
+
+``load`` reads the run's rows (and the previous run of the same experiment, for deltas);
+``markdown.render`` turns them into Markdown and the list of figures it links;
+``figures.draw_figures`` writes those PNGs; ``write_report`` does all three into
+``reports/<experiment>/<date>-<run_id>/``. ``palette``, ``select`` and ``text`` are what the
+sections share.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from lmpipe.lm.fileio import atomic_write_text
+from lmpipe.lm.report.figures import _DRAW, Figure, draw_figures
+from lmpipe.lm.report.load import TOP_NGRAMS, RunData, load_run, newest_run, newest_run_of
+from lmpipe.lm.report.markdown import render
+from lmpipe.lm.report.palette import MODEL_COLORS, MODEL_ORDER, model_color, model_marker
+from lmpipe.lm.warehouse import Warehouse
+
+__all__ = [
+    "MODEL_COLORS",
+    "MODEL_ORDER",
+    "TOP_NGRAMS",
+    "_DRAW",
+    "Figure",
+    "RunData",
+    "draw_figures",
+    "load_run",
+    "model_color",
+    "model_marker",
+    "newest_run",
+    "newest_run_of",
+    "render",
+    "report_dir",
+    "write_report",
+]
+
+
+def report_dir(reports_root: Path, data: RunData) -> Path:
+    date = pd.Timestamp(data.run["started_at"]).strftime("%Y-%m-%d")
+    return reports_root / str(data.run["experiment"]) / f"{date}-{data.run['run_id']}"
+
+
+def write_report(wh: Warehouse, reports_root: Path, run_id: str) -> Path:
+    """Render ``run_id`` from the warehouse into ``reports/<experiment>/<date>-<run_id>/`` and,
+    when it is the experiment's newest run, ``reports/<experiment>/latest.md`` (the same text,
+    its figure links going into the run's folder). Returns the report's path."""
+    data = load_run(wh, run_id)
+    out_dir = report_dir(reports_root, data)
+    text, figs = render(data)
+    draw_figures(data, figs, out_dir)
+    path = out_dir / "report.md"
+    atomic_write_text(path, text)
+    if newest_run_of(wh, str(data.run["experiment"])) == run_id:
+        latest, _ = render(data, fig_prefix=out_dir.name + "/")
+        atomic_write_text(out_dir.parent / "latest.md", latest)
+    return path
