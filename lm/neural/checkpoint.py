@@ -5,7 +5,8 @@ A checkpoint is a dict of tensors and primitives only (loadable with ``weights_o
 ``epoch``, ``model`` (last weights), ``best_model`` (weights with the best validation
 perplexity), ``optimizer``, ``rng`` (torch, CUDA, numpy, python and the batch iterator's
 generator), ``best_epoch``, ``best_valid_perplexity``, ``bad_epochs``, ``elapsed_seconds``,
-``history`` (the per-epoch metrics).
+``history`` (the per-epoch metrics), ``step`` (updates so far) and ``lr_scale`` (the plateau
+schedule's factor so far).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from lmpipe.lm.neural.config import TrainConfig
 from lmpipe.lm.neural.factory import build_model
 from lmpipe.lm.neural.models import LanguageModel
 
-FORMAT = 1
+FORMAT = 2  # 2: the update count and the plateau's learning-rate scale
 CHECKPOINT_NAME = "checkpoint.pt"
 
 

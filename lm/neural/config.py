@@ -40,7 +40,12 @@ class TrainSettings(BaseModel):
     embed: int = Field(128, ge=1, description="embedding size (torch models)")
     hidden: int = Field(256, ge=1, description="hidden units per layer")
     layers: int = Field(1, ge=1, description="recurrent layers")
-    dropout: float = Field(0.2, ge=0, lt=1, description="dropout on inputs and outputs")
+    dropout: float = Field(
+        0.2, ge=0, lt=1, description="dropout between layers and before the output layer"
+    )
+    embed_dropout: float = Field(
+        0.0, ge=0, lt=1, description="dropout on the embedded inputs (torch models)"
+    )
     tied: bool = Field(False, description="share the embedding with the output layer")
     epochs: int | None = Field(10, ge=1, description="epochs (none: until the time budget)")
     max_minutes: float | None = Field(None, gt=0, description="wall-clock budget in minutes")
@@ -53,9 +58,14 @@ class TrainSettings(BaseModel):
     lr: float = Field(0.003, gt=0, description="learning rate")
     clip: float | None = Field(1.0, gt=0, description="max global gradient norm")
     weight_decay: float = Field(0.0, ge=0, description="weight decay (L2; decoupled in adamw)")
-    lr_decay: float = Field(
-        1.0, gt=0, le=1, description="learning-rate factor on a validation plateau (1 = off)"
+    schedule: Literal["plateau", "cosine"] = Field(
+        "plateau", description="learning-rate schedule: plateau decay or cosine decay"
     )
+    warmup: int = Field(0, ge=0, description="updates of linear learning-rate warm-up")
+    lr_decay: float = Field(
+        1.0, gt=0, le=1, description="plateau: learning-rate factor per epoch without improvement"
+    )
+    min_lr: float = Field(0.05, ge=0, le=1, description="cosine: final learning rate / lr")
     patience: int | None = Field(
         3, ge=0, description="stop after this many epochs without improvement (0: never)"
     )

@@ -1,6 +1,10 @@
-"""Library recurrent language models: embedding -> dropout -> ``nn.RNN``/``nn.GRU``/``nn.LSTM``
-(any number of layers, dropout between them) -> dropout -> linear decoder, optionally tied to
-the embedding (Press & Wolf 2017; Inan et al. 2017). Initialisation as PyTorch's
+"""Library recurrent language models: embedding -> locked dropout -> ``nn.RNN``/``nn.GRU``/
+``nn.LSTM`` layers with locked dropout between them -> locked dropout -> linear decoder,
+optionally tied to the embedding (Press & Wolf 2017; Inan et al. 2017).
+
+Locked (variational) dropout (Gal & Ghahramani 2016; Merity et al. 2018, AWD-LSTM) draws one
+mask per sequence and feature and applies it at every time step, which regularizes recurrent
+models on small corpora far better than a fresh mask per step. Initialisation as PyTorch's
 ``word_language_model`` example: embedding and decoder U(-0.1, 0.1), decoder bias 0.
 """
 
@@ -23,7 +27,25 @@ CELLS: dict[str, tuple[Any, dict[str, str]]] = {
 INIT_RANGE = 0.1
 
 
+class LockedDropout(nn.Module):
+    """Dropout with one mask per sequence and feature, shared by every time step:
+    x (batch, steps, features) * mask (batch, 1, features) / (1 - p)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - self.p).div_(1 - self.p)
+        return x * mask
+
+
 class TorchRNNLM(LanguageModel):
+    """``embed_dropout`` on the embedded inputs, ``dropout`` between layers and before the
+    output layer, both locked over time."""
+
     def __init__(
         self,
         vocab_size: int,
@@ -33,6 +55,7 @@ class TorchRNNLM(LanguageModel):
         layers: int = 1,
         dropout: float = 0.0,
         tied: bool = False,
+        embed_dropout: float = 0.0,
     ) -> None:
         super().__init__(vocab_size)
         if arch not in CELLS:
@@ -42,14 +65,12 @@ class TorchRNNLM(LanguageModel):
         cell, kwargs = CELLS[arch]
         self.arch, self.hidden, self.layers = arch, hidden, layers
         self.embedding = nn.Embedding(vocab_size, embed)
-        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.rnn = cell(
-            embed,
-            hidden,
-            layers,
-            dropout=dropout if layers > 1 else 0.0,
-            batch_first=True,
-            **kwargs,
+        self.drop_in = LockedDropout(embed_dropout)
+        self.drop = LockedDropout(dropout)
+        # one module per layer, so that the dropout between layers can be locked over time
+        self.rnn = nn.ModuleList(
+            cell(embed if i == 0 else hidden, hidden, 1, batch_first=True, **kwargs)
+            for i in range(layers)
         )
         self.decoder = nn.Linear(hidden, vocab_size)
         nn.init.uniform_(self.embedding.weight, -INIT_RANGE, INIT_RANGE)
@@ -68,9 +89,15 @@ class TorchRNNLM(LanguageModel):
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         if state is None:
             state = self.begin_state(ids.shape[0], ids.device)
-        x = self.drop(rows(self.embedding.weight, ids))  # (batch, steps, embed)
-        # out: (batch, steps, hidden); new: like state
-        out, new = self.rnn(x, state if self.arch == "lstm" else state[0])
+        x = self.drop_in(rows(self.embedding.weight, ids))  # (batch, steps, embed)
+        new: list[tuple[torch.Tensor, ...]] = []
+        for i, layer in enumerate(self.rnn):
+            if i:
+                x = self.drop(x)
+            # the layer's state: (1, batch, hidden) slices of each (layers, batch, hidden)
+            s = tuple(t[i : i + 1] for t in state)
+            x, out = layer(x, s if self.arch == "lstm" else s[0])  # x: (batch, steps, hidden)
+            new.append(tuple(out) if self.arch == "lstm" else (out,))
         bias = self.masked_bias(self.decoder.bias)
-        logits = F.linear(self.drop(out), self.decoder.weight, bias)  # (batch, steps, vocab)
-        return logits, (tuple(new) if self.arch == "lstm" else (new,))
+        logits = F.linear(self.drop(x), self.decoder.weight, bias)  # (batch, steps, vocab)
+        return logits, tuple(torch.cat(parts) for parts in zip(*new, strict=True))

@@ -34,7 +34,7 @@ def _torch(cell: str) -> Callable[[TrainConfig, int], LanguageModel]:
 
         return TorchRNNLM(
             vocab_size, cell, config.embed, config.hidden, config.layers, config.dropout,
-            config.tied,
+            config.tied, config.embed_dropout,
         )  # fmt: skip
 
     return build
@@ -45,6 +45,8 @@ def _one_layer_untied(config: TrainConfig) -> str | None:
         return f"{config.arch} has one layer (d2l's from-scratch model); got layers={config.layers}"
     if config.tied:
         return f"{config.arch} cannot tie weights; use rnn, gru or lstm"
+    if config.embed_dropout:
+        return f"{config.arch} has no embedding (one-hot inputs): embed_dropout must be 0"
     return None
 
 

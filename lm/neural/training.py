@@ -83,6 +83,23 @@ def make_optimizer(config: TrainConfig, model: LanguageModel) -> torch.optim.Opt
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
+def learning_rate(
+    config: TrainConfig, step: int, planned: int | None, spent: float, scale: float
+) -> float:
+    """The learning rate of update ``step`` (0-based): ``lr`` warmed up linearly over the first
+    ``warmup`` updates, then under ``schedule``: ``plateau`` multiplies it by ``scale`` (the
+    product of ``lr_decay`` over the epochs without improvement so far); ``cosine`` decays it
+    from ``lr`` to ``lr * min_lr`` along half a cosine over the planned updates (``epochs`` x
+    batches), or over the time budget when only ``max_minutes`` is given (``spent``: its used
+    fraction). Loshchilov & Hutter 2017 (SGDR), without restarts."""
+    lr = config.lr * min(1.0, (step + 1) / config.warmup) if config.warmup else config.lr
+    if config.schedule == "plateau":
+        return lr * scale
+    progress = step / planned if planned else spent
+    floor = config.min_lr
+    return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
 def clip_gradients(params: list[torch.Tensor], max_norm: float | None) -> torch.Tensor:
     """Scale gradients so that their global L2 norm is at most ``max_norm`` (None: leave them);
     returns the norm before clipping."""
@@ -173,7 +190,7 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     ckpt_file = checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
 
-    epoch, best_epoch, bad_epochs, elapsed_before = 0, 0, 0, 0.0
+    epoch, best_epoch, bad_epochs, elapsed_before, step, lr_scale = 0, 0, 0, 0.0, 0, 1.0
     best_ppl = math.inf
     best_state: dict[str, torch.Tensor] | None = None
     history: list[dict[str, Any]] = []
@@ -186,7 +203,10 @@ def train(
         epoch, best_epoch, bad_epochs = ckpt["epoch"], ckpt["best_epoch"], ckpt["bad_epochs"]
         best_ppl, best_state = ckpt["best_valid_perplexity"], ckpt["best_model"]
         elapsed_before, history = ckpt["elapsed_seconds"], ckpt["history"]
+        step, lr_scale = ckpt["step"], ckpt["lr_scale"]
     resumed_from = epoch
+    per_epoch = num_batches(len(train_stream), config.batch_size, config.seq_len)
+    planned = config.epochs * per_epoch if config.epochs is not None else None
 
     # A loss this far above a uniform guess's (ln V nats) has exploded, finite or not: the
     # weights are ruined even if the loss is still a float (a perplexity of V^10 and more).
@@ -214,7 +234,7 @@ def train(
         epoch_start = time.perf_counter()
         # leave time for this epoch's validation, estimated by the previous one
         deadline = budget - (history[-1]["valid_seconds"] if history else 0.0)
-        lr = optimizer.param_groups[0]["lr"]
+        lr = learning_rate(config, step, planned, elapsed() / budget, lr_scale)
         model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         norm_sum, norm_max, steps, tokens = 0.0, 0.0, 0, 0
@@ -234,13 +254,15 @@ def train(
                 raise _diverged("the loss", loss.item(), epoch, steps + 1, config, ckpt_file)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step, planned, elapsed() / budget, lr_scale)
             norm = clip_gradients(params, config.clip).item()
             if not math.isfinite(norm):
                 raise _diverged("the gradient norm", norm, epoch, steps + 1, config, ckpt_file)
             optimizer.step()
             loss_sum += loss.detach() * y.numel()
             norm_sum, norm_max = norm_sum + norm, max(norm_max, norm)
-            steps, tokens = steps + 1, tokens + y.numel()
+            steps, tokens, step = steps + 1, tokens + y.numel(), step + 1
         train_seconds = time.perf_counter() - epoch_start
 
         valid_start = time.perf_counter()
@@ -251,8 +273,8 @@ def train(
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
-            for group in optimizer.param_groups:
-                group["lr"] *= config.lr_decay
+            if config.schedule == "plateau":
+                lr_scale *= config.lr_decay
         metrics = {
             "epoch": epoch,
             "train_perplexity": _exp(loss_sum.item() / tokens),
@@ -287,6 +309,8 @@ def train(
                     "bad_epochs": bad_epochs,
                     "elapsed_seconds": elapsed(),
                     "history": history,
+                    "step": step,
+                    "lr_scale": lr_scale,
                 },
             )
         if on_epoch is not None:

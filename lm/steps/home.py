@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lmpipe.lm.warehouse import Warehouse
+if TYPE_CHECKING:  # imported when used: a command that only parses needs no DuckDB
+    from lmpipe.lm.warehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Home:
 
     @property
     def warehouse(self) -> Warehouse:
+        from lmpipe.lm.warehouse import Warehouse
+
         return Warehouse.at_home(self.root)
 
     @property

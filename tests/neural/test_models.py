@@ -155,5 +155,5 @@ def test_dropout_acts_with_one_layer() -> None:
 
 
 def test_relu_rnn_uses_relu() -> None:
-    assert TorchRNNLM(10, "rnn-relu", 4, 4).rnn.nonlinearity == "relu"
-    assert TorchRNNLM(10, "rnn", 4, 4).rnn.nonlinearity == "tanh"
+    assert all(layer.nonlinearity == "relu" for layer in TorchRNNLM(10, "rnn-relu", 4, 4, 2).rnn)
+    assert TorchRNNLM(10, "rnn", 4, 4).rnn[0].nonlinearity == "tanh"
