@@ -88,3 +88,33 @@ def test_a_wheel_carries_every_file_the_code_opens_under_one_top_level_name(tmp_
         "lmpipe/data/corpora/jaychou_lyrics.txt.zip",
         "lmpipe/data/corpora/PROVENANCE.md",
     } <= data
+
+
+def test_no_lazy_export_is_named_like_a_submodule():
+    """A package that exports ``evaluate`` lazily must not also hold ``evaluate.py``: importing
+    the submodule rebinds the package's attribute to the module, and ``neural.evaluate(...)``
+    then fails with "'module' object is not callable" depending on import order."""
+    import importlib
+
+    clashes = []
+    for package in ("lmpipe.lm.neural", "lmpipe.lm.ngram"):
+        module = importlib.import_module(package)
+        folder = Path(module.__file__).parent
+        submodules = {p.stem for p in folder.glob("*.py")} | {
+            p.name for p in folder.iterdir() if p.is_dir()
+        }
+        clashes += [f"{package}.{name}" for name in module.__all__ if name in submodules]
+    assert clashes == []
+
+
+def test_the_steps_call_functions_not_modules():
+    """Every submodule imported, each export is still what the package documents."""
+    import importlib
+    import pkgutil
+
+    for package in ("lmpipe.lm.neural", "lmpipe.lm.ngram"):
+        module = importlib.import_module(package)
+        for info in pkgutil.iter_modules(module.__path__):
+            importlib.import_module(f"{package}.{info.name}")
+        for name in module.__all__:
+            assert not isinstance(getattr(module, name), type(module)), f"{package}.{name}"

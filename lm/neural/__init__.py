@@ -30,11 +30,11 @@ _EXPORTS = {
     "checkpoint_path": "lmpipe.lm.neural.checkpoint",
     "clip_gradients": "lmpipe.lm.neural.training",
     "count_parameters": "lmpipe.lm.neural.models",
-    "evaluate": "lmpipe.lm.neural.evaluate",
-    "generate": "lmpipe.lm.neural.generate",
+    "evaluate": "lmpipe.lm.neural.evaluation",
+    "generate": "lmpipe.lm.neural.generation",
     "load_checkpoint": "lmpipe.lm.neural.checkpoint",
     "load_model": "lmpipe.lm.neural.checkpoint",
-    "perplexity": "lmpipe.lm.neural.evaluate",
+    "perplexity": "lmpipe.lm.neural.evaluation",
     "random_windows": "lmpipe.lm.neural.batching",
     "resolve_device": "lmpipe.lm.neural.device",
     "sequential_windows": "lmpipe.lm.neural.batching",
@@ -51,9 +51,9 @@ if TYPE_CHECKING:
     )
     from lmpipe.lm.neural.config import ConfigError, TrainConfig
     from lmpipe.lm.neural.device import resolve_device
-    from lmpipe.lm.neural.evaluate import evaluate, perplexity
+    from lmpipe.lm.neural.evaluation import evaluate, perplexity
     from lmpipe.lm.neural.factory import build_model
-    from lmpipe.lm.neural.generate import generate
+    from lmpipe.lm.neural.generation import generate
     from lmpipe.lm.neural.models import LanguageModel, count_parameters
     from lmpipe.lm.neural.models_scratch import GRUScratch, LSTMScratch, RNNScratch
     from lmpipe.lm.neural.models_torch import TorchRNNLM

@@ -33,7 +33,7 @@ from lmpipe.lm.neural.checkpoint import (
 )
 from lmpipe.lm.neural.config import RESUMABLE_CHANGES, TrainConfig
 from lmpipe.lm.neural.device import resolve_device
-from lmpipe.lm.neural.evaluate import evaluate, perplexity
+from lmpipe.lm.neural.evaluation import evaluate, perplexity
 from lmpipe.lm.neural.factory import build_model
 from lmpipe.lm.neural.models import LanguageModel, State, count_parameters, detach_state
 
