@@ -84,7 +84,8 @@ def query(bin_dir: Path, arpa: Path, text: Path) -> dict[str, float]:
 
 
 def compare(corpus: str, orders: list[int], bin_dir: Path, work: Path) -> list[dict]:
-    ing = ingest_corpus(Home(work / "home"), {"name": corpus}, TOKENIZER[corpus], {})
+    # every training token in the vocabulary, as lmplz keeps them (the reference figures)
+    ing = ingest_corpus(Home(work / "home"), {"name": corpus}, TOKENIZER[corpus], {"min_freq": 1})
     vocab = load_vocab(ing.vocab_path)
     streams = {s: load_stream(ing.splits[s].path) for s in ing.splits}
     unk_is_word = bool((streams["train"] == UNK).any())  # PTB: a literal <unk> in training

@@ -53,7 +53,9 @@ def step_ingest(work: Path) -> dict[str, Any]:
     from lmpipe.lm.steps.ingest import ingest_corpus
 
     files = {"train": str(work / "corpus.txt"), "test": str(work / "test.txt")}
-    ing = ingest_corpus(Home(work / "home"), {"name": "synth", **files}, "whitespace", {})
+    ing = ingest_corpus(
+        Home(work / "home"), {"name": "synth", **files}, "whitespace", {"min_freq": 1}
+    )
     (work / "ingest.json").write_text(ing.to_json(), encoding="utf-8")
     return {"train_tokens": ing.splits["train"].tokens, "vocab": ing.vocab_size}
 

@@ -8,6 +8,7 @@ experiment recomputes nothing but the run's own rows and its report.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,11 +22,19 @@ from lmpipe.lm.config import ExperimentConfig
 from lmpipe.lm.fileio import parse_size
 from lmpipe.lm.ingest import IngestResult
 from lmpipe.lm.steps.home import Home
+from lmpipe.lm.steps.mixture import component_label, default_mixtures
 from lmpipe.lm.steps.record import new_run_id
 from lmpipe.tasks import progress
 from lmpipe.tasks.caching import missing_files
 from lmpipe.tasks.publish import clean, publish_report, record
-from lmpipe.tasks.steps import count_ngrams, fit_score_ngram, ingest_corpus, train_score_neural
+from lmpipe.tasks.steps import (
+    component,
+    count_ngrams,
+    fit_score_ngram,
+    ingest_corpus,
+    mix_models,
+    train_score_neural,
+)
 
 
 @dataclass(eq=False)
@@ -72,13 +81,17 @@ def _settle(jobs: list[Job]) -> dict[Job, tuple[dict[str, Any], str]]:
 
 
 def _summary(result: dict[str, Any]) -> str:
-    """A finished training in a few words: its validation and test perplexity and cost."""
-    if result.get("family") != "neural":
+    """A finished training in a few words: its validation and test perplexity and cost; a
+    mixture's, with its weights."""
+    if result.get("family") not in ("neural", "mixture"):
         return ""
     m = result.get("metrics", {})
     ppl = ", ".join(
         f"{split} ppl {m[split]['perplexity']:.3f}" for split in ("valid", "test") if split in m
     )
+    if result["family"] == "mixture":
+        weights = "/".join(f"{w:.2f}" for w in result["params"]["weights"])
+        return f"{ppl} (weights {weights})"
     return f"{ppl} ({result.get('epochs_run')} epochs, {result.get('train_seconds', 0):.0f} s)"
 
 
@@ -99,7 +112,7 @@ def perplexity_benchmark(
     """``home`` holds everything the run writes; ``corpora_dir`` local registry corpora and
     ``spill_dir`` DuckDB's spill folder (both optional); ``torch_threads`` each training's
     share of the cores (default: all of them)."""
-    cfg = ExperimentConfig(**config)
+    cfg = ExperimentConfig.from_dict(config)
     places = Home(
         Path(home),
         Path(corpora_dir) if corpora_dir else None,
@@ -165,16 +178,21 @@ def perplexity_benchmark(
                     memory_limit=memory_limit,
                 )
                 models.append((ing, job))
+    candidates: list[tuple[dict[str, Any], dict[str, Any]]] = []
     if not sequential_training:
-        models += _submit_trainings(cfg, ingests, places, generation, torch_threads)
+        training, candidates = _submit_trainings(cfg, ingests, places, generation, torch_threads)
+        models += training
     settled.update(_settle(side + [j for _, j in models]))
     if sequential_training:
         # in one process, trainings take every core and run after the short n-gram tasks, so that
         # neither slows the other; on a cluster they fan out with everything else
-        training = _submit_trainings(cfg, ingests, places, generation, torch_threads)
+        training, candidates = _submit_trainings(cfg, ingests, places, generation, torch_threads)
         settled.update(_settle([j for _, j in training]))
         models += training
     results = [(ing, settled[job][0]) for ing, job in models]
+    mixes = _submit_mixtures(ingests, results, places)
+    settled.update(_settle([j for _, j in mixes]))
+    results += [(ing, settled[job][0]) for ing, job in mixes] + candidates
     states = {job.label: state for job, (_, state) in settled.items()}
 
     progress.current().message("recording the run and writing its report")
@@ -205,11 +223,18 @@ def _submit_trainings(
     home: dict[str, Any],
     generation: dict[str, Any],
     threads: int | None,
-) -> list[tuple[dict[str, Any], Job]]:
-    jobs = []
+) -> tuple[list[tuple[dict[str, Any], Job]], list[tuple[dict[str, Any], dict[str, Any]]]]:
+    """The final training of each corpus and architecture (after its tuning, if the config
+    asks for one: that runs here, rung by rung), and the tuning candidates' results."""
+    jobs: list[tuple[dict[str, Any], Job]] = []
+    candidates: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for ing in ingests:
         for arch in cfg.neural.architectures:
-            settings = cfg.neural.for_arch(arch)
+            own = cfg.corpus(ing["corpus"]).neural_defaults()
+            settings = cfg.neural.for_arch(arch, own)
+            if cfg.neural.tune.enabled:
+                settings, tried = _tune(cfg, ing, arch, home, generation, threads)
+                candidates += [(ing, r) for r in tried]
             train = train_score_neural.with_options(timeout_seconds=_train_timeout(settings))
             label = progress.training_label(arch, ing["corpus"], ing["tokenizer"])
             job = Job.submit(
@@ -217,7 +242,65 @@ def _submit_trainings(
                 home=home, ing=ing, settings=settings, generation=generation, threads=threads,
             )  # fmt: skip
             jobs.append((ing, job))
+    return jobs, candidates
+
+
+def _submit_mixtures(
+    ingests: list[dict[str, Any]],
+    results: list[tuple[dict[str, Any], dict[str, Any]]],
+    home: dict[str, Any],
+) -> list[tuple[dict[str, Any], Job]]:
+    """The default mixtures of each corpus (``default_mixtures``)."""
+    jobs = []
+    for ing in ingests:
+        own = [r for i, r in results if i["key"] == ing["key"]]
+        for parts in default_mixtures(own):
+            name = "+".join(component_label(r) for r in parts)
+            job = Job.submit(
+                "mix", f"mix {name} {ing['corpus']}/{ing['tokenizer']}", mix_models,
+                home=home, ing=ing, components=[component(r) for r in parts],
+            )  # fmt: skip
+            jobs.append((ing, job))
     return jobs
+
+
+def _tune(
+    cfg: ExperimentConfig,
+    ing: dict[str, Any],
+    arch: str,
+    home: dict[str, Any],
+    generation: dict[str, Any],
+    threads: int | None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Successive halving over ``cfg.neural.tune`` for one corpus and architecture: every
+    candidate trains ``rungs[0]`` epochs, the best ``1/eta`` by validation perplexity go on to
+    the next rung, until one is left; returns its settings (with the section's own epochs) and
+    every candidate's result (validation only, ``role`` candidate, the rung in ``tune``)."""
+    tune = cfg.neural.tune
+    name = progress.training_label(arch, ing["corpus"], ing["tokenizer"])
+    own = cfg.corpus(ing["corpus"]).neural_defaults()
+    pool = [(point, cfg.neural.train_config(arch, point, own)) for point in tune.points()]
+    tried: list[dict[str, Any]] = []
+    for rung, epochs in enumerate(tune.rungs, start=1):
+        submitted = []
+        for i, (point, base) in enumerate(pool):
+            settings = {**base.as_dict(), "epochs": epochs, "max_minutes": None}
+            job = Job.submit(
+                "tune", f"{name} tune rung {rung} #{i + 1}", train_score_neural,
+                home=home, ing=ing, settings=settings, generation=generation, threads=threads,
+                splits=["valid"],
+            )  # fmt: skip
+            submitted.append((point, base, job))
+        settled = _settle([job for _, _, job in submitted])
+        scored = []
+        for point, base, job in submitted:
+            result = settled[job][0]
+            tried.append({**result, "role": "candidate", "tune": {"rung": rung, "point": point}})
+            scored.append((result["metrics"]["valid"]["perplexity"], point, base))
+        scored.sort(key=lambda x: x[0])
+        keep = 1 if rung == len(tune.rungs) else max(1, math.ceil(len(scored) / tune.eta))
+        pool = [(point, base) for _, point, base in scored[:keep]]
+    return pool[0][1].as_dict(), tried
 
 
 def _train_timeout(settings: dict[str, Any]) -> float | None:

@@ -17,7 +17,14 @@ from typing import Any, TextIO
 
 from lmpipe.tasks.progress import Progress
 
-GROUPS = {"ingest": "ingest", "count": "counts", "ngram": "n-gram models", "train": "trainings"}
+GROUPS = {
+    "ingest": "ingest",
+    "count": "counts",
+    "ngram": "n-gram models",
+    "tune": "tuning candidates",
+    "train": "trainings",
+    "mix": "mixtures",
+}
 
 
 class ConsoleProgress(Progress):
@@ -56,7 +63,7 @@ class ConsoleProgress(Progress):
             self.done[group] += 1
             if state == "Cached":
                 self.cached[group] += 1
-            if group == "train":
+            if group in ("train", "mix"):  # one line each, with its figures
                 if self.training == label:
                     self.training, self.epoch_text = None, ""
                 cached = " (cached)" if state == "Cached" else ""

@@ -8,10 +8,20 @@ plain arguments taken from its own section.
 from __future__ import annotations
 
 import tomllib
+from itertools import product
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 
 from lmpipe.lm.corpus import check_name, load_registry
 from lmpipe.lm.errors import ConfigError, LmpipeError, validation_message
@@ -43,6 +53,25 @@ class CorpusConfig(_Strict):
     test: str | None = None
     tokenizer: str | None = None
     prefixes: list[str] = Field(default_factory=list)
+    neural: dict[str, Any] = Field(
+        default_factory=dict,
+        description="training settings this corpus needs (for a registry corpus, on top of "
+        "its own in data/corpora.toml)",
+    )
+
+    @field_validator("neural")
+    @classmethod
+    def _training_settings(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            if name not in TRAIN_FIELDS:
+                raise ValueError(f"neural.{name}: not a training setting (a typo?)")
+        return v
+
+    def neural_defaults(self) -> dict[str, Any]:
+        """The corpus's own training settings: its registry entry's, then the config's."""
+        entry = load_registry().get(self.name)
+        own = entry.neural if entry is not None and not (self.path or self.train) else {}
+        return {**own, **self.neural}
 
     @field_validator("name")
     @classmethod
@@ -60,13 +89,23 @@ class CorpusConfig(_Strict):
             )
         if self.train and not self.test:
             raise ValueError(f"corpus {self.name!r}: `train` needs `test` too")
+        if self.path and (self.train or self.valid or self.test):
+            raise ValueError(
+                f"corpus {self.name!r}: give `path` (one text, split 80/10/10) or "
+                "`train`/`valid`/`test`, not both"
+            )
         return self
 
 
 class VocabConfig(_Strict):
     """How a corpus becomes tokens and a vocabulary (the training split's types)."""
 
-    min_freq: int = Field(1, ge=1, description="keep tokens seen at least this often in training")
+    min_freq: int | None = Field(
+        None,
+        ge=1,
+        description="keep tokens seen at least this often in training (the rest are <unk>; "
+        "none: the corpus's own policy, 2 for jaychou, else 1)",
+    )
     max_size: int | None = Field(None, ge=1, description="keep at most this many word types")
     normalize: str = Field(
         "none", description="none, or d2l (letters and spaces, lower case, as d2l's TimeMachine)"
@@ -136,14 +175,69 @@ class NgramConfig(_Strict):
         return {n: getattr(self, n) for n in sorted(names) if n in type(self).model_fields}
 
 
-class NeuralConfig(TrainSettings):
-    """Neural models of the experiment: the training settings of ``lmpipe.lm.neural.config``
-    (their defaults are defined there, once), the architectures to train with them, and
-    per-architecture ``overrides``. Epoch counts, not time budgets, by default, so that a run
-    is exactly reproducible whichever task runner executes it."""
+class TuneConfig(_Strict):
+    """An optional search over the neural settings, per corpus and architecture: every point of
+    the grid ``search`` (setting -> values) is a candidate; candidates train ``rungs[0]``
+    epochs, the best 1/``eta`` of them (by validation perplexity) go on to ``rungs[1]`` epochs,
+    and so on (successive halving, Jamieson & Talwalkar 2016); the last one standing is trained
+    with the section's own epochs and scored on test. Selection uses validation only."""
 
-    architectures: list[str] = Field(default_factory=lambda: ["rnn", "gru", "lstm"])
+    search: dict[str, list[Any]] = Field(default_factory=dict)
+    rungs: list[int] = Field(default_factory=lambda: [1, 3])
+    eta: int = Field(2, ge=2)
+    max_candidates: int = Field(16, ge=2)
+
+    @field_validator("search")
+    @classmethod
+    def _settings(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for name, values in v.items():
+            if name not in TRAIN_FIELDS or name in ("epochs", "max_minutes", "device", "seed"):
+                raise ValueError(f"{name!r} is not a setting to search (a typo?)")
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"search.{name}: give a list of values, e.g. [0.2, 0.4]")
+        return v
+
+    @field_validator("rungs")
+    @classmethod
+    def _rungs(cls, v: list[int]) -> list[int]:
+        if not v or any(e < 1 for e in v) or v != sorted(set(v)):
+            raise ValueError("rungs are increasing epoch counts, e.g. [1, 3]")
+        return v
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.search)
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every combination of the searched values, in the order given."""
+        names = list(self.search)
+        return [dict(zip(names, p, strict=True)) for p in product(*self.search.values())]
+
+
+def _given_only(settings: type[BaseModel]) -> Any:
+    """``settings``' fields, each optional with no default: a section that holds what a user
+    gave and nothing else, whatever JSON round trips it makes (the defaults stay where they
+    are defined, once, and apply under the architecture's and the corpus's own)."""
+    fields: dict[str, Any] = {}
+    for name, info in settings.model_fields.items():
+        optional = FieldInfo.merge_field_infos(info, default=None)
+        fields[name] = (Optional[info.annotation], optional)  # noqa: UP045 - a runtime type
+    return create_model("TrainSection", __base__=_Strict, __doc__=settings.__doc__, **fields)
+
+
+TrainSection = _given_only(TrainSettings)
+
+
+class NeuralConfig(TrainSection):  # type: ignore[misc, valid-type]
+    """Neural models of the experiment: the training settings of ``lmpipe.lm.neural.config``
+    that the experiment sets (their defaults are defined there, once), the architectures to
+    train with them, and per-architecture ``overrides``. Epoch counts, not time budgets, by
+    default, so that a run is exactly reproducible whichever task runner executes it."""
+
+    # d2l's from-scratch RNN (the chapter's model) next to the library's GRU and LSTM
+    architectures: list[str] = Field(default_factory=lambda: ["rnn-scratch", "gru", "lstm"])
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
 
     @field_validator("architectures")
     @classmethod
@@ -160,21 +254,38 @@ class NeuralConfig(TrainSettings):
         for arch in self.overrides:
             if arch not in self.architectures:
                 raise ValueError(f"override for {arch!r}, which is not among `architectures`")
-        for arch in self.architectures:
-            try:
-                self.train_config(arch)
-            except ConfigError as e:
-                raise ValueError(f"the settings of {arch}: {e}") from None
+        points = self.tune.points() if self.tune.enabled else [{}]
+        if len(points) > self.tune.max_candidates:
+            raise ValueError(
+                f"tune.search has {len(points)} candidates, more than tune.max_candidates "
+                f"({self.tune.max_candidates}): search fewer values"
+            )
         return self
 
-    def train_config(self, arch: str) -> TrainConfig:
-        """The training of one architecture: the settings given in this section, then that
-        architecture's overrides (the architecture's own defaults under both)."""
-        given = {k: getattr(self, k) for k in self.model_fields_set if k in TRAIN_FIELDS}
-        return TrainConfig.for_arch(arch, {**given, **self.overrides.get(arch, {})})
+    def check_models(self, corpus: str, defaults: dict[str, Any]) -> None:
+        """Every training of the experiment on one corpus (each architecture, each tuning
+        candidate) is valid, before any starts: a ``ValueError`` saying which is not."""
+        for arch in self.architectures:
+            for point in self.tune.points() if self.tune.enabled else [{}]:
+                try:
+                    self.train_config(arch, point, defaults)
+                except ConfigError as e:
+                    where = f" with {point}" if point else ""
+                    raise ValueError(f"the settings of {arch}{where} on {corpus}: {e}") from None
 
-    def for_arch(self, arch: str) -> dict[str, Any]:
-        return self.train_config(arch).as_dict()
+    def train_config(
+        self, arch: str, point: dict[str, Any] | None = None, corpus: dict[str, Any] | None = None
+    ) -> TrainConfig:
+        """The training of one architecture on one corpus: the settings given in this section,
+        then that architecture's overrides, then a tuning candidate's ``point`` (the corpus's
+        own settings, ``corpus``, and the architecture's defaults under all of them)."""
+        given = {k: v for k in TRAIN_FIELDS if (v := getattr(self, k)) is not None}
+        return TrainConfig.for_arch(
+            arch, {**given, **self.overrides.get(arch, {}), **(point or {})}, corpus
+        )
+
+    def for_arch(self, arch: str, corpus: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.train_config(arch, corpus=corpus).as_dict()
 
 
 class GenerationConfig(_Strict):
@@ -213,6 +324,24 @@ class ExperimentConfig(_Strict):
             raise ValueError("give at least one corpus")
         return [{"name": c} if isinstance(c, str) else c for c in v]
 
+    @model_validator(mode="after")
+    def _models(self) -> ExperimentConfig:
+        for corpus in self.corpora:
+            self.neural.check_models(corpus.name, corpus.neural_defaults())
+        return self
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], origin: str = "config") -> ExperimentConfig:
+        """A config from its JSON form (a flow's or a deployment's parameter); a bad value is
+        a one-line ``ConfigError``."""
+        try:
+            return cls(**data)
+        except ValidationError as e:
+            raise ConfigError(validation_message(e, origin)) from None
+
+    def corpus(self, name: str) -> CorpusConfig:
+        return next(c for c in self.corpora if c.name == name)
+
     @field_validator("tokenizers")
     @classmethod
     def _tokenizers(cls, v: list[str] | None) -> list[str] | None:
@@ -237,14 +366,14 @@ PROFILES: dict[str, dict[str, Any]] = {
     "full": {
         "ngram": {"orders": [1, 2, 3, 4, 5, 6, 7]},
         "neural": {
-            "hidden": 512,
-            "embed": 128,
-            "layers": 2,
+            "hidden": 512,  # embeddings tied to the output, so 512 too
             "dropout": 0.25,
             "epochs": 60,
             "max_minutes": 20.0,
             "seq_len": 128,
             "batch_size": 64,
+            # two layers for the torch models (d2l's from-scratch ones have one)
+            "overrides": {"gru": {"layers": 2}, "lstm": {"layers": 2}},
         },
     },
 }

@@ -9,7 +9,6 @@ offset) unless ``errors="replace"``, which counts what it replaced.
 from __future__ import annotations
 
 import errno
-import glob as globmod
 import gzip
 import io
 import os
@@ -24,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from lmpipe.lm.errors import CorpusError, DownloadError
 from lmpipe.lm.fileio import atomic_path, sha256_file, sha256_text
@@ -50,6 +50,8 @@ class RegistryEntry:
     tokenizer: str
     members: dict[str, str] = field(default_factory=dict)
     prefixes: tuple[str, ...] = ()
+    min_freq: int = 1
+    neural: dict[str, Any] = field(default_factory=dict)  # the corpus's own training settings
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class CorpusSource:
     tokenizer: str = "char"
     prefixes: tuple[str, ...] = ()
     origin: str = ""
+    min_freq: int = 1  # the corpus's own vocabulary policy (registry), unless the config says
 
     @property
     def has_own_split(self) -> bool:
@@ -100,6 +103,8 @@ def load_registry(path: Path | None = None) -> dict[str, RegistryEntry]:
             tokenizer=e.get("tokenizer", "char"),
             members=dict(e.get("members", {})),
             prefixes=tuple(e.get("prefixes", ())),
+            min_freq=int(e.get("min_freq", 1)),
+            neural=dict(e.get("neural", {})),
         )
         for name, e in raw.items()
     }
@@ -234,6 +239,7 @@ def resolve_registry(name: str, cache_dir: Path, corpora_dir: Path | None = None
         tokenizer=entry.tokenizer,
         prefixes=entry.prefixes,
         origin=entry.url,
+        min_freq=entry.min_freq,
     )
 
 
@@ -241,7 +247,7 @@ def expand_path(spec: str | Path) -> tuple[TextSource, ...]:
     """A file, a folder (every text file below it, sorted) or a glob, as text sources."""
     spec_s = str(spec)
     if any(ch in spec_s for ch in "*?["):
-        paths = sorted(Path(p) for p in globmod.glob(spec_s, recursive=True) if Path(p).is_file())
+        paths = sorted(p for p in _glob(spec_s) if p.is_file())
         if not paths:
             raise CorpusError(f"the pattern {spec_s!r} matches no file; check the path")
     else:
@@ -261,15 +267,41 @@ def expand_path(spec: str | Path) -> tuple[TextSource, ...]:
                     f"folder {p} holds no text files (.txt, .gz, .zip or no suffix); "
                     "point at the folder that holds the corpus"
                 )
+        elif not p.is_file():
+            raise CorpusError(
+                f"corpus path {spec_s} is not a regular file (a pipe, a device or a socket): "
+                "lmpipe hashes a corpus and reads it more than once; save it to a file first"
+            )
         else:
             paths = [p]
     out: list[TextSource] = []
-    for p in paths:
+    for p in _distinct(paths):
         if p.suffix.lower() == ".zip":
             out.extend(TextSource(p, m) for m in _zip_text_members(p))
         else:
             out.append(TextSource(p))
     return tuple(out)
+
+
+def _glob(spec: str) -> list[Path]:
+    """The files a glob names. ``**`` does not descend into symlinked folders (pathlib's rule;
+    the glob module follows them and never ends on a symlink loop)."""
+    parts = Path(spec).parts
+    first = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
+    base = Path(*parts[:first]) if first else Path(".")
+    return list(base.glob(str(Path(*parts[first:]))))
+
+
+def _distinct(paths: list[Path]) -> list[Path]:
+    """Each file once, in order, however many links or spellings lead to it."""
+    seen: set[Path] = set()
+    out = []
+    for p in paths:
+        real = p.resolve()
+        if real not in seen:
+            seen.add(real)
+            out.append(p)
+    return out
 
 
 def _zip_text_members(path: Path) -> list[str]:
@@ -330,6 +362,8 @@ class DecodeStats:
 
     replaced: int = 0
     raw_lines: int = 0
+    # files that began with a UTF-8 byte-order mark (dropped: it is no character of the text)
+    bom: set[str] = field(default_factory=set)
 
 
 def _open_binary(src: TextSource) -> io.BufferedIOBase:
@@ -390,6 +424,9 @@ def iter_pieces(
         with _open_binary(src) as f:
             while True:
                 block = f.readline(chunk)
+                if offset == 0 and not carry:
+                    block = _drop_bom(block, src, stats)
+                    offset = 3 if str(src) in stats.bom else 0
                 raw = carry + block
                 if not raw:
                     if open_line:  # the last line has no newline
@@ -420,6 +457,20 @@ def iter_pieces(
                     return
     except (gzip.BadGzipFile, zlib.error, EOFError, zipfile.BadZipFile) as e:
         raise CorpusError(f"{src} is a corrupt or truncated archive ({e}); re-create it") from e
+
+
+def _drop_bom(block: bytes, src: TextSource, stats: DecodeStats) -> bytes:
+    """The first line without a UTF-8 byte-order mark (EF BB BF, which some editors write
+    first); a UTF-16 one means the file is not UTF-8 at all."""
+    if block.startswith(b"\xef\xbb\xbf"):
+        stats.bom.add(str(src))
+        return block[3:]
+    if block[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise CorpusError(
+            f"{src} is UTF-16 text (it starts with a UTF-16 byte-order mark), not UTF-8; "
+            "convert it, e.g. iconv -f UTF-16 -t UTF-8 FILE > FILE.utf8.txt"
+        )
+    return block
 
 
 def _utf8_cut(raw: bytes) -> int:

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lmpipe.lm.corpus import SPLITS, CorpusSource, DecodeStats, iter_pieces
-from lmpipe.lm.errors import CorpusError
+from lmpipe.lm.errors import CorpusError, WarehouseError
 from lmpipe.lm.fileio import atomic_path, atomic_write_text, file_lock, sha256_text
 from lmpipe.lm.tokenize import get_normalizer, get_tokenizer
 from lmpipe.lm.version import code_version
@@ -76,6 +76,7 @@ class IngestResult:
     splits: dict[str, SplitStats] = field(default_factory=dict)
     settings: dict[str, object] = field(default_factory=dict)
     seconds: float = 0.0
+    bom_files: int = 0  # files whose UTF-8 byte-order mark was dropped
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -115,6 +116,19 @@ def ingest(source: CorpusSource, settings: IngestSettings, wh: Warehouse) -> Ing
         result = _ingest(source, settings, wh, key)
         atomic_write_text(manifest, result.to_json())
     return result
+
+
+def stored_ingest(wh: Warehouse, corpus: str, tokenizer: str, key: str) -> IngestResult:
+    """The finished ingest of data key ``key`` (what a run's ``corpora`` row names)."""
+    manifest = wh.content_dir("tokens", corpus, tokenizer, key) / "manifest.json"
+    try:
+        text = manifest.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise WarehouseError(
+            f"the tokens of {corpus}/{tokenizer} (data key {key}) are gone from {wh.root}: "
+            "run the experiment again to re-create them"
+        ) from None
+    return _relocated(IngestResult.from_json(text), wh)
 
 
 def _relocated(result: IngestResult, wh: Warehouse) -> IngestResult:
@@ -205,6 +219,7 @@ def _ingest(
         splits={s: st for s, st in stats.items() if st.lines},
         settings=asdict(settings),
         seconds=time.perf_counter() - t0,
+        bom_files=len(decode.bom),
     )
 
 

@@ -12,7 +12,7 @@ from prefect.tasks import exponential_backoff
 
 from lmpipe.lm.errors import DownloadError
 from lmpipe.lm.ingest import IngestResult
-from lmpipe.lm.steps import counts, ingest, neural, ngram
+from lmpipe.lm.steps import counts, ingest, mixture, neural, ngram
 from lmpipe.lm.steps.home import Home
 from lmpipe.tasks import serial
 from lmpipe.tasks.caching import ContentKey
@@ -120,7 +120,9 @@ def train_score_neural(
     generation: dict[str, Any],
     mode: str = "resume",
     threads: int | None = None,
+    splits: list[str] | None = None,
 ) -> dict[str, Any]:
+    """``splits``: the splits scored (default valid and test; a tuning candidate: valid)."""
     logger = get_run_logger()
     total = settings.get("epochs") or 0
     label = training_label(settings["arch"], ing["corpus"], ing["tokenizer"])
@@ -153,6 +155,34 @@ def train_score_neural(
         on_epoch=on_epoch,
         mode=mode,
         threads=threads,
+        splits=tuple(splits or ("valid", "test")),
     )
     update_progress_artifact(progress, 100.0)
+    return result
+
+
+# What a mixture task takes of each component's result: enough to name it, find its token
+# scores and add up its cost (not its curves or samples).
+COMPONENT_FIELDS = ("family", "model", "method", "n", "model_key", "parameters", "train_seconds")
+
+
+def component(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: result.get(k) for k in COMPONENT_FIELDS}
+
+
+@task(
+    name="mix",
+    task_run_name="mix {ing[corpus]} ({ing[tokenizer]})",
+    cache_policy=ContentKey(),
+    tags=["mixture"],
+)
+def mix_models(
+    home: dict[str, Any], ing: dict[str, Any], components: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Interpolate stored models of one corpus (``component`` of each one's result)."""
+    result = mixture.mix_models(Home.from_dict(home), _ing(ing), components)
+    get_run_logger().info(
+        "mixture %s on %s: weights %s", result["model"], ing["corpus"],
+        ", ".join(f"{w:.3f}" for w in result["params"]["weights"]),
+    )  # fmt: skip
     return result

@@ -253,6 +253,55 @@ def test_replaced_bytes_are_counted_and_reported(tmp_path, ok, home):
     assert out["n"] == 9 and out["perplexity"] > 1 and out["tokens"] == 12
 
 
+def test_a_utf8_byte_order_mark_is_dropped_and_said(tmp_path, ok, home):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("the cat sat\nthe dog\n", encoding="utf-8")
+    marked = tmp_path / "marked.txt"
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    a, b = (
+        lmpipe("ngram", "--train", t, "--test", ok, "--order", "2", "--smoothing", "add-k",
+               "--json", home=home / t.stem)
+        for t in (plain, marked)
+    )  # fmt: skip
+    assert a.returncode == b.returncode == 0, a.stderr + b.stderr
+    assert json.loads(a.stdout)["perplexity"] == json.loads(b.stdout)["perplexity"]
+    assert "byte-order mark" in b.stderr and "byte-order mark" not in a.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_pipe_or_a_device_is_refused_at_once(tmp_path, ok, home, kind):
+    if kind == "fifo":
+        special = tmp_path / "pipe"
+        os.mkfifo(special)
+    else:
+        special = Path("/dev/zero")
+    r = lmpipe("ngram", "--train", special, "--test", ok, "--order", "2", "--smoothing", "add-k",
+               home=home, timeout=30)  # fmt: skip
+    assert_one_line_error(r, "not a regular file", str(special))
+
+
+def test_symlink_loops_and_duplicate_links_read_each_file_once(tmp_path, ok, home):
+    d = tmp_path / "corpus"
+    (d / "sub").mkdir(parents=True)
+    text = "the cat sat\nthe dog sat down\na cat\nthe cat sat down\n"
+    (d / "sub" / "a.txt").write_text(text, encoding="utf-8")
+    (d / "sub" / "loop").symlink_to(d)  # a folder that contains itself
+    (d / "sub" / "again.txt").symlink_to(d / "sub" / "a.txt")
+    ppl = {}
+    for name, spec in (("file", d / "sub" / "a.txt"), ("glob", f"{d}/**/*.txt"), ("folder", d)):
+        r = lmpipe("ngram", "--train", spec, "--test", ok, "--order", "2", "--smoothing",
+                   "add-k", "--json", home=home / name, timeout=60)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        ppl[name] = json.loads(r.stdout)["perplexity"]
+    assert ppl["glob"] == ppl["file"] == ppl["folder"]
+
+
+def test_utf16_text_is_named(tmp_path, ok, home):
+    utf16 = tmp_path / "wide.txt"
+    utf16.write_bytes("the cat sat\nthe dog\n".encode("utf-16"))  # with its BOM
+    assert_one_line_error(ngram(utf16, ok, home), "UTF-16", "wide.txt", "iconv")
+
+
 def test_bytes_replaced_are_counted_once_for_a_single_text(tmp_path):
     from lmpipe.lm.corpus import resolve_files
     from lmpipe.lm.ingest import IngestSettings, ingest
@@ -398,6 +447,15 @@ def test_unknown_corpus(home):
         ("[neural]\nhiden = 3\n", ["neural.hiden", "unknown key (a typo?)"]),
         ('corpora = ["../x"]\n', ["'../x'", "not a plain name"]),
         ("corpora = [\n", ["not valid TOML"]),
+        (
+            '[[corpora]]\nname = "x"\npath = "a.txt"\ntrain = "b.txt"\ntest = "c.txt"\n',
+            ["corpus 'x'", "not both"],
+        ),
+        (
+            "[neural]\nembed = 64\nhidden = 32\n",
+            ["tied weights need embed == hidden", "embed=64, hidden=32"],
+        ),
+        ("[neural.overrides.gur]\nhidden = 8\n", ["gur"]),
     ],
 )
 def test_bad_config_files(tmp_path, home, toml, words):

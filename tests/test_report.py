@@ -16,11 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from lmpipe.lm import report as rep
+from lmpipe.lm.report import text as rep_text
 from lmpipe.lm.warehouse import Warehouse, rebuild_database, write_parquet
 
 EXPERIMENT = "default"
@@ -101,6 +103,75 @@ def _result_row(
     }
 
 
+MIX_WEIGHTS = (0.4, 0.6)  # mkn n=3, gru
+
+
+def _mixture_row(corpus: str, split: str, run: str) -> dict[str, Any]:
+    """The mixture of mkn n=3 and gru, 3 % below the better of the two."""
+    ngram = _result_row(corpus, "ngram", "mkn", 3, split, run)
+    gru = _result_row(corpus, "neural", "gru", None, split, run)
+    best = min(ngram, gru, key=lambda r: r["perplexity"])
+    ppl = 0.97 * best["perplexity"]
+    tokens, nbytes = best["tokens"], best["bytes"]
+    nats = math.log(ppl) * tokens
+    parts = [(ngram, "mkn3", MIX_WEIGHTS[0]), (gru, "gru", MIX_WEIGHTS[1])]
+    return {
+        **best,
+        "family": "mixture",
+        "model": "mkn3+gru",
+        "method": "linear",
+        "n": None,
+        "nats": nats,
+        "perplexity": ppl,
+        "perplexity_excluding_oov": 0.97
+        * min(ngram["perplexity_excluding_oov"], gru["perplexity_excluding_oov"]),
+        "bits_per_token": nats / math.log(2) / tokens,
+        "bits_per_byte": nats / math.log(2) / nbytes,
+        "parameters": NEURAL["gru"] + 1000,
+        "train_seconds": gru["train_seconds"] + ngram["train_seconds"],
+        "tokens_per_second": None,
+        "epochs": None,
+        "model_key": f"{corpus}-mix",
+        "settings_json": json.dumps(
+            {
+                "components": [
+                    {"model_key": r["model_key"], "model": name, "family": r["family"],
+                     "weight": w}
+                    for r, name, w in parts
+                ],
+                "weights": list(MIX_WEIGHTS),
+            }
+        ),
+    }  # fmt: skip
+
+
+def fake_scores(corpus: str) -> dict[str, np.ndarray]:
+    """Made-up test-split log-probabilities of mkn n=3, gru and lstm (a fixed seed)."""
+    rng = np.random.default_rng(7)
+    n = SPLIT_TOKENS["test"]
+    return {
+        model: np.log(rng.uniform(0.01, 0.9, n)) for model in ("mkn-3", "gru-None", "lstm-None")
+    }
+
+
+def fake_ids(corpus: str) -> np.ndarray:
+    """The test split's ids: the corpus's own tokens (4..), with an EOS every 10 tokens."""
+    words = CORPORA[corpus][1]
+    ids = 4 + np.arange(SPLIT_TOKENS["test"]) % len(words)
+    ids[9::10] = 2
+    return ids.astype(np.int32)
+
+
+def _write_token_scores(wh: Warehouse, corpus: str) -> None:
+    from lmpipe.lm.metrics import TokenScores
+    from lmpipe.lm.warehouse.token_scores import write_token_scores
+
+    ids = fake_ids(corpus)
+    for model, lp in fake_scores(corpus).items():
+        scores = TokenScores(logprob=lp, oov=np.zeros(lp.size, dtype=bool))
+        write_token_scores(wh, corpus, "char", f"{corpus}-{model}", "test", ids, scores)
+
+
 def _write_content(wh: Warehouse, corpus: str) -> None:
     """Vocabulary and n-gram counts of orders 1..3 (ids 4.. are the corpus's own tokens)."""
     key, words, _ = CORPORA[corpus]
@@ -166,6 +237,7 @@ def _write_run(
                 for n in (1, 2, 3)
             ]
             rows["results"] += [_result_row(corpus, "neural", m, None, split, run) for m in NEURAL]
+            rows["results"].append(_mixture_row(corpus, split, run))
         for model in NEURAL:
             base = {
                 "corpus": corpus,
@@ -223,6 +295,7 @@ def build_warehouse(home: Path) -> Warehouse:
     wh = Warehouse.at_home(home)
     for corpus in CORPORA:
         _write_content(wh, corpus)
+    _write_token_scores(wh, "timemachine")
     day = datetime(2026, 1, 1, 8, 30, tzinfo=UTC)
     _write_run(wh, PREV, EXPERIMENT, day, list(CORPORA))
     _write_run(wh, CUR, EXPERIMENT, day + timedelta(days=1), list(CORPORA))
@@ -384,7 +457,7 @@ def _headline_best(
         if r["corpus"] == corpus
         and r["split"] == "test"
         and r["method"] != "stupid-backoff"
-        and family in (None, r["family"])
+        and (r["family"] == family if family else r["family"] != "mixture")
     ]
     return min(rows, key=lambda r: r[column])
 
@@ -462,6 +535,7 @@ def test_changes_against_the_previous_run_are_marked(wh, md):
         "mkn n=2": "better",
         "mkn n=3": "better",
         "gru": "worse",
+        "mkn3+gru": "worse",  # 3 % below the better of its two
     }
     # the rest did not move (mle n=3 is inf in both runs); stupid backoff is in no comparison
     assert "Unchanged: mle n=1, mle n=2, mle n=3, add-k n=1, add-k n=2, add-k n=3, lstm." in text
@@ -509,7 +583,8 @@ def reports(wh: Warehouse, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_rewrite_is_byte_identical_and_links_resolve(wh, reports):
     first = _digests(reports)
     assert {"default/latest.md", f"default/2026-01-02-{CUR}/ngram-jaychou-char.png"} <= set(first)
-    assert sum(name.endswith(".png") for name in first) == 6
+    # zipf, ngram, curves, size and time of each corpus; wins of timemachine (its token scores)
+    assert sum(name.endswith(".png") for name in first) == 11
     for name in first:
         (reports / name).unlink()
     rep.write_report(wh, reports, CUR)
@@ -519,7 +594,7 @@ def test_rewrite_is_byte_identical_and_links_resolve(wh, reports):
         reports / EXPERIMENT / "latest.md",
     ):
         links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md_path.read_text(encoding="utf-8"))
-        assert len(links) == 6 and all((md_path.parent / link).is_file() for link in links)
+        assert len(links) == 11 and all((md_path.parent / link).is_file() for link in links)
 
 
 def test_latest_points_at_the_newest_run_of_the_experiment(wh, reports, monkeypatch):
@@ -539,7 +614,7 @@ def test_figures_are_labelled_with_one_colour_per_model(wh):
 
     data = rep.load_run(wh, CUR)
     _, figs = rep.render(data)
-    assert {f.kind for f in figs} == {"zipf", "ngram", "curves"}
+    assert {f.kind for f in figs} == {"zipf", "ngram", "curves", "wins", "size", "time"}
     seen: dict[str, str] = {}
     for f in figs:
         fig, ax = plt.subplots()
@@ -547,7 +622,7 @@ def test_figures_are_labelled_with_one_colour_per_model(wh):
         assert f.corpus in ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
         for line in ax.get_lines():
             model = line.get_label().split(" ")[0]
-            if f.kind != "zipf":
+            if f.kind in ("ngram", "curves"):
                 assert line.get_color() == rep.model_color(model)
                 seen.setdefault(model, line.get_color())
                 assert seen[model] == line.get_color()
@@ -565,3 +640,79 @@ def test_model_colours_are_distinct_and_stable():
     colours = [rep.model_color(m) for m in rep.MODEL_ORDER]
     assert len(set(colours)) == len(colours)
     assert rep.model_color("my-model") == rep.model_color("my-model")
+
+
+def test_the_best_mixture_is_in_the_headline_with_its_gain(wh, md):
+    for corpus, column in (("timemachine", "perplexity"), ("jaychou", "perplexity_excluding_oov")):
+        text = section(md, f"## {corpus} (char tokens)")
+        mix = _headline_best(wh, corpus, column, "mixture")
+        part = min(
+            (
+                result(wh, CUR, corpus, "mkn", 3, "test"),
+                result(wh, CUR, corpus, "gru", None, "test"),
+            ),
+            key=lambda r: r[column],
+        )
+        m = re.search(
+            r"\*\*Best mixture: (.+?)\*\* \(weights mkn3 ([\d.]+), gru ([\d.]+), fit on "
+            r"validation\), test perplexity(?: excluding OOV)? ([\d.,]+), ([\d.]+) % below its "
+            r"best component, (.+?)\.",
+            text,
+        )
+        assert m, text[:900]
+        assert m.group(1) == "mkn3+gru" and (num(m.group(2)), num(m.group(3))) == MIX_WEIGHTS
+        assert num(m.group(4)) == pytest.approx(mix[column], abs=5e-4)
+        assert num(m.group(5)) == pytest.approx(100 * (1 - mix[column] / part[column]), abs=0.05)
+        assert m.group(6) == _label(part)
+        (table,) = tables(section(text, "### Mixtures"))
+        assert [r["mixture"] for r in table] == ["mkn3+gru"]
+        assert table[0]["weights"] == "mkn3 0.40, gru 0.60" and table[0]["gain"] == "3.0 %"
+
+
+def test_where_each_family_wins_is_computed_from_the_token_scores(wh, md):
+    text = section(md, "### Where each family wins (mkn n=3 against the neural models)")
+    (buckets, *positions) = tables(text)
+    scores = fake_scores("timemachine")
+    ids = fake_ids("timemachine")
+    counts = np.array([0, 0, 0, 0, 50, 49, 48, 47, 46])[ids]  # the vocabulary's training counts
+    headers = [h for h in buckets[0] if h != "model"]
+    seen = 0
+    for h in headers:
+        m = re.fullmatch(
+            r"(rare|medium|frequent) \(seen ([\d,]+)(?:–([\d,]+))?×; ([\d,]+) tokens\)", h
+        )
+        assert m, h
+        low, high = int(m.group(2)), int(m.group(3) or m.group(2))
+        mask = (counts >= low) & (counts <= high)
+        assert mask.sum() == num(m.group(4))
+        seen += int(mask.sum())
+        for row in buckets:
+            diff = scores[f"{row['model']}-None"][mask] - scores["mkn-3"][mask]
+            gain, share = re.fullmatch(r"([+-][\d.]+) \((\d+) %\)", row[h]).groups()
+            assert float(gain) == pytest.approx(diff.mean(), abs=5e-4)
+            assert int(share) == round(100 * (diff > 0).mean())
+    assert seen == SPLIT_TOKENS["test"]  # the buckets cover every test token once
+    # the positions where gru (the better neural model) most out-predicts mkn n=3, and back
+    diff = scores["gru-None"] - scores["mkn-3"]
+    for table, order in zip(positions, (np.argsort(-diff), np.argsort(diff)), strict=True):
+        assert [int(num(r["position"])) for r in table] == order[: len(table)].tolist()
+        for r in table:
+            pos = int(num(r["position"]))
+            assert num(r["p gru"]) == pytest.approx(math.exp(scores["gru-None"][pos]), abs=5e-5)
+            assert num(r["p mkn n=3"]) == pytest.approx(math.exp(scores["mkn-3"][pos]), abs=5e-5)
+
+
+def test_text_from_a_corpus_or_a_model_is_never_markup(wh):
+    """A sample or prefix holding HTML, an image link, emphasis or a carriage return is shown
+    literally: no live HTML, no remote image, no broken table row."""
+    data = rep.load_run(wh, CUR)
+    evil = "<script>alert(1)</script> ![x](http://example.com/x.png) *bold* a\rb | c"
+    data.samples.loc[data.samples.index[0], "text"] = evil
+    data.samples.loc[data.samples.index[0], "prefix"] = "<img src=x>"
+    text, _ = rep.render(data)
+    assert "<script>" not in text and "<img" not in text
+    assert "![x](http" not in text and "*bold*" not in text
+    assert "\r" not in text
+    assert "&lt;script&gt;" in text and "a␍b \\| c" in text
+    for bad, shown in (("a\x00b", "a␀b"), ("tab\there", "tab␉here"), ("x\x7f", "x␡")):
+        assert rep_text.cell(bad) == shown and rep_text.code(bad) == f"`{shown}`"

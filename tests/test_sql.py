@@ -31,6 +31,7 @@ DUCK_TYPES = {
     pa.int32(): "INTEGER",
     pa.int64(): "BIGINT",
     pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
     pa.timestamp("us", tz="UTC"): "TIMESTAMP WITH TIME ZONE",
 }
 
@@ -185,8 +186,8 @@ def test_cli_prints_the_chosen_format(home):
     )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == [
-        {"corpus": "jaychou", "n": 56},
-        {"corpus": "timemachine", "n": 84},
+        {"corpus": "jaychou", "n": 60},
+        {"corpus": "timemachine", "n": 90},
     ]
     r = lmpipe_sql(home, "--format", "xml", "select 1")
     assert r.returncode != 0 and "choose one of: table, csv, json, markdown" in r.stderr
@@ -247,7 +248,9 @@ def test_nothing_but_one_read_statement_runs(home, query):
     with pytest.raises(WarehouseError):
         run_query(Warehouse.at_home(home), query)
     _, rows = run_query(Warehouse.at_home(home), "select count(*) from results")
-    assert rows == [(2 * 2 * (4 * 3 + 2) * 2 + (4 * 3 + 2) * 2,)]
+    # 2 runs x 2 corpora and a run of 1, each (4 methods x 3 orders + 2 neural + 1 mixture)
+    # x 2 splits
+    assert rows == [(2 * 2 * (4 * 3 + 2 + 1) * 2 + (4 * 3 + 2 + 1) * 2,)]
 
 
 ESCAPES = [

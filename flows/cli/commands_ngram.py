@@ -23,7 +23,7 @@ from lmpipe.flows.cli.common import (
     step_flow,
     validated,
 )
-from lmpipe.flows.cli.output import corpus_spec, note_replaced, print_scores
+from lmpipe.flows.cli.output import corpus_spec, note_bom, note_replaced, print_scores
 from lmpipe.lm.config import NgramConfig, VocabConfig
 from lmpipe.lm.errors import ConfigError
 from lmpipe.lm.ngram.registry import MAX_ORDER, METHODS
@@ -32,6 +32,17 @@ VOCAB_OPTIONS = ("min_freq", "normalize", "encoding_errors")
 TrainOpt = Annotated[
     str | None,
     typer.Option("--train", help="Training text (file, folder or glob; .gz/.zip fine)."),
+]
+TextOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--text",
+        help="One text (file, folder or glob) split by lines 80/10/10 into train, valid and test.",
+    ),
+]
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", help="The corpus's name in the warehouse (default: the file's name)."),
 ]
 CorpusOpt = Annotated[
     str | None, typer.Option("--corpus", help="A registry corpus and its splits instead of files.")
@@ -64,6 +75,8 @@ def ngram(
         str | None, typer.Option("--valid", help="Validation text (optional).")
     ] = None,
     corpus: CorpusOpt = None,
+    text: TextOpt = None,
+    name: NameOpt = None,
     tokenizer: TokenizerOpt = None,
     no_discount_fallback: Annotated[
         bool,
@@ -106,7 +119,7 @@ def ngram(
             f"--engine duckdb estimates mkn models of order 2 or more, not {smoothing} of order "
             f"{order}: drop --engine (it runs in memory)"
         )
-    spec, tok = corpus_spec(corpus, train, valid, test, tokenizer)
+    spec, tok = corpus_spec(corpus, train, valid, test, tokenizer, text, name)
     h = home_of(home, debug, True, corpora_dir, spill_dir)
     clean_debris(h)
     limit = parse_size(ng.memory_limit) if ng.memory_limit else None
@@ -129,6 +142,7 @@ def ngram(
         engine=ng.engine, memory_limit=limit, arpa_out=arpa,
     )  # fmt: skip
     note_replaced(job.ing.corpus, job.ing.replaced)
+    note_bom(job.ing.corpus, job.ing.bom_files)
     print_scores(
         job.ing.corpus, job.ing.tokenizer, job.result, job.run_id, json_out, job.ing.replaced, arpa
     )

@@ -7,7 +7,13 @@ from typing import Annotated, Any
 
 import typer
 
-from lmpipe.flows.cli.commands_ngram import VOCAB_OPTIONS, CorpusOpt, PrefectOpt
+from lmpipe.flows.cli.commands_ngram import (
+    VOCAB_OPTIONS,
+    CorpusOpt,
+    NameOpt,
+    PrefectOpt,
+    TextOpt,
+)
 from lmpipe.flows.cli.common import (
     CorporaDirOpt,
     DebugOpt,
@@ -21,7 +27,7 @@ from lmpipe.flows.cli.common import (
     step_flow,
     validated,
 )
-from lmpipe.flows.cli.output import corpus_spec, note_replaced, print_scores
+from lmpipe.flows.cli.output import corpus_spec, note_bom, note_replaced, print_scores
 from lmpipe.lm.config import GenerationConfig, VocabConfig
 from lmpipe.lm.errors import ConfigError
 from lmpipe.lm.neural.config import TRAIN_FIELDS, TrainConfig
@@ -31,13 +37,17 @@ from lmpipe.lm.neural.registry import ARCHS
 TRAIN_OPTIONS = tuple(f for f in TRAIN_FIELDS if f not in ("eval_window",))
 
 
-def train_config(arch: str, given: dict[str, Any]) -> TrainConfig:
-    """The training ``lmpipe train`` runs: exactly the experiment's for this architecture
-    (``TrainConfig.for_arch``), with the options given on top."""
+def train_config(arch: str, given: dict[str, Any], corpus: str | None) -> TrainConfig:
+    """The training ``lmpipe train`` runs: exactly the experiment's for this architecture and
+    corpus (``TrainConfig.for_arch`` with a registry corpus's own settings), with the options
+    given on top."""
     from pydantic import ValidationError
 
+    from lmpipe.lm.corpus import load_registry
+
+    entry = load_registry().get(corpus) if corpus else None
     try:
-        return TrainConfig.for_arch(arch, given)
+        return TrainConfig.for_arch(arch, given, entry.neural if entry else None)
     except ConfigError as e:
         cause = e.__cause__
         message = option_message(cause) if isinstance(cause, ValidationError) else str(e)
@@ -50,6 +60,8 @@ def train_config(arch: str, given: dict[str, Any]) -> TrainConfig:
 def train_cmd(
     arch: Annotated[str, typer.Option("--arch", help=", ".join(ARCHS) + ".")] = "gru",
     corpus: CorpusOpt = None,
+    text: TextOpt = None,
+    name: NameOpt = None,
     train: Annotated[
         str | None, typer.Option("--train", help="Training text instead of --corpus.")
     ] = None,
@@ -78,9 +90,9 @@ def train_cmd(
     from lmpipe.lm.steps.jobs import DIRECT, train_job
 
     given = given or {}
-    settings = train_config(arch, {k: v for k, v in given.items() if k in TRAIN_OPTIONS})
+    settings = train_config(arch, {k: v for k, v in given.items() if k in TRAIN_OPTIONS}, corpus)
     vocab = validated(VocabConfig, {k: v for k, v in given.items() if k in VOCAB_OPTIONS})
-    spec, tok = corpus_spec(corpus, train, valid, test, tokenizer)
+    spec, tok = corpus_spec(corpus, train, valid, test, tokenizer, text, name)
     if resume and force:
         raise ConfigError("give --resume or --force, not both")
     h = home_of(home, debug, True, corpora_dir)
@@ -113,6 +125,7 @@ def train_cmd(
         mode=mode, on_epoch=progress,
     )  # fmt: skip
     note_replaced(job.ing.corpus, job.ing.replaced)
+    note_bom(job.ing.corpus, job.ing.bom_files)
     print_scores(job.ing.corpus, job.ing.tokenizer, job.result, job.run_id, json_out)
 
 

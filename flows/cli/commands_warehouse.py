@@ -115,3 +115,70 @@ def check(
             typer.echo(line)
     if report_.problems and not repair:
         raise typer.Exit(1)
+
+
+@app.command()
+def mix(
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run", help="Run whose models to mix (default: the newest run of an experiment)."
+        ),
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            help="A model to mix, as mixtures name them (mkn5, kn3, gru) or its model key; "
+            "twice or more [default: the best n-gram model with each neural model, and with "
+            "all of them].",
+        ),
+    ] = None,
+    corpus: Annotated[
+        str | None, typer.Option("--corpus", help="Only this corpus of the run.")
+    ] = None,
+    json_out: JsonOpt = False,
+    home: HomeOpt = Path("."),
+    debug: DebugOpt = False,
+) -> None:
+    """Interpolate stored models of a run (weights by EM on validation); recorded as a new run."""
+    from datetime import UTC, datetime
+
+    from lmpipe.lm import report as rep
+    from lmpipe.lm.steps.mixture import mix_run
+    from lmpipe.lm.steps.record import new_run_id, record_run
+
+    h = home_of(home, debug)
+    started = datetime.now(UTC)
+    source = run_id or rep.newest_run(h.warehouse, kinds=("benchmark",))
+    if model is not None and len(model) == 1:
+        raise ConfigError("--model: give two or more models to mix (or none for the defaults)")
+    mixed = mix_run(h, source, model or (), corpus)
+    new = new_run_id(started)
+    config = {"source_run": source, "models": model or [], "corpus": corpus}
+    ingests = list({ing.key + ing.tokenizer: ing for ing, _ in mixed}.values())
+    record_run(h.warehouse, new, f"mix-{source}", "mix", config, started, ingests, mixed)
+    rows = [
+        {
+            "corpus": ing.corpus,
+            "tokenizer": ing.tokenizer,
+            "mixture": r["model"],
+            "weights": {p["model"]: round(p["weight"], 6) for p in r["params"]["components"]},
+            **{f"{s}_perplexity": r["metrics"][s]["perplexity"] for s in r["metrics"]},
+            "model_key": r["model_key"],
+        }
+        for ing, r in mixed
+        if r["family"] == "mixture"
+    ]
+    if json_out:
+        emit_json({"run_id": new, "source_run": source, "mixtures": rows})
+        return
+    for r in rows:
+        weights = ", ".join(f"{k} {v:.3f}" for k, v in r["weights"].items())
+        ppl = ", ".join(
+            f"{s} ppl {r[f'{s}_perplexity']:.3f}"
+            for s in ("valid", "test")
+            if f"{s}_perplexity" in r
+        )
+        typer.echo(f"{r['corpus']}/{r['tokenizer']} {r['mixture']}: {ppl} (weights {weights})")
+    typer.echo(f"run {new} recorded (lmpipe sql \"select * from results where run_id = '{new}'\")")

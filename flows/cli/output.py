@@ -25,13 +25,26 @@ def corpus_spec(
     valid: str | None,
     test: str | None,
     tokenizer: str | None,
+    text: str | None = None,
+    name: str | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """The corpus (registry name or explicit files) as a config entry, and its tokenizer
-    (default: the registry corpus's own, else ``whitespace``)."""
-    if corpus and (train or test):
-        raise ConfigError("give either --corpus NAME or --train/--test files, not both")
-    if corpus:
-        spec: dict[str, Any] = {"name": corpus}
+    """The corpus (registry name, one text split 80/10/10, or explicit split files) as a config
+    entry, and its tokenizer (default: the registry corpus's own, else ``whitespace``). Files
+    are named ``name`` in the warehouse (default: after the file)."""
+    if sum(bool(x) for x in (corpus, text, train or test)) > 1:
+        raise ConfigError("give one of --corpus NAME, --text FILE or --train/--test files")
+    if name is not None:
+        from lmpipe.lm.corpus import check_name
+
+        if corpus:
+            raise ConfigError(
+                "--name names a corpus given as files; a registry corpus keeps its own"
+            )
+        check_name(name)
+    if text:
+        spec: dict[str, Any] = {"name": name or _own_corpus_name(text), "path": text}
+    elif corpus:
+        spec = {"name": corpus}
         if tokenizer is None:
             from lmpipe.lm.corpus import check_name, load_registry
 
@@ -39,14 +52,24 @@ def corpus_spec(
             entry = load_registry().get(corpus)
             tokenizer = entry.tokenizer if entry else "char"
     elif train and test:
-        spec = {"name": _own_corpus_name(train), "train": train, "valid": valid, "test": test}
+        spec = {"name": name or _own_corpus_name(train), "train": train, "valid": valid,
+                "test": test}  # fmt: skip
     else:
-        raise ConfigError("give --corpus NAME, or --train FILE and --test FILE")
+        raise ConfigError("give --corpus NAME, --text FILE, or --train FILE and --test FILE")
     from lmpipe.lm.tokenize import get_tokenizer
 
     tokenizer = tokenizer or "whitespace"
     get_tokenizer(tokenizer)
     return spec, tokenizer
+
+
+def note_bom(corpus: str, files: int) -> None:
+    if files:
+        typer.echo(
+            f"lmpipe: note: corpus {corpus!r}: dropped the UTF-8 byte-order mark at the start of "
+            f"{files} file(s)",
+            err=True,
+        )
 
 
 def note_replaced(corpus: str, replaced: int) -> None:

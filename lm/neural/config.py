@@ -21,8 +21,14 @@ SCRATCH_ARCHS: tuple[str, ...] = tuple(a.name for a in ARCHITECTURES.values() if
 
 # Fields that may differ between a checkpoint and the run resuming it: they change when or where
 # training stops or runs, never what one epoch computes. A training is found again (to resume or
-# extend it) whatever their values.
+# extend it) whatever their values. Under the cosine schedule the epoch count and the budget set
+# every update's learning rate, so there only the device may change.
 RESUMABLE_CHANGES: frozenset[str] = frozenset({"epochs", "max_minutes", "device"})
+
+
+def resumable_changes(settings: dict[str, Any]) -> frozenset[str]:
+    """The settings a checkpoint of ``settings`` can be resumed or extended across."""
+    return RESUMABLE_CHANGES if settings.get("schedule") != "cosine" else frozenset({"device"})
 
 
 class TrainSettings(BaseModel):
@@ -37,29 +43,31 @@ class TrainSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
-    embed: int = Field(128, ge=1, description="embedding size (torch models)")
+    embed: int | None = Field(
+        None, ge=1, description="embedding size (torch models; none: the hidden size)"
+    )
     hidden: int = Field(256, ge=1, description="hidden units per layer")
     layers: int = Field(1, ge=1, description="recurrent layers")
     dropout: float = Field(
-        0.2, ge=0, lt=1, description="dropout between layers and before the output layer"
+        0.1, ge=0, lt=1, description="dropout between layers and before the output layer"
     )
     embed_dropout: float = Field(
         0.0, ge=0, lt=1, description="dropout on the embedded inputs (torch models)"
     )
-    tied: bool = Field(False, description="share the embedding with the output layer")
-    epochs: int | None = Field(10, ge=1, description="epochs (none: until the time budget)")
+    tied: bool = Field(True, description="share the embedding with the output layer")
+    epochs: int | None = Field(6, ge=1, description="epochs (none: until the time budget)")
     max_minutes: float | None = Field(None, gt=0, description="wall-clock budget in minutes")
-    seq_len: int = Field(64, ge=1, description="BPTT window in tokens")
-    batch_size: int = Field(32, ge=1, description="windows per minibatch")
+    seq_len: int = Field(32, ge=1, description="BPTT window in tokens")
+    batch_size: int = Field(16, ge=1, description="windows per minibatch")
     sampling: Literal["sequential", "random"] = Field(
         "sequential", description="sequential (state carried) or random windows (d2l)"
     )
     optimizer: Literal["sgd", "adam", "adamw"] = Field("adam", description="sgd, adam or adamw")
-    lr: float = Field(0.003, gt=0, description="learning rate")
-    clip: float | None = Field(1.0, gt=0, description="max global gradient norm")
+    lr: float = Field(0.004, gt=0, description="learning rate")
+    clip: float | None = Field(1.0, gt=0, description="max global gradient norm (0: none)")
     weight_decay: float = Field(0.0, ge=0, description="weight decay (L2; decoupled in adamw)")
     schedule: Literal["plateau", "cosine"] = Field(
-        "plateau", description="learning-rate schedule: plateau decay or cosine decay"
+        "cosine", description="learning-rate schedule: plateau decay or cosine decay"
     )
     warmup: int = Field(0, ge=0, description="updates of linear learning-rate warm-up")
     lr_decay: float = Field(
@@ -73,6 +81,12 @@ class TrainSettings(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto, cpu or cuda")
     amp: bool = Field(False, description="bf16 autocast on CUDA")
     eval_window: int = Field(256, ge=1, description="tokens per evaluation window (memory only)")
+
+    @field_validator("patience", "clip", mode="before")
+    @classmethod
+    def _zero_is_none(cls, v: Any) -> Any:
+        """0 means none (never stop early, no clipping): what a command-line option can say."""
+        return None if v == 0 else v
 
     @model_validator(mode="after")
     def _budget(self) -> TrainSettings:
@@ -106,11 +120,16 @@ class TrainConfig(TrainSettings):
         problem = ARCHITECTURES[self.arch].check(self)
         if problem:
             raise ValueError(problem)
-        if self.tied and self.embed != self.hidden:
+        if self.tied and self.embed_size != self.hidden:
             raise ValueError(
                 f"tied weights need embed == hidden; got embed={self.embed}, hidden={self.hidden}"
             )
         return self
+
+    @property
+    def embed_size(self) -> int:
+        """The embedding size: ``embed``, or the hidden size when it is not set."""
+        return self.embed or self.hidden
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump()
@@ -121,20 +140,26 @@ class TrainConfig(TrainSettings):
         return cls(**d)
 
     @staticmethod
-    def merged(arch: str, given: dict[str, Any] | None = None) -> dict[str, Any]:
+    def merged(
+        arch: str, given: dict[str, Any] | None = None, corpus: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """What ``arch`` is trained with, before validation: the defaults here, then the
-        architecture's own, then ``given`` (what a user set, in a config or on the command
-        line). A time budget given without an epoch count trains until the budget."""
+        corpus's own (``corpus``: what its registry entry or its experiment config says a
+        corpus of its size needs), then the architecture's own, then ``given`` (what a user
+        set, in a config or on the command line). A time budget given without an epoch count
+        trains until the budget."""
         given = dict(given or {})
         if given.get("max_minutes") is not None and "epochs" not in given:
             given["epochs"] = None
         own = ARCHITECTURES[arch].defaults if arch in ARCHITECTURES else {}
-        return {**own, **given, "arch": arch}
+        return {**(corpus or {}), **own, **given, "arch": arch}
 
     @classmethod
-    def for_arch(cls, arch: str, given: dict[str, Any] | None = None) -> TrainConfig:
+    def for_arch(
+        cls, arch: str, given: dict[str, Any] | None = None, corpus: dict[str, Any] | None = None
+    ) -> TrainConfig:
         """The validated settings of ``arch`` (:meth:`merged`)."""
-        return cls(**cls.merged(arch, given))
+        return cls(**cls.merged(arch, given, corpus))
 
 
 TRAIN_FIELDS: tuple[str, ...] = tuple(TrainSettings.model_fields)

@@ -33,7 +33,7 @@ def _torch(cell: str) -> Callable[[TrainConfig, int], LanguageModel]:
         from lmpipe.lm.neural.models_torch import TorchRNNLM
 
         return TorchRNNLM(
-            vocab_size, cell, config.embed, config.hidden, config.layers, config.dropout,
+            vocab_size, cell, config.embed_size, config.hidden, config.layers, config.dropout,
             config.tied, config.embed_dropout,
         )  # fmt: skip
 
@@ -48,6 +48,20 @@ def _one_layer_untied(config: TrainConfig) -> str | None:
     if config.embed_dropout:
         return f"{config.arch} has no embedding (one-hot inputs): embed_dropout must be 0"
     return None
+
+
+# d2l's recipe for its from-scratch models (one-hot inputs, N(0, 0.01) weights): plain SGD at
+# learning rate 1 with clipping; no embedding to tie or drop out. Adam at the torch models'
+# rate learns them no faster (benchmarks/neural_defaults.py: valid 8.5 against 8.0 for SGD).
+D2L: dict[str, Any] = {
+    "optimizer": "sgd",
+    "lr": 1.0,
+    "schedule": "plateau",
+    "lr_decay": 0.5,
+    "tied": False,
+    "embed_dropout": 0.0,
+    "dropout": 0.0,
+}
 
 
 @dataclass(frozen=True)
@@ -69,11 +83,11 @@ ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
         Architecture("rnn-scratch", "d2l's from-scratch RNN: one-hot inputs, tanh, one layer",
-                     "#c5b0d5", _scratch("rnn"), _one_layer_untied, from_scratch=True),
+                     "#c5b0d5", _scratch("rnn"), _one_layer_untied, D2L, from_scratch=True),
         Architecture("gru-scratch", "d2l's from-scratch GRU, one layer", "#98df8a",
-                     _scratch("gru"), _one_layer_untied, from_scratch=True),
+                     _scratch("gru"), _one_layer_untied, D2L, from_scratch=True),
         Architecture("lstm-scratch", "d2l's from-scratch LSTM, one layer", "#aec7e8",
-                     _scratch("lstm"), _one_layer_untied, from_scratch=True),
+                     _scratch("lstm"), _one_layer_untied, D2L, from_scratch=True),
         Architecture("rnn", "torch.nn.RNN (tanh) with embedding and decoder", "#9467bd",
                      _torch("rnn")),
         Architecture("rnn-relu", "torch.nn.RNN (ReLU) with embedding and decoder", "#393b79",

@@ -31,7 +31,7 @@ from lmpipe.lm.neural.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from lmpipe.lm.neural.config import RESUMABLE_CHANGES, TrainConfig
+from lmpipe.lm.neural.config import TrainConfig, resumable_changes
 from lmpipe.lm.neural.device import resolve_device
 from lmpipe.lm.neural.evaluation import evaluate, perplexity
 from lmpipe.lm.neural.factory import build_model
@@ -124,7 +124,8 @@ def _check_resumable(
     if ckpt["vocab_fingerprint"] != fingerprint or ckpt["vocab_size"] != vocab_size:
         raise CheckpointError(f"cannot resume {path}: it was trained on another vocabulary")
     old, new = ckpt["config"], config.as_dict()
-    changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k])
+    free = resumable_changes(new)
+    changed = sorted(k for k in new if k not in free and old.get(k) != new[k])
     if changed:
         diff = ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in changed)
         raise CheckpointError(f"cannot resume {path} with a different configuration ({diff})")

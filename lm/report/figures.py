@@ -61,14 +61,15 @@ def _draw_ngram(ax: Any, data: RunData, f: Figure) -> None:
     for m in in_model_order(ng["method"]):
         d = ng[ng["method"] == m].sort_values("n")
         ax.plot(d["n"], d[hl.column], marker=model_marker(m), color=model_color(m), label=m)
-    nn = test[test["family"] == "neural"]
-    for model in in_model_order(nn["model"]):
-        ax.axhline(
-            nn[nn["model"] == model][hl.column].iloc[0],
-            color=model_color(model),
-            linestyle="--",
-            label=f"{model} (neural)",
-        )
+    for family, style in (("neural", "--"), ("mixture", "-.")):
+        rows = test[test["family"] == family]
+        for model in in_model_order(rows["model"]):
+            ax.axhline(
+                rows[rows["model"] == model][hl.column].iloc[0],
+                color=model_color(model),
+                linestyle=style,
+                label=f"{model} ({family})",
+            )
     _perplexity_axis(ax, test[hl.column], hl.name)
     ax.set_xlabel("n-gram order n")
     ax.set_title(f"{f.corpus} ({f.tokenizer}): {hl.name} against n")
@@ -106,7 +107,74 @@ def _draw_curves(ax: Any, data: RunData, f: Figure) -> None:
     ax.set_xticks(sorted({int(e) for e in ep["epoch"]}))
 
 
-_DRAW = {"zipf": _draw_zipf, "ngram": _draw_ngram, "curves": _draw_curves}
+def _draw_wins(ax: Any, data: RunData, f: Figure) -> None:
+    from lmpipe.lm.report.compare import bucket_gains, frequency_buckets
+    from lmpipe.lm.report.load import compared_models
+
+    key = (f.corpus, f.tokenizer)
+    ngram, neural = compared_models(data.results, key)
+    scores = data.test_scores[key]
+    buckets = frequency_buckets(data.test_ids[key], data.vocab[key]["count"].to_numpy())
+    lp_ng = scores[str(ngram["model_key"])]
+    models = in_model_order([r["model"] for r in neural])
+    width = 0.8 / max(1, len(models))
+    for i, model in enumerate(models):
+        row = next(r for r in neural if r["model"] == model)
+        gains = bucket_gains(buckets, lp_ng, scores[str(row["model_key"])])
+        ax.bar(
+            np.arange(len(buckets)) + (i - (len(models) - 1) / 2) * width,
+            [g.mean_gain for g in gains],
+            width,
+            color=model_color(model),
+            label=model,
+        )
+    ax.axhline(0.0, color="#333333", linewidth=0.8)
+    ax.set_xticks(np.arange(len(buckets)))
+    ax.set_xticklabels([f"{b.name}\n(seen {count(b.low)}–{count(b.high)}×)" for b in buckets])
+    ax.set_xlabel("test tokens by their count in training (in thirds)")
+    ax.set_ylabel(f"mean ln p(neural) − ln p({ngram['method']} n={int(ngram['n'])}), nats")
+    ax.set_title(f"{f.corpus} ({f.tokenizer}): where the neural models win (above 0)")
+
+
+def _draw_cost(ax: Any, data: RunData, f: Figure) -> None:
+    """Test figure against size or training time, log x, the frontier as a step line."""
+    key = (f.corpus, f.tokenizer)
+    hl = headline(data, key)
+    column, xlabel = {
+        "size": ("parameters", "model size: n-grams stored or parameters (log scale)"),
+        "time": ("train_seconds", "training time in seconds (log scale)"),
+    }[f.kind]
+    test = ranked(of_corpus(data.results, key), hl.column)
+    test = test[(test[column].fillna(0) > 0) & np.isfinite(test[hl.column])]
+    markers = {"ngram": "o", "neural": "s", "mixture": "D"}
+    for family, rows in test.groupby("family", sort=False):
+        for model in in_model_order(rows["model"]):
+            d = rows[rows["model"] == model]
+            ax.scatter(d[column], d[hl.column], color=model_color(model),
+                       marker=markers.get(str(family), "o"), label=str(model), s=22)  # fmt: skip
+    pts = test.sort_values([column, hl.column])
+    frontier_x, frontier_y, best = [], [], math.inf
+    for x, y in zip(pts[column], pts[hl.column], strict=True):
+        if y < best:
+            best = y
+            frontier_x.append(x)
+            frontier_y.append(y)
+    ax.step(frontier_x, frontier_y, where="post", color="#888888", linewidth=0.8,
+            label="frontier")  # fmt: skip
+    ax.set_xscale("log")
+    _perplexity_axis(ax, test[hl.column], hl.name)
+    ax.set_xlabel(xlabel)
+    ax.set_title(f"{f.corpus} ({f.tokenizer}): {hl.name} against {f.kind}")
+
+
+_DRAW = {
+    "zipf": _draw_zipf,
+    "ngram": _draw_ngram,
+    "curves": _draw_curves,
+    "wins": _draw_wins,
+    "size": _draw_cost,
+    "time": _draw_cost,
+}
 
 
 def draw_figures(data: RunData, figs: list[Figure], out_dir: Path) -> list[Path]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from lmpipe.lm.report.commands import train_command
 from lmpipe.lm.report.figures import Figure
 from lmpipe.lm.report.load import TOP_NGRAMS, CorpusKey, RunData
 from lmpipe.lm.report.palette import UNNORMALISED, in_model_order
@@ -28,6 +29,9 @@ from lmpipe.lm.report.select import (
 from lmpipe.lm.report.text import cell, code, count, fmt, table
 
 RESERVED_TOKENS = 4  # <unk>, <s>, </s>, <pad> (lm.vocab.RESERVED)
+FAMILY_ORDER = {"ngram": 0, "neural": 1, "mixture": 2}
+TOP_TOKENS = 8  # positions listed where one family most out-predicts the other
+CONTEXT = {"char": 24}  # tokens of context shown before such a position (default 8 words)
 
 
 def render(data: RunData, fig_prefix: str = "") -> tuple[str, list[Figure]]:
@@ -63,7 +67,8 @@ def _cross_corpus(data: RunData) -> list[str]:
         res = of_corpus(data.results, key)
         test = of_corpus(data.splits, key)
         test = test[test["split"] == "test"]
-        best = [best_of(res, "bits_per_byte", family) for family in ("ngram", "neural")]
+        families = ("ngram", "neural", "mixture")
+        best = [best_of(res, "bits_per_byte", family) for family in families]
         row = [key[0], key[1], f"{100 * test['oov_rate'].iloc[0]:.2f} %" if not test.empty else "–"]
         for b in best:
             row += [label(b), fmt(b["bits_per_byte"], 4)] if b is not None else ["–", "–"]
@@ -85,6 +90,8 @@ def _cross_corpus(data: RunData) -> list[str]:
                 "n-gram bits/byte",
                 "best neural",
                 "neural bits/byte",
+                "best mixture",
+                "mixture bits/byte",
             ],
             [row for _, row in ranked],
         ),
@@ -98,6 +105,10 @@ def _corpus_section(data: RunData, key: CorpusKey, fp: str, figs: list[Figure]) 
     out += _zipf_section(data, key, fp, figs)
     out += _ngram_section(data, key, hl, fp, figs)
     out += _neural_section(data, key, hl, fp, figs)
+    out += _tune_section(data, key)
+    out += _mixture_section(data, key, hl)
+    out += _wins_section(data, key, fp, figs)
+    out += _cost_section(data, key, hl, fp, figs)
     out += _samples_section(data, key)
     out += _delta_section(data, key, hl)
     return out
@@ -105,14 +116,15 @@ def _corpus_section(data: RunData, key: CorpusKey, fp: str, figs: list[Figure]) 
 
 def _summary(data: RunData, key: CorpusKey, hl: Headline) -> list[str]:
     res = of_corpus(data.results, key)
-    best = best_of(res, hl.column)
+    single = res[res["family"] != "mixture"]
+    best = best_of(single, hl.column)
     if best is None:
         return ["No comparable model was evaluated on the test split.", ""]
     line = (
         f"**Best model: {label(best)}**, {hl.name} {fmt(best[hl.column])} "
         f"({fmt(best['bits_per_byte'], 4)} bits per byte over all tokens)"
     )
-    rival = best_of(res, hl.column, "neural" if best["family"] == "ngram" else "ngram")
+    rival = best_of(single, hl.column, "neural" if best["family"] == "ngram" else "ngram")
     if rival is not None:
         ratio = 100 * (rival[hl.column] / best[hl.column] - 1)
         line += (
@@ -120,7 +132,38 @@ def _summary(data: RunData, key: CorpusKey, hl: Headline) -> list[str]:
             f"{label(rival)}, has {fmt(rival[hl.column])}, {fmt(ratio, 1)} % higher "
             f"({fmt(rival['bits_per_byte'], 4)} bits per byte)"
         )
-    return [line + ".", ""]
+    out = [line + ".", ""]
+    mix = best_of(res, hl.column, "mixture")
+    if mix is not None:
+        part = _best_component(res, mix, hl.column)
+        gain = ""
+        if part is not None:
+            pct = 100 * (1 - mix[hl.column] / part[hl.column])
+            gain = (
+                f", {fmt(pct, 1)} % below its best component, {label(part)}"
+                if round(pct, 1) > 0
+                else f", no better than its best component, {label(part)}: the others add "
+                "nothing it does not know"
+            )
+        out += [
+            f"**Best mixture: {label(mix)}** ({_weights(mix)}, fit on validation), "
+            f"{hl.name} {fmt(mix[hl.column])}{gain}.",
+            "",
+        ]
+    return out
+
+
+def _weights(mix: Any) -> str:
+    """A mixture's weights as its report shows them: ``mkn5 0.41, gru 0.59``."""
+    parts = settings_of(mix).get("components", [])
+    return "weights " + ", ".join(f"{p['model']} {p['weight']:.2f}" for p in parts)
+
+
+def _best_component(res: pd.DataFrame, mix: Any, column: str) -> Any:
+    """The best of a mixture's components (by ``column`` on the same split)."""
+    keys = [p["model_key"] for p in settings_of(mix).get("components", [])]
+    rows = res[res["model_key"].isin(keys) & (res["split"] == mix["split"])]
+    return None if rows.empty else rows.sort_values(column).iloc[0]
 
 
 def _corpus_stats(data: RunData, key: CorpusKey) -> list[str]:
@@ -147,7 +190,8 @@ def _corpus_stats(data: RunData, key: CorpusKey) -> list[str]:
         ),
         f"Vocabulary: {count(c['vocab_size'])} entries ({RESERVED_TOKENS} reserved), from the "
         f"training split with min_freq {int(c['min_freq'])}; `<unk>` occurs "
-        f"{count(data.unk_train_count.get(key, 0))} times in training. Source `{c['origin']}`, "
+        f"{count(data.unk_train_count.get(key, 0))} times in training. "
+        f"Source {code(str(c['origin']))}, "
         f"sha256 `{str(c['sha256'])[:16]}…`.",
         "",
     ]
@@ -289,6 +333,7 @@ def _neural_section(
         "test bits/byte",
     ]
     out = ["### Neural models", "", *table(header, rows), *_zero_prob_note(nn)]
+    out += _commands(data, key, nn)
     if not of_corpus(data.epochs, key).empty:
         name = _figure(figs, "curves", key)
         out += [
@@ -297,6 +342,202 @@ def _neural_section(
             "",
         ]
     return out
+
+
+def _commands(data: RunData, key: CorpusKey, nn: pd.DataFrame) -> list[str]:
+    """Each neural row's ``lmpipe train`` command: run it to train the same model again."""
+    if data.run.get("kind") not in (None, "benchmark"):
+        return []
+    config = json.loads(data.run.get("config_json") or "{}")
+    c = of_corpus(data.corpora, key).iloc[0]
+    lines = []
+    for model in in_model_order(nn["model"]):
+        row = nn[(nn["model"] == model) & (nn["split"] == "test")]
+        if row.empty:
+            continue
+        settings = settings_of(row.iloc[0])
+        try:
+            cmd = train_command(key[0], key[1], int(c["min_freq"]), str(c["normalize"]),
+                                settings, config)  # fmt: skip
+        except (KeyError, ValueError):  # a run of older code: settings today's would refuse
+            continue
+        lines.append(cmd)
+    if not lines:
+        return []
+    return ["Each row again, with `lmpipe train` (the same settings, so the same model):", "",
+            "```bash", *lines, "```", ""]  # fmt: skip
+
+
+def _tune_section(data: RunData, key: CorpusKey) -> list[str]:
+    """The search behind each neural model: every candidate, the rung it reached, its
+    validation perplexity and its cost (successive halving, lmpipe.lm.config.TuneConfig)."""
+    cand = of_corpus(data.candidates, key)
+    if cand.empty:
+        return []
+    config = json.loads(data.run.get("config_json") or "{}")
+    searched = list(config.get("neural", {}).get("tune", {}).get("search", {}))
+    final = of_corpus(data.results, key)
+    rows = []
+    for model in in_model_order(cand["model"]):
+        chosen = final[(final["model"] == model) & (final["split"] == "valid")]
+        winner = settings_of(chosen.iloc[0]) if not chosen.empty else {}
+        mine = cand[cand["model"] == model].sort_values(["epochs", "perplexity"], kind="stable")
+        for _, r in mine.iterrows():
+            st = settings_of(r)
+            picked = winner and all(st.get(k) == winner.get(k) for k in searched)
+            rows.append(
+                [model, *(cell(str(st.get(k))) for k in searched), count(r["epochs"]),
+                 fmt(r["perplexity"]), fmt(r["train_seconds"], 1), "chosen" if picked else ""]
+            )  # fmt: skip
+    cost = float(cand["train_seconds"].sum())
+    return [
+        "### Tuning",
+        "",
+        f"Successive halving on the validation split ({count(len(cand))} candidate trainings, "
+        f"{fmt(cost, 0)} s in all); the chosen settings were then trained to the end and scored "
+        "on test once.",
+        "",
+        *table(["model", *searched, "epochs", "valid ppl", "train time (s)", ""], rows),
+    ]
+
+
+def _mixture_section(data: RunData, key: CorpusKey, hl: Headline) -> list[str]:
+    """Each mixture with its weights and what it gains over its best component."""
+    res = of_corpus(data.results, key)
+    mx = res[res["family"] == "mixture"]
+    if mx.empty:
+        return []
+    rows = []
+    for _, t in ranked(mx, hl.column).iterrows():
+        v = mx[(mx["model_key"] == t["model_key"]) & (mx["split"] == "valid")]
+        part = _best_component(res, t, hl.column)
+        rows.append(
+            [
+                label(t),
+                cell(_weights(t).removeprefix("weights ")),
+                fmt(v.iloc[0][hl.column]) if not v.empty else "–",
+                fmt(t[hl.column]),
+                label(part) if part is not None else "–",
+                f"{fmt(100 * (1 - t[hl.column] / part[hl.column]), 1)} %" if part is not None
+                else "–",
+                fmt(t["bits_per_byte"], 4),
+            ]
+        )  # fmt: skip
+    valid_name = hl.name.replace("test", "valid")
+    return [
+        "### Mixtures",
+        "",
+        "Linear interpolation p = Σ λ_j p_j of the best n-gram model (by validation perplexity) "
+        "with each neural model, and with all of them, on exactly the same tokens; the weights "
+        "maximise the validation likelihood (EM, as SRILM's compute-best-mix), so test is not "
+        "looked at. A mixture's gain over its best component is what the models know that the "
+        "others do not.",
+        "",
+        *table(
+            ["mixture", "weights", valid_name, hl.name, "best component", "gain", "test bits/byte"],
+            rows,
+        ),  # fmt: skip
+    ]
+
+
+def _wins_section(data: RunData, key: CorpusKey, fp: str, figs: list[Figure]) -> list[str]:
+    """Where each neural model beats the best n-gram model, by training frequency of the
+    token, and the test positions where either most out-predicts the other."""
+    from lmpipe.lm.report.compare import bucket_gains, frequency_buckets, top_positions
+    from lmpipe.lm.report.load import compared_models
+
+    scores = data.test_scores.get(key)
+    ngram, neural = compared_models(data.results, key)
+    if not scores or ngram is None or key not in data.vocab:
+        return []
+    ids = data.test_ids[key]
+    counts = data.vocab[key]["count"].to_numpy()
+    buckets = frequency_buckets(ids, counts)
+    lp_ng = scores[str(ngram["model_key"])]
+    header = ["model"] + [f"{b.name} ({_count_range(b.low, b.high)}; {count(int(b.mask.sum()))} "
+                          "tokens)" for b in buckets]  # fmt: skip
+    rows = []
+    for r in sorted(neural, key=lambda r: in_model_order([x["model"] for x in neural]).index(
+            r["model"])):  # fmt: skip
+        gains = bucket_gains(buckets, lp_ng, scores[str(r["model_key"])])
+        rows.append(
+            [str(r["model"])] + [f"{g.mean_gain:+.3f} ({100 * g.b_wins:.0f} %)" for g in gains]
+        )
+    name = _figure(figs, "wins", key)
+    best = min(neural, key=lambda r: r["perplexity"])
+    lp_nn = scores[str(best["model_key"])]
+    out = [
+        f"### Where each family wins ({label(ngram)} against the neural models)",
+        "",
+        "Mean difference ln p(neural) − ln p(n-gram) per test token, in nats (positive: the "
+        "neural model predicts better), and in brackets the share of tokens it predicts better; "
+        "tokens are grouped by how often they occur in training, in thirds of the test split.",
+        "",
+        *table(header, rows),
+        f"![mean log-probability gain of each neural model over {label(ngram)} by training "
+        f"frequency of the token]({fp}{name})",
+        "",
+    ]
+    for title, a, b in (
+        (f"{best['model']} most out-predicts {label(ngram)}", lp_ng, lp_nn),
+        (f"{label(ngram)} most out-predicts {best['model']}", lp_nn, lp_ng),
+    ):
+        out += [f"Test positions where {title}:", ""]
+        out += _positions_table(data, key, top_positions(a, b, TOP_TOKENS), lp_ng, lp_nn,
+                                str(best["model"]), label(ngram))  # fmt: skip
+    return out
+
+
+def _count_range(low: int, high: int) -> str:
+    return f"seen {count(low)}×" if low == high else f"seen {count(low)}–{count(high)}×"
+
+
+def _positions_table(
+    data: RunData,
+    key: CorpusKey,
+    positions: Any,
+    lp_ng: Any,
+    lp_nn: Any,
+    nn_name: str,
+    ng_name: str,
+) -> list[str]:
+    from lmpipe.lm.report.compare import context
+    from lmpipe.lm.report.load import spell
+
+    tokens = data.vocab[key]["token"].tolist()
+    ids = data.test_ids[key]
+    width = CONTEXT.get(key[1], 8)
+    rows = []
+    for pos in positions:
+        before, at = context(ids, int(pos), width)
+        shown = cell(spell(key[1], [tokens[i] for i in before]))
+        rows.append(
+            [count(int(pos)), f"…{shown}" if shown else "", code(spell(key[1], [tokens[at]])),
+             fmt(math.exp(lp_nn[pos]), 4), fmt(math.exp(lp_ng[pos]), 4)]
+        )  # fmt: skip
+    return table(["position", "context", "token", f"p {nn_name}", f"p {ng_name}"], rows)
+
+
+def _cost_section(
+    data: RunData, key: CorpusKey, hl: Headline, fp: str, figs: list[Figure]
+) -> list[str]:
+    """Quality against cost: every model's test figure against its size and training time."""
+    res = ranked(of_corpus(data.results, key), hl.column)
+    if res.empty or res["parameters"].fillna(0).max() <= 0:
+        return []
+    size, time_ = _figure(figs, "size", key), _figure(figs, "time", key)
+    return [
+        "### At what cost",
+        "",
+        "Every model of the corpus by its size (n-grams stored, or parameters; a mixture counts "
+        "its components') and by its training time (a mixture's: its components'). The "
+        "frontier is the models that no other beats on both.",
+        "",
+        f"![{hl.name} of {key[0]} against model size]({fp}{size})",
+        "",
+        f"![{hl.name} of {key[0]} against training time]({fp}{time_})",
+        "",
+    ]
 
 
 def _samples_section(data: RunData, key: CorpusKey) -> list[str]:
@@ -367,7 +608,8 @@ def _in_table_order(results: pd.DataFrame) -> list[Any]:
     rank = {m: i for i, m in enumerate(in_model_order(results["model"]))}
     rows = [r for _, r in results.iterrows()]
     return sorted(
-        rows, key=lambda r: (r["family"] == "neural", rank[r["model"]], as_n(r["n"]) or 0)
+        rows,
+        key=lambda r: (FAMILY_ORDER.get(r["family"], 3), rank[r["model"]], as_n(r["n"]) or 0),
     )
 
 

@@ -22,15 +22,46 @@ def count(x: Any) -> str:
     return "–" if x is None or pd.isna(x) else f"{int(x):,}"
 
 
+# Text from a corpus or a model is data, never markup: these characters would make HTML, links,
+# images, emphasis or table cells of it (CommonMark backslash escapes; HTML as entities).
+_MARKUP = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;",
+     **{c: "\\" + c for c in "\\`*_[]|~#"}}
+)  # fmt: skip
+
+
+def visible(text: str) -> str:
+    """Control characters shown as their Unicode pictures (a ``\\r`` would break a table
+    row), a line break as ⏎."""
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if ch == "\n":
+            out.append(" ⏎ ")
+        elif o < 0x20:
+            out.append(chr(0x2400 + o))  # ␀ .. ␟ (␉ tab, ␍ carriage return)
+        elif o == 0x7F:
+            out.append("␡")
+        elif 0x80 <= o < 0xA0 or ch in "\u2028\u2029":
+            out.append(f"U+{o:04X}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ⏎ ")
+    """Untrusted text (a sample, a prefix, a token) as literal Markdown: no HTML, link, image,
+    emphasis or cell break survives, control characters are shown."""
+    return visible(text).translate(_MARKUP)
 
 
 def code(text: str) -> str:
-    """Inline code that survives backticks and pipes inside ``text`` (Markdown tables)."""
+    """Inline code that survives backticks and pipes inside ``text`` (Markdown tables). Inside
+    a code span nothing is markup but the pipe of a table row."""
     fence = "``" if "`" in text else "`"
     pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{cell(text)}{pad}{fence}"
+    body = visible(text).replace("|", "\\|")
+    return f"{fence}{pad}{body}{pad}{fence}"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> list[str]:

@@ -20,17 +20,22 @@ def model_key(kind: str, data_key: str, params: dict[str, Any]) -> str:
 
 
 def cached(
-    out_dir: Path, compute: Callable[[], dict[str, Any]], params: dict[str, Any] | None = None
+    out_dir: Path,
+    compute: Callable[[], dict[str, Any]],
+    params: dict[str, Any] | None = None,
+    accept: Callable[[dict[str, Any]], bool] | None = None,
 ) -> dict[str, Any]:
     """The step's result, computed once: ``files`` names what it stands for on disk. With
     ``params``, a stored result made with other parameters is recomputed (a training asked for
-    more epochs continues from its checkpoint)."""
+    more epochs continues from its checkpoint); with ``accept``, so is one it refuses (a
+    tuning candidate's result, evaluated on validation only, when test is wanted)."""
     result_path = out_dir / "result.json"
     out_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(out_dir / ".lock"):
         if result_path.exists():
             stored = json.loads(result_path.read_text(encoding="utf-8"))
-            if params is None or stored.get("params") == params:
+            same = params is None or stored.get("params") == params
+            if same and (accept is None or accept(stored)):
                 stored["cached"] = True
                 return stored
         result = compute()

@@ -29,12 +29,16 @@ def resolve_source(home: Home, corpus: dict[str, Any], tokenizer: str) -> Corpus
     return src
 
 
-def ingest_settings(tokenizer: str, vocab: dict[str, Any]) -> IngestSettings:
-    """The ingest settings of a config's ``vocab`` section for one tokenizer."""
+def ingest_settings(
+    tokenizer: str, vocab: dict[str, Any], source: CorpusSource | None = None
+) -> IngestSettings:
+    """The ingest settings of a config's ``vocab`` section for one tokenizer; a ``min_freq``
+    left unset is the corpus's own (its registry entry's; 1 for a user's own files)."""
+    min_freq = vocab.get("min_freq") or (source.min_freq if source is not None else 1)
     return IngestSettings(
         tokenizer=tokenizer,
         normalize=vocab.get("normalize", "none"),
-        min_freq=int(vocab.get("min_freq", 1)),
+        min_freq=int(min_freq),
         max_size=vocab.get("max_size"),
         encoding_errors=vocab.get("encoding_errors", "strict"),
     )
@@ -44,11 +48,12 @@ def ingest_corpus(
     home: Home, corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]
 ) -> IngestResult:
     source = resolve_source(home, corpus, tokenizer)
-    return ingest(source, ingest_settings(tokenizer, vocab), home.warehouse)
+    return ingest(source, ingest_settings(tokenizer, vocab, source), home.warehouse)
 
 
 def corpus_data_key(
     home: Home, corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]
 ) -> str:
     """The content key an ingest of this corpus would have (its files' hash + the settings)."""
-    return data_key(resolve_source(home, corpus, tokenizer), ingest_settings(tokenizer, vocab))
+    source = resolve_source(home, corpus, tokenizer)
+    return data_key(source, ingest_settings(tokenizer, vocab, source))

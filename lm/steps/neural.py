@@ -13,12 +13,13 @@ from typing import Any
 from lmpipe.lm.errors import ConfigError
 from lmpipe.lm.ingest import IngestResult, load_stream, load_vocab
 from lmpipe.lm.metrics import summarize
-from lmpipe.lm.neural.config import RESUMABLE_CHANGES
+from lmpipe.lm.neural.config import resumable_changes
 from lmpipe.lm.steps.cache import cached, model_key
 from lmpipe.lm.steps.home import Home
 from lmpipe.lm.steps.ngram import EVAL_SPLITS
 from lmpipe.lm.tokenize import detokenize, get_tokenizer
 from lmpipe.lm.vocab import Vocab
+from lmpipe.lm.warehouse.token_scores import has_token_scores, write_token_scores
 
 TRAINING_MODES = ("resume", "auto", "fresh")
 
@@ -26,7 +27,8 @@ TRAINING_MODES = ("resume", "auto", "fresh")
 def neural_result_dir(home: Home, ing: IngestResult, settings: dict[str, Any]) -> Path:
     """A training's folder: keyed by every setting but those that only say when or where it
     stops or runs, so that a longer budget or more epochs find (and extend) the same one."""
-    identity = {k: v for k, v in settings.items() if k not in RESUMABLE_CHANGES}
+    free = resumable_changes(settings)
+    identity = {k: v for k, v in settings.items() if k not in free}
     return home.models_dir / "neural" / model_key("neural", ing.key, identity)
 
 
@@ -38,6 +40,7 @@ def train_neural(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     mode: str = "resume",
     threads: int | None = None,
+    splits: tuple[str, ...] = EVAL_SPLITS,
 ) -> dict[str, Any]:
     """Train one neural model, evaluate the best weights on validation and test, and generate
     samples for the corpus's prefixes.
@@ -46,7 +49,9 @@ def train_neural(
     found whatever its epochs, time budget or device): ``resume`` re-uses it when finished and
     continues its checkpoint otherwise (a killed run, or a longer budget: what a flow does);
     ``auto`` re-uses it when finished and starts afresh otherwise; ``fresh`` always starts
-    afresh."""
+    afresh. ``splits`` are evaluated (a tuning candidate is selected on validation alone, so it
+    is scored on ``("valid",)`` and generates no samples: test is touched once per final
+    model)."""
     from lmpipe.lm import neural
 
     if mode not in TRAINING_MODES:
@@ -57,6 +62,7 @@ def train_neural(
             "(give --valid or use a single text split 80/10/10)"
         )
     out_dir = neural_result_dir(home, ing, settings)
+    wanted = [s for s in splits if s in ing.splits]
     generation = dict(generation or {})
     done = out_dir / "result.json"
     finished = done.exists() and json.loads(done.read_text(encoding="utf-8")).get("params") == (
@@ -94,15 +100,20 @@ def train_neural(
         if len(outcome.history) > len(epochs):  # resumed: earlier epochs come from the checkpoint
             epochs = [dict(r) for r in outcome.history]
         metrics: dict[str, Any] = {}
+        files = [str(neural.checkpoint_path(out_dir / "checkpoint"))]
         t1 = time.perf_counter()
-        for split in EVAL_SPLITS:
-            if split in ing.splits:
-                stream = valid if split == "valid" else load_stream(ing.splits[split].path)
-                metrics[split] = summarize(
-                    neural.evaluate(model, stream), ing.splits[split].bytes
-                ).as_dict()
+        for split in wanted:
+            stream = valid if split == "valid" else load_stream(ing.splits[split].path)
+            scores = neural.evaluate(model, stream)
+            metrics[split] = summarize(scores, ing.splits[split].bytes).as_dict()
+            files.append(
+                str(write_token_scores(
+                    home.warehouse, ing.corpus, ing.tokenizer, out_dir.name, split, stream, scores
+                ))
+            )  # fmt: skip
         eval_s = time.perf_counter() - t1
-        samples = _samples(neural, model, vocab, ing, generation)
+        final = "test" in splits
+        samples = _samples(neural, model, vocab, ing, generation) if final else []
         return {
             "family": "neural",
             "model": settings["arch"],
@@ -121,11 +132,16 @@ def train_neural(
             "epochs": epochs,
             "samples": samples,
             "device": str(next(model.parameters()).device),
-            "files": [str(neural.checkpoint_path(out_dir / "checkpoint"))],
+            "files": files,
             "wall_seconds": float(outcome.wall_seconds),
         }
 
-    return cached(out_dir, compute, params=settings)
+    def accept(stored: dict[str, Any]) -> bool:
+        return set(wanted) <= set(stored["metrics"]) and has_token_scores(
+            home.warehouse, ing.corpus, ing.tokenizer, out_dir.name, wanted
+        )
+
+    return cached(out_dir, compute, params=settings, accept=accept)
 
 
 def _samples(

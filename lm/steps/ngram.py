@@ -12,6 +12,7 @@ from lmpipe.lm.ingest import IngestResult, load_stream, load_vocab
 from lmpipe.lm.metrics import summarize
 from lmpipe.lm.steps.cache import cached, model_key
 from lmpipe.lm.steps.home import Home
+from lmpipe.lm.warehouse.token_scores import has_token_scores, write_token_scores
 
 EVAL_SPLITS = ("valid", "test")
 
@@ -68,6 +69,8 @@ def evaluate_ngram(
 
     params = dict(params or {})
     out_dir = ngram_result_dir(home, ing, method, order, params)
+    wh = home.warehouse
+    splits = [s for s in EVAL_SPLITS if s in ing.splits]
 
     def compute() -> dict[str, Any]:
         vocab = load_vocab(ing.vocab_path)
@@ -100,10 +103,17 @@ def evaluate_ngram(
 
             train_s = time.perf_counter() - t0
             t1 = time.perf_counter()
-            for split in EVAL_SPLITS:
-                if split in ing.splits:
-                    scores = score(ing.splits[split].path)
-                    metrics[split] = summarize(scores, ing.splits[split].bytes).as_dict()
+            files = []
+            for split in splits:
+                path = ing.splits[split].path
+                scores = score(path)
+                metrics[split] = summarize(scores, ing.splits[split].bytes).as_dict()
+                ids = load_stream(path)
+                files.append(
+                    str(write_token_scores(
+                        wh, ing.corpus, ing.tokenizer, out_dir.name, split, ids, scores
+                    ))
+                )  # fmt: skip
             eval_s = time.perf_counter() - t1
             if arpa_out is not None:
                 ngram.write_arpa(model, arpa_out, list(vocab.tokens))
@@ -121,13 +131,19 @@ def evaluate_ngram(
             "train_seconds": train_s,
             "eval_seconds": eval_s,
             "normalized": ngram.SMOOTHING[method].normalized,
+            "files": files,
         }
 
     if arpa_out is not None:  # an export is a side effect: always compute
         result = compute()
         result["cached"] = False
         return result
-    return cached(out_dir, compute)
+    # a result whose token scores are gone (an older home, a repair) is evaluated again
+    return cached(
+        out_dir,
+        compute,
+        accept=lambda r: has_token_scores(wh, ing.corpus, ing.tokenizer, out_dir.name, splits),
+    )
 
 
 def _ngram_count(model: Any) -> int:

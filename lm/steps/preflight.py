@@ -13,8 +13,9 @@ from lmpipe.lm.steps.ingest import resolve_source
 
 def check_experiment(cfg: ExperimentConfig, home: Home) -> None:
     """Raise the first ``LmpipeError`` the experiment would meet (one line, what to do)."""
-    for arch in cfg.neural.architectures:  # checked when the config was made; again, cheaply
-        cfg.neural.train_config(arch)
+    for corpus in cfg.corpora:  # checked when the config was made; again, cheaply
+        for arch in cfg.neural.architectures:
+            cfg.neural.train_config(arch, corpus=corpus.neural_defaults())
     for corpus in cfg.corpora:
         for tokenizer in cfg.tokenizers_for(corpus):
             try:

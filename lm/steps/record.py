@@ -58,6 +58,7 @@ def result_rows(experiment: str, ing: IngestResult, result: dict[str, Any]) -> l
                 "device": result.get("device", "cpu"),
                 "model_key": result.get("model_key"),
                 "settings_json": json.dumps(result.get("params", {}), sort_keys=True),
+                "role": result.get("role", "final"),
             }
         )
     return rows

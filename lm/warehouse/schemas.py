@@ -84,6 +84,7 @@ RUN_SCHEMAS: dict[str, pa.Schema] = {
             ("device", pa.string()),
             ("model_key", pa.string()),
             ("settings_json", pa.string()),
+            ("role", pa.string()),
         ]
     ),
     "epochs": pa.schema(
@@ -132,4 +133,9 @@ RUN_SCHEMAS: dict[str, pa.Schema] = {
 CONTENT_SCHEMAS: dict[str, pa.Schema] = {
     "tokens": pa.schema([("pos", pa.int64()), ("sent", pa.int64()), ("id", pa.int32())]),
     "vocab": pa.schema([("id", pa.int32()), ("token", pa.string()), ("count", pa.int64())]),
+    # One row per evaluated position of a split's token stream (the order of ``tokens``):
+    # the natural-log probability the model gives the token there, and whether it is <unk>.
+    "token_scores": pa.schema(
+        [("pos", pa.int64()), ("id", pa.int32()), ("logprob", pa.float64()), ("oov", pa.bool_())]
+    ),
 }

@@ -5,7 +5,9 @@ Layout, ``W = <home>/data/warehouse``:
 - content-addressed, written once per content key ``K`` and shared by every run that needs it:
   ``W/tokens/corpus=C/tokenizer=T/key=K/split=S/tokens.parquet``,
   ``W/vocab/corpus=C/tokenizer=T/key=K/vocab.parquet``,
-  ``W/ngrams/corpus=C/tokenizer=T/key=K/n=N/ngrams.parquet``;
+  ``W/ngrams/corpus=C/tokenizer=T/key=K/n=N/ngrams.parquet``,
+  ``W/token_scores/corpus=C/tokenizer=T/model=M/split=S/scores.parquet`` (per model key ``M``:
+  what every evaluated model gives each token of a split);
 - per run, every row carrying its ``run_id``: ``W/<dataset>/run_id=R/<dataset>.parquet`` for
   ``corpora``, ``splits``, ``results``, ``epochs``, ``samples``, ``benchmarks``, and last of all
   ``W/runs/run_id=R/runs.parquet``, the run's commit record (with the row count of each of its
@@ -64,6 +66,12 @@ class Warehouse:
 
     def ngrams_path(self, corpus: str, tokenizer: str, key: str, n: int) -> Path:
         return order_path(self.ngrams_dir(corpus, tokenizer, key), n)
+
+    def token_scores_path(self, corpus: str, tokenizer: str, model_key: str, split: str) -> Path:
+        return (
+            self.root / "token_scores" / f"corpus={corpus}" / f"tokenizer={tokenizer}"
+            / f"model={model_key}" / f"split={split}" / "scores.parquet"
+        )  # fmt: skip
 
     def run_path(self, dataset: str, run_id: str) -> Path:
         if not RUN_ID_RE.match(run_id):

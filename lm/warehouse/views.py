@@ -44,6 +44,7 @@ VIEW_DOCS: dict[str, str] = {
     "tokens": "token ids of each split by data key (pos, sent, id)",
     "ngram_ids": "n-gram counts by data key and order, as vocabulary ids w1..w9",
     "ngrams": "n-gram counts by data key and order, with readable tokens",
+    "token_scores": "per model key and split: each token's natural-log probability (pos, id)",
 }
 
 
@@ -91,6 +92,9 @@ CONTENT_VIEWS: tuple[ContentView, ...] = (
                 (*_CORPUS_KEYS, _DATA_KEY, ("n", "n", pa.int32())),
                 pa.schema([*((f"w{i}", pa.int32()) for i in range(1, MAX_ORDER + 1)),
                            ("count", pa.int64())])),
+    ContentView("token_scores", "token_scores", "scores.parquet",
+                (*_CORPUS_KEYS, ("model", "model_key", _TEXT), ("split", "split", _TEXT)),
+                CONTENT_SCHEMAS["token_scores"]),
 )  # fmt: skip
 
 
@@ -184,6 +188,8 @@ def _duck_type(t: pa.DataType) -> str:
         return "BIGINT"
     if pa.types.is_float64(t):
         return "DOUBLE"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
     if pa.types.is_timestamp(t):
         return "TIMESTAMPTZ"
     raise TypeError(t)

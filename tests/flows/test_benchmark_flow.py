@@ -62,7 +62,6 @@ def _slice_overrides(d: Path) -> dict:
         "neural": {
             "architectures": ["gru"],
             "hidden": 8,
-            "embed": 8,
             "epochs": 1,
             "seq_len": 16,
             "batch_size": 8,
@@ -75,8 +74,9 @@ def test_run_writes_results_for_every_model_split_and_corpus(finished_run):
     home, out = finished_run
     wh = Warehouse.at_home(home)
     res = pq.read_table(wh.run_path("results", out["run_id"])).to_pandas()
-    # 2 corpora x (2 methods x 2 orders + 1 neural) x 2 splits
-    assert len(res) == 2 * (2 * 2 + 1) * 2
+    # 2 corpora x (2 methods x 2 orders + 1 neural + 1 mixture of the best n-gram and it)
+    # x 2 splits
+    assert len(res) == 2 * (2 * 2 + 1 + 1) * 2
     assert res["perplexity"].map(lambda x: x < float("inf")).all()
     for corpus in ("tm-slice", "jc-slice"):
         t = res[(res.corpus == corpus) & (res.split == "test") & (res.method == "mkn")].sort_values(
@@ -137,7 +137,7 @@ def test_sql_prints_the_results_rows(finished_run):
     )
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
-    assert len(rows) == 20 and {row["corpus"] for row in rows} == {"tm-slice", "jc-slice"}
+    assert len(rows) == 24 and {row["corpus"] for row in rows} == {"tm-slice", "jc-slice"}
 
 
 def test_second_run_reuses_every_heavy_task_and_a_changed_size_reruns_only_that_training(
@@ -168,7 +168,12 @@ def test_second_run_reuses_every_heavy_task_and_a_changed_size_reruns_only_that_
     over["neural"]["architectures"] = ["gru", "rnn"]
     over["neural"]["overrides"] = {"rnn": {"hidden": 6}}
     third = run_benchmark(build_config(overrides=over), Home(home))
-    assert third["executed"] == ["rnn train jc-slice/char", "rnn train tm-slice/char"]
+    # (and the mixtures it is part of: with the best n-gram model, and with it and the gru)
+    assert third["executed"] == sorted(
+        f"{what} {corpus}/char"
+        for corpus in ("jc-slice", "tm-slice")
+        for what in ("rnn train", "mix mkn2+rnn", "mix mkn2+gru+rnn")
+    ), third["task_states"]
 
 
 @pytest.mark.slow
@@ -213,3 +218,64 @@ def _task_runs(flow_run_id: str, task_name: str) -> list:
         return [r for r in runs if r.name.startswith(f"{task_name} ")]
 
     return asyncio.run(read())
+
+
+def test_the_reports_train_command_reproduces_its_row(finished_run):
+    """The report prints, for each neural row, the ``lmpipe train`` command with exactly its
+    settings: run as printed, it trains the same model to the same figures (found again by
+    content: the same model key)."""
+    import re
+    import shlex
+
+    home, out = finished_run
+    text = Path(out["report"]).read_text(encoding="utf-8")
+    commands = re.findall(r"^lmpipe train .*$", text, re.M)
+    assert len(commands) == 2, text  # one neural model on each corpus
+    command = next(c for c in commands if "tm.txt" in c)
+    argv = shlex.split(command)
+    assert "--text" in argv and argv[argv.index("--arch") + 1] == "gru"
+    r = subprocess.run(
+        [sys.executable, "-m", "lmpipe.flows.cli", *argv[1:], "--home", str(home), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    again = json.loads(r.stdout)
+    res = pq.read_table(Warehouse.at_home(home).run_path("results", out["run_id"])).to_pandas()
+    row = res[(res.corpus == "tm-slice") & (res.model == "gru") & (res.split == "test")].iloc[0]
+    assert again["cached"] is True, command  # the same settings: the run's own training
+    assert again["perplexity"] == row["perplexity"]
+
+
+def test_tuning_halves_the_candidates_on_validation_and_trains_the_winner(
+    prefect_harness, slice_corpora, tmp_path
+):
+    from lmpipe.flows.benchmark import run_benchmark
+
+    over = _slice_overrides(slice_corpora)
+    over["corpora"] = over["corpora"][:1]
+    over["ngram"] = {"orders": [1], "methods": ["mkn"]}
+    over["neural"]["epochs"] = 3
+    over["neural"]["tune"] = {"search": {"hidden": [4, 6, 8], "lr": [0.003, 0.01]}, "rungs": [1, 2]}
+    out = run_benchmark(build_config(overrides=over), Home(tmp_path / "h"))
+    res = pq.read_table(
+        Warehouse.at_home(tmp_path / "h").run_path("results", out["run_id"])
+    ).to_pandas()
+    cand = res[res.role == "candidate"]
+    assert set(cand.split) == {"valid"}  # test is never touched by the search
+    first, second = cand[cand.epochs == 1], cand[cand.epochs == 2]
+    assert len(first) == 6 and len(second) == 3  # eta 2: the best half goes on
+    best3 = set(first.nsmallest(3, "perplexity")["model_key"])
+    survivors = {json.loads(s)["hidden"] * 100 + json.loads(s)["lr"] for s in second.settings_json}
+    assert survivors == {
+        json.loads(s)["hidden"] * 100 + json.loads(s)["lr"]
+        for s in first[first.model_key.isin(best3)].settings_json
+    }
+    final = res[(res.role == "final") & (res.family == "neural")]
+    assert set(final.split) == {"valid", "test"} and (final.epochs <= 3).all()
+    winner = json.loads(second.nsmallest(1, "perplexity").iloc[0]["settings_json"])
+    chosen = json.loads(final.iloc[0]["settings_json"])
+    assert (chosen["hidden"], chosen["lr"]) == (winner["hidden"], winner["lr"])
+    report = Path(out["report"]).read_text(encoding="utf-8")
+    assert "### Tuning" in report and "chosen" in report

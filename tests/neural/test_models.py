@@ -119,7 +119,8 @@ def test_scratch_rnn_equals_nn_rnn() -> None:
 )
 def test_every_arch_masks_never_predicted_ids(arch: str) -> None:
     model = build_model(
-        TrainConfig(arch=arch, embed=4, hidden=5, layers=1 if "scratch" in arch else 2), 9
+        TrainConfig(arch=arch, embed=4, hidden=5, layers=1 if "scratch" in arch else 2, tied=False),
+        9,
     )
     logits, state = model(torch.randint(0, 9, (3, 6)))
     assert logits.shape == (3, 6, 9)
