@@ -95,9 +95,30 @@ def _summary(result: dict[str, Any]) -> str:
     return f"{ppl} ({result.get('epochs_run')} epochs, {result.get('train_seconds', 0):.0f} s)"
 
 
+def run_name(suffix: str = "") -> str:
+    """A flow run's name in the UI's runs list: the experiment and when it started (UTC)."""
+    params = flow_run.parameters or {}
+    name = (params.get("config") or {}).get("name", "experiment")
+    return f"{name} {datetime.now(UTC):%Y-%m-%d %H:%M}{suffix}"
+
+
+def run_tags(cfg: ExperimentConfig) -> list[str]:
+    """Tags of every run of ``cfg`` (the runs list filters on them): the experiment, each
+    corpus and tokenizer."""
+    return [
+        "lmpipe",
+        f"experiment:{cfg.name}",
+        *(f"corpus:{c.name}" for c in cfg.corpora),
+        *(
+            f"tokenizer:{t}"
+            for t in dict.fromkeys(t for c in cfg.corpora for t in cfg.tokenizers_for(c))
+        ),
+    ]
+
+
 @flow(
     name="perplexity-benchmark",
-    flow_run_name="{config[name]}",
+    flow_run_name=run_name,
     description="Perplexity from unigram to LSTM on each corpus of the experiment, with a report.",
 )
 def perplexity_benchmark(
@@ -319,7 +340,7 @@ def run_benchmark(
     from lmpipe.flows.runners import make_runner, torch_threads
 
     f = perplexity_benchmark.with_options(task_runner=make_runner(runner, dask_address))
-    with tags("lmpipe", f"experiment:{cfg.name}", f"runner:{runner}"):
+    with tags(*run_tags(cfg), f"runner:{runner}"):
         return f(
             config=cfg.model_dump(mode="json"),
             home=str(home.root),

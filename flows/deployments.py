@@ -19,7 +19,13 @@ from lmpipe.lm.config import ExperimentConfig
 from lmpipe.lm.errors import ConfigError
 
 
-@flow(name="scheduled-benchmark", flow_run_name="{config[name]} (scheduled)")
+def _scheduled_name() -> str:
+    from lmpipe.flows.benchmark import run_name
+
+    return run_name(" (scheduled)")
+
+
+@flow(name="scheduled-benchmark", flow_run_name=_scheduled_name)
 def scheduled_benchmark(
     config: dict[str, Any], home: str, runner: str = "thread"
 ) -> dict[str, Any]:
@@ -35,6 +41,7 @@ def scheduled_benchmark(
 def deployments(cfg: ExperimentConfig, home: Path, runner: str = "thread") -> list[Any]:
     """The scheduled experiment, and each step flow as an unscheduled deployment that the UI or
     ``prefect deployment run`` can trigger with its own parameters."""
+    from lmpipe.flows.benchmark import run_tags
     from lmpipe.flows.steps import counts_flow, ingest_flow, ngram_flow, report_flow, train_flow
 
     params = {"config": cfg.model_dump(mode="json"), "home": str(home), "runner": runner}
@@ -51,7 +58,7 @@ def deployments(cfg: ExperimentConfig, home: Path, runner: str = "thread") -> li
             schedules=[Cron(cfg.schedule.cron, timezone=cfg.schedule.timezone)],
             parameters=params,
             concurrency_limit=1,
-            tags=["lmpipe", cfg.name],
+            tags=[*run_tags(cfg), "nightly"],
             description=(
                 f"lmpipe experiment {cfg.name!r} on schedule {cfg.schedule.cron} "
                 f"({cfg.schedule.timezone})"

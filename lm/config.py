@@ -327,6 +327,12 @@ class ExperimentConfig(_Strict):
     @model_validator(mode="after")
     def _models(self) -> ExperimentConfig:
         for corpus in self.corpora:
+            if self.neural.architectures and corpus.train and not corpus.valid:
+                raise ValueError(
+                    f"corpus {corpus.name!r} has `train` and `test` but no `valid`: the neural "
+                    "models are selected on it; give `valid`, or `path` (split 80/10/10), or set "
+                    "neural.architectures = []"
+                )
             self.neural.check_models(corpus.name, corpus.neural_defaults())
         return self
 
@@ -372,8 +378,14 @@ PROFILES: dict[str, dict[str, Any]] = {
             "max_minutes": 20.0,
             "seq_len": 128,
             "batch_size": 64,
-            # two layers for the torch models (d2l's from-scratch ones have one)
-            "overrides": {"gru": {"layers": 2}, "lstm": {"layers": 2}},
+            "architectures": ["rnn-scratch", "gru", "lstm", "transformer"],
+            # two layers for the torch models (d2l's from-scratch ones have one); the
+            # transformer keeps its own recipe (lmpipe.lm.neural.registry), 256 wide
+            "overrides": {
+                "gru": {"layers": 2},
+                "lstm": {"layers": 2},
+                "transformer": {"hidden": 256, "seq_len": 32, "batch_size": 32},
+            },
         },
     },
 }

@@ -165,8 +165,10 @@ def stream_query(
         return item
 
     def finish() -> None:
-        stop()
-        while worker.is_alive():  # let the worker see the stop and leave DuckDB
+        # interrupt again until the worker leaves DuckDB: an interrupt that comes before the
+        # query has started is lost, and the query would then run to its end
+        while worker.is_alive():
+            stop()
             try:
                 out.get(timeout=0.05)
             except queue.Empty:

@@ -48,31 +48,19 @@ def record(
 
 @task(name="report", task_run_name="report {run_id}", tags=["report"])
 def publish_report(home: dict[str, Any], run_id: str) -> str:
+    """Write the report file, then publish it as Markdown artifacts (an overview and one per
+    corpus, figures embedded: ``lmpipe.lm.report.artifacts``), a table of every model and a
+    link to the file."""
+    from lmpipe.lm.report.artifacts import report_artifacts
+
     h = Home.from_dict(home)
     path = report.write_report(h.warehouse, h.reports_dir, run_id)
     data = report.load_run(h.warehouse, run_id)
-    text, _ = report.render(data, fig_prefix=str(path.parent) + "/")
-    key = "ppl-report-" + "".join(
-        ch if ch.isalnum() else "-" for ch in str(data.run["experiment"]).lower()
+    for a in report_artifacts(path, str(data.run["experiment"]), run_id):
+        create_markdown_artifact(a.markdown, key=a.key, description=a.description)
+    create_table_artifact(
+        table_rows(data.results), key="ppl-table", description=f"models of run {run_id}"
     )
-    create_markdown_artifact(text, key=key[:100], description=f"report of run {run_id}: {path}")
-    rows = []
-    for _, r in data.results.iterrows():
-        rows.append(
-            {
-                "corpus": r["corpus"],
-                "tokenizer": r["tokenizer"],
-                "family": r["family"],
-                "model": r["model"],
-                "n": None
-                if r["n"] is None or (isinstance(r["n"], float) and math.isnan(r["n"]))
-                else int(r["n"]),
-                "split": r["split"],
-                "perplexity": float(r["perplexity"]),
-                "bits_per_byte": float(r["bits_per_byte"]),
-            }
-        )
-    create_table_artifact(rows, key="ppl-table", description=f"perplexity results of run {run_id}")
     create_link_artifact(
         path.resolve().as_uri(),
         link_text=str(path),
@@ -80,3 +68,39 @@ def publish_report(home: dict[str, Any], run_id: str) -> str:
         description="the report on disk",
     )
     return str(path)
+
+
+def _value(x: Any, digits: int | None = None) -> Any:
+    """A warehouse number for a table cell: None for a missing one, rounded when asked."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return None
+    return int(x) if digits is None else round(float(x), digits)
+
+
+def table_rows(results: Any) -> list[dict[str, Any]]:
+    """One row per model (valid and test side by side), the columns a person scans first,
+    rounded for reading; best test perplexity first within each corpus."""
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for _, r in results.iterrows():
+        row = rows.setdefault(
+            (r["corpus"], r["tokenizer"], r["model_key"]),
+            {
+                "corpus": r["corpus"],
+                "tokenizer": r["tokenizer"],
+                "family": r["family"],
+                "model": r["model"],
+                "n": _value(r["n"]),
+                "valid ppl": None,
+                "test ppl": None,
+                "test bits/byte": None,
+                "parameters": _value(r["parameters"]),
+                "train s": _value(r["train_seconds"], 1),
+            },
+        )
+        row[f"{r['split']} ppl"] = _value(r["perplexity"], 3)
+        if r["split"] == "test":
+            row["test bits/byte"] = _value(r["bits_per_byte"], 4)
+    return sorted(
+        rows.values(),
+        key=lambda x: (x["corpus"], x["tokenizer"], x["test ppl"] is None, x["test ppl"] or 0.0),
+    )

@@ -441,7 +441,7 @@ def test_unknown_corpus(home):
     [
         ("[ngram]\norders = [0]\n", ["ngram.orders", "order 0"]),
         ("[neural]\nlr = -0.1\n", ["neural.lr", "greater than 0", "-0.1"]),
-        ('[neural]\narchitectures = ["transformer"]\n', ["unknown architecture 'transformer'"]),
+        ('[neural]\narchitectures = ["transfomer"]\n', ["unknown architecture 'transfomer'"]),
         ('tokenizers = ["morse"]\n', ["unknown tokenizer 'morse'"]),
         ('corpora = ["nosuch"]\n', ["unknown corpus 'nosuch'"]),
         ("[neural]\nhiden = 3\n", ["neural.hiden", "unknown key (a typo?)"]),
@@ -479,7 +479,7 @@ def test_run_with_a_missing_config(tmp_path, home):
 @pytest.mark.parametrize(
     "args,words",
     [
-        (["--arch", "transformer"], ["unknown architecture 'transformer'"]),
+        (["--arch", "transfomer"], ["unknown architecture 'transfomer'"]),
         (["--lr", "-1"], ["lr must be positive", "-1"]),
         (["--tokenizer", "morse"], ["unknown tokenizer 'morse'"]),
     ],

@@ -18,7 +18,7 @@ def test_default_experiment_is_the_two_d2l_corpora_char_level():
     [
         ({"ngram": {"orders": [0, 1]}}, "ngram.orders: order 0 is out of range"),
         ({"neural": {"lr": -0.1}}, "neural.lr: Input should be greater than 0"),
-        ({"neural": {"architectures": ["transformer"]}}, "unknown architecture 'transformer'"),
+        ({"neural": {"architectures": ["transfomer"]}}, "unknown architecture 'transfomer'"),
         ({"tokenizers": ["bpe9"]}, "unknown tokenizer 'bpe9'"),
         ({"corpora": ["nosuch"]}, "unknown corpus 'nosuch'"),
         ({"nueral": {}}, "nueral: unknown key (a typo?)"),

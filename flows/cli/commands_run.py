@@ -135,4 +135,4 @@ def serve(
     prefect_env(h)
     from lmpipe.flows.deployments import serve_all
 
-    serve_all(cfg, h, runner)
+    serve_all(cfg, h.root, runner)

@@ -57,7 +57,16 @@ class TrainSettings(BaseModel):
     tied: bool = Field(True, description="share the embedding with the output layer")
     epochs: int | None = Field(6, ge=1, description="epochs (none: until the time budget)")
     max_minutes: float | None = Field(None, gt=0, description="wall-clock budget in minutes")
-    seq_len: int = Field(32, ge=1, description="BPTT window in tokens")
+    seq_len: int = Field(
+        32, ge=1, description="BPTT window in tokens (the transformer's is its context)"
+    )
+    heads: int = Field(4, ge=1, description="transformer: attention heads (hidden / heads each)")
+    context: int = Field(
+        128, ge=2, description="transformer: inputs it attends to (block size, training window)"
+    )
+    stride: int | None = Field(
+        None, ge=1, description="transformer: tokens scored per evaluation window (none: context/2)"
+    )
     batch_size: int = Field(16, ge=1, description="windows per minibatch")
     sampling: Literal["sequential", "random"] = Field(
         "sequential", description="sequential (state carried) or random windows (d2l)"
@@ -125,6 +134,16 @@ class TrainConfig(TrainSettings):
                 f"tied weights need embed == hidden; got embed={self.embed}, hidden={self.hidden}"
             )
         return self
+
+    @property
+    def window(self) -> int:
+        """Tokens per training window: the context for the transformer, else ``seq_len``."""
+        return self.context if ARCHITECTURES[self.arch].windowed else self.seq_len
+
+    @property
+    def eval_stride(self) -> int:
+        """Tokens scored per sliding evaluation window (the transformer)."""
+        return min(self.stride or max(1, self.context // 2), self.context)
 
     @property
     def embed_size(self) -> int:

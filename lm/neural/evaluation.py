@@ -1,9 +1,15 @@
-"""Exact evaluation of a recurrent language model on a token stream (docs/design.md §3).
+"""Exact evaluation of a language model on a token stream (docs/design.md §3).
 
-The stream is read once, in order, by a single state carried across windows (batch 1): the
-first input is ``</s>`` standing in for ``<s>``, and every token of the stream (``</s>``
-included) is predicted exactly once from its full history. Windows only bound memory; the
-result does not depend on their length (up to float rounding).
+The first input is ``</s>`` standing in for ``<s>``, and every token of the stream (``</s>``
+included) is predicted exactly once. A recurrent model reads the stream once, in order, with a
+single state carried across windows (batch 1): each token is predicted from its full history;
+windows only bound memory, the result does not depend on their length (up to float rounding).
+
+A model with a bounded ``context`` (the transformer) sees at most that many inputs: the stream
+is scored with sliding windows of ``context`` inputs, each scoring its last ``stride`` positions
+(the first window all of its own), so every token is predicted from at least
+``context - stride + 1`` inputs, or all of its history when that is shorter. ``stride = 1``
+gives every token its full context; a larger stride is faster.
 """
 
 from __future__ import annotations
@@ -15,12 +21,21 @@ from lmpipe.lm.metrics import TokenScores
 from lmpipe.lm.neural.models import LanguageModel
 from lmpipe.lm.vocab import EOS, UNK
 
+WINDOWS_PER_BATCH = 16  # sliding windows scored in one forward pass
+
 
 @torch.no_grad()
-def evaluate(model: LanguageModel, stream: np.ndarray, window: int = 256) -> TokenScores:
-    """Per-token ``ln p`` (float64) of ``stream`` under ``model``, on the model's device."""
+def evaluate(
+    model: LanguageModel, stream: np.ndarray, window: int = 256, stride: int | None = None
+) -> TokenScores:
+    """Per-token ``ln p`` (float64) of ``stream`` under ``model``, on the model's device.
+    ``window``: tokens per forward pass of a recurrent model; ``stride``: positions scored per
+    sliding window of a bounded-context model (default half its context)."""
     if window < 1:
         raise ValueError(f"window must be at least 1; got {window}")
+    context = getattr(model, "context", None)
+    if context is not None:
+        return _evaluate_sliding(model, np.asarray(stream), int(context), stride or context // 2)
     stream = np.asarray(stream)
     device = next(model.parameters()).device
     n = len(stream)
@@ -35,6 +50,37 @@ def evaluate(model: LanguageModel, stream: np.ndarray, window: int = 256) -> Tok
         logits, state = model(x, state)  # (1, steps, vocab)
         lp = torch.log_softmax(logits[0].double(), dim=-1)  # (steps, vocab)
         logprob[start : start + window] = lp.gather(1, targets[start : start + window, None])[:, 0]
+    model.train(was_training)
+    return TokenScores(logprob=logprob.cpu().numpy(), oov=stream == UNK)
+
+
+def _evaluate_sliding(
+    model: LanguageModel, stream: np.ndarray, context: int, stride: int
+) -> TokenScores:
+    if not 1 <= stride <= context:
+        raise ValueError(f"stride must be in [1, context={context}]; got {stride}")
+    device = next(model.parameters()).device
+    n = len(stream)
+    inputs = torch.from_numpy(np.concatenate(([EOS], stream[:-1])).astype(np.int64)).to(device)
+    targets = torch.from_numpy(stream.astype(np.int64)).to(device)
+    logprob = torch.empty(n, dtype=torch.float64, device=device)
+    was_training = model.training
+    model.eval()
+    first = min(context, n)  # the first window scores every position it holds
+    if first:
+        logits, _ = model(inputs[None, :first])  # (1, first, vocab)
+        lp = torch.log_softmax(logits[0].double(), dim=-1)
+        logprob[:first] = lp.gather(1, targets[:first, None])[:, 0]
+    # then spans [b, e) of ``stride`` positions, each read by the window inputs[e - context, e)
+    ends = list(range(first + stride, n + stride, stride))
+    for i in range(0, len(ends), WINDOWS_PER_BATCH):
+        group = [min(e, n) for e in ends[i : i + WINDOWS_PER_BATCH]]
+        x = torch.stack([inputs[e - context : e] for e in group])  # (windows, context)
+        logits, _ = model(x)  # (windows, context, vocab)
+        for row, e in enumerate(group):
+            b = ends[i + row] - stride  # the span's start (its end e clipped to the stream)
+            lp = torch.log_softmax(logits[row, b - e :].double(), dim=-1)  # (e - b, vocab)
+            logprob[b:e] = lp.gather(1, targets[b:e, None])[:, 0]
     model.train(was_training)
     return TokenScores(logprob=logprob.cpu().numpy(), oov=stream == UNK)
 

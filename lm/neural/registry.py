@@ -40,6 +40,47 @@ def _torch(cell: str) -> Callable[[TrainConfig, int], LanguageModel]:
     return build
 
 
+def _transformer(config: TrainConfig, vocab_size: int) -> LanguageModel:
+    from lmpipe.lm.neural.models_transformer import TransformerLM
+
+    return TransformerLM(
+        vocab_size, config.hidden, config.layers, config.heads, config.context, config.dropout,
+        config.embed_dropout,
+    )  # fmt: skip
+
+
+def _transformer_check(config: TrainConfig) -> str | None:
+    if config.hidden % config.heads:
+        return f"transformer: hidden={config.hidden} must be a multiple of heads={config.heads}"
+    if not config.tied:
+        return "transformer: its decoder is tied to the embedding (tied = true)"
+    if config.sampling != "random":
+        return "transformer: it trains on independent windows (sampling = random)"
+    return None
+
+
+# A small GPT for a CPU, chosen by validation perplexity after 90 s on The Time Machine (2 cores,
+# docs/neural-defaults.md): 2 layers of 128 with 4 heads over 64 characters, AdamW at 0.01 with a
+# short warm-up and cosine decay, light weight decay, no dropout (a few minutes of training do not
+# overfit); random windows of its context, as nanoGPT samples its blocks.
+TRANSFORMER: dict[str, Any] = {
+    "hidden": 128,
+    "layers": 2,
+    "heads": 4,
+    "context": 64,
+    "batch_size": 32,
+    "sampling": "random",
+    "optimizer": "adamw",
+    "lr": 0.01,
+    "weight_decay": 0.01,
+    "warmup": 50,
+    # its own regularization, not a corpus's recurrent recipe (locked dropout of 0.7 and more)
+    "dropout": 0.0,
+    "embed_dropout": 0.0,
+    "tied": True,
+}
+
+
 def _one_layer_untied(config: TrainConfig) -> str | None:
     if config.layers != 1:
         return f"{config.arch} has one layer (d2l's from-scratch model); got layers={config.layers}"
@@ -77,6 +118,7 @@ class Architecture:
     check: Callable[[TrainConfig], str | None] = field(default=lambda config: None)
     defaults: dict[str, Any] = field(default_factory=dict)
     from_scratch: bool = False
+    windowed: bool = False  # sees a bounded context, not a carried state (the transformer)
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -95,6 +137,8 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("gru", "torch.nn.GRU with embedding and decoder", "#2ca02c", _torch("gru")),
         Architecture("lstm", "torch.nn.LSTM with embedding and decoder", "#1f77b4",
                      _torch("lstm")),
+        Architecture("transformer", "a small causal Transformer (nanoGPT's pre-norm GPT)",
+                     "#5254a3", _transformer, _transformer_check, TRANSFORMER, windowed=True),
     )
 }  # fmt: skip
 ARCHS: tuple[str, ...] = tuple(ARCHITECTURES)

@@ -177,11 +177,13 @@ def train(
     """
     wall_start = time.perf_counter()
     device = resolve_device(config.device, threads)
-    if num_batches(len(train_stream), config.batch_size, config.seq_len) < 1:
+    window = config.window  # seq_len, or the transformer's context
+    if num_batches(len(train_stream), config.batch_size, window) < 1:
+        what = "context" if window != config.seq_len else "seq-len"
         raise ConfigError(
             f"the training split ({len(train_stream)} tokens) is too short for one batch of "
-            f"batch_size x seq_len = {config.batch_size} x {config.seq_len} tokens; lower "
-            "--batch-size or --seq-len"
+            f"batch_size x {what} = {config.batch_size} x {window} tokens; lower "
+            f"--batch-size or --{what}"
         )
     if len(valid_stream) == 0:
         raise ValueError("the validation stream is empty")
@@ -206,7 +208,7 @@ def train(
         elapsed_before, history = ckpt["elapsed_seconds"], ckpt["history"]
         step, lr_scale = ckpt["step"], ckpt["lr_scale"]
     resumed_from = epoch
-    per_epoch = num_batches(len(train_stream), config.batch_size, config.seq_len)
+    per_epoch = num_batches(len(train_stream), config.batch_size, window)
     planned = config.epochs * per_epoch if config.epochs is not None else None
 
     # A loss this far above a uniform guess's (ln V nats) has exploded, finite or not: the
@@ -240,7 +242,7 @@ def train(
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         norm_sum, norm_max, steps, tokens = 0.0, 0.0, 0, 0
         state: State | None = None
-        for x, y in batches(train_stream, config.batch_size, config.seq_len, config.sampling, rng):
+        for x, y in batches(train_stream, config.batch_size, window, config.sampling, rng):
             if steps and elapsed() >= deadline:
                 out_of_time = True
                 break
@@ -267,7 +269,9 @@ def train(
         train_seconds = time.perf_counter() - epoch_start
 
         valid_start = time.perf_counter()
-        valid_ppl = perplexity(evaluate(model, valid_stream, config.eval_window))
+        valid_ppl = perplexity(
+            evaluate(model, valid_stream, config.eval_window, config.eval_stride)
+        )
         valid_seconds = time.perf_counter() - valid_start
         if valid_ppl < best_ppl:
             best_ppl, best_epoch, bad_epochs = valid_ppl, epoch, 0

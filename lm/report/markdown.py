@@ -333,6 +333,7 @@ def _neural_section(
         "test bits/byte",
     ]
     out = ["### Neural models", "", *table(header, rows), *_zero_prob_note(nn)]
+    out += _context_note(nn)
     out += _commands(data, key, nn)
     if not of_corpus(data.epochs, key).empty:
         name = _figure(figs, "curves", key)
@@ -342,6 +343,24 @@ def _neural_section(
             "",
         ]
     return out
+
+
+def _context_note(nn: pd.DataFrame) -> list[str]:
+    """What a bounded-context model sees, since it bounds its perplexity (unlike the recurrent
+    models' state, carried over the whole split)."""
+    notes = []
+    for model in in_model_order(nn["model"]):
+        rows = nn[(nn["model"] == model) & (nn["split"] == "test")]
+        s = settings_of(rows.iloc[0]) if not rows.empty else {}
+        if s.get("arch") == "transformer" and s.get("context"):
+            stride = s.get("stride") or max(1, int(s["context"]) // 2)
+            notes.append(
+                f"{model} predicts each token from at most its {count(s['context'])} previous "
+                f"tokens (its context), scored with sliding windows of stride {count(stride)} "
+                f"(every token sees at least {count(int(s['context']) - stride + 1)}); the "
+                "recurrent models carry their state over the whole split."
+            )
+    return [" ".join(notes), ""] if notes else []
 
 
 def _commands(data: RunData, key: CorpusKey, nn: pd.DataFrame) -> list[str]:
@@ -513,9 +532,15 @@ def _positions_table(
         shown = cell(spell(key[1], [tokens[i] for i in before]))
         rows.append(
             [count(int(pos)), f"…{shown}" if shown else "", code(spell(key[1], [tokens[at]])),
-             fmt(math.exp(lp_nn[pos]), 4), fmt(math.exp(lp_ng[pos]), 4)]
+             _prob(lp_nn[pos]), _prob(lp_ng[pos])]
         )  # fmt: skip
     return table(["position", "context", "token", f"p {nn_name}", f"p {ng_name}"], rows)
+
+
+def _prob(logprob: float) -> str:
+    """A probability with three significant digits however small: 0.0790, 2.3e-05."""
+    p = math.exp(logprob)
+    return fmt(p, 4) if p >= 1e-3 or p == 0 else f"{p:.1e}"
 
 
 def _cost_section(

@@ -104,7 +104,7 @@ def train_neural(
         t1 = time.perf_counter()
         for split in wanted:
             stream = valid if split == "valid" else load_stream(ing.splits[split].path)
-            scores = neural.evaluate(model, stream)
+            scores = neural.evaluate(model, stream, cfg.eval_window, cfg.eval_stride)
             metrics[split] = summarize(scores, ing.splits[split].bytes).as_dict()
             files.append(
                 str(write_token_scores(

@@ -279,3 +279,39 @@ def test_tuning_halves_the_candidates_on_validation_and_trains_the_winner(
     assert (chosen["hidden"], chosen["lr"]) == (winner["hidden"], winner["lr"])
     report = Path(out["report"]).read_text(encoding="utf-8")
     assert "### Tuning" in report and "chosen" in report
+
+
+def test_the_ui_shows_a_named_tagged_run_and_its_report_with_figures_embedded(finished_run):
+    """What the Prefect UI shows of a run: its name (experiment and date), its tags, and the
+    report artifacts (one per corpus) with every figure embedded, none a relative file link."""
+    import asyncio
+    import re
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    home, out = finished_run
+
+    async def read() -> tuple:
+        async with get_client() as client:
+            run = await client.read_flow_run(UUID(out["flow_run_id"]))
+            arts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(out["flow_run_id"])])
+                )
+            )
+        return run, arts
+
+    run, arts = asyncio.run(read())
+    assert re.fullmatch(r"slice \d{4}-\d{2}-\d{2} \d{2}:\d{2}", run.name), run.name
+    assert {"lmpipe", "experiment:slice", "corpus:tm-slice", "corpus:jc-slice"} <= set(run.tags)
+    reports = {a.key: a.data for a in arts if a.type == "markdown" and a.key != "ppl-report-file"}
+    assert set(reports) == {"ppl-report-slice", "ppl-report-slice-tm-slice-char",
+                            "ppl-report-slice-jc-slice-char"}  # fmt: skip
+    images = [
+        m.group(1) for d in reports.values() for m in re.finditer(r"!\[[^\]]*\]\(([^)]+)\)", d)
+    ]
+    figures = list(Path(out["report"]).parent.glob("*.png"))
+    assert len(images) == len(figures) > 0
+    assert all(i.startswith("data:image/png;base64,") for i in images)

@@ -59,6 +59,8 @@ def _wait_healthy(url: str, proc: subprocess.Popen, seconds: float) -> None:
     raise AssertionError(f"{url} not healthy after {seconds} s")
 
 
+# the server's and serve's pipes are closed by the garbage collector, not by the test
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_served_deployment_runs_and_publishes_artifacts(tmp_path, corpora_dir):
     cfg = slice_experiment(
         tmp_path,
@@ -72,7 +74,6 @@ def test_served_deployment_runs_and_publishes_artifacts(tmp_path, corpora_dir):
         [neural]
         architectures = ["gru"]
         hidden = 8
-        embed = 8
         epochs = 1
         [schedule]
         cron = "0 3 * * *"

@@ -70,9 +70,15 @@ def test_clipping_bounds_the_global_norm() -> None:
     assert torch.sqrt(sum((p.grad**2).sum() for p in params)).item() == pytest.approx(1.5, rel=1e-5)
 
 
-@pytest.mark.parametrize(("arch", "sampling"), [("lstm", "sequential"), ("gru-scratch", "random")])
+@pytest.mark.parametrize(
+    ("arch", "sampling"),
+    [("lstm", "sequential"), ("gru-scratch", "random"), ("transformer", "random")],
+)
 def test_resume_equals_uninterrupted(tmp_path: Path, streams, arch: str, sampling: str) -> None:
-    cfg = config(arch=arch, sampling=sampling, layers=1 if "scratch" in arch else 2)
+    own = {"transformer": {"tied": True, "embed": None, "heads": 2, "context": 6, "warmup": 3}}
+    cfg = config(
+        arch=arch, sampling=sampling, layers=1 if "scratch" in arch else 2, **own.get(arch, {})
+    )
     full, full_result = run(cfg, streams, checkpoint_dir=tmp_path / "full")
 
     class Killed(Exception):
