@@ -22,13 +22,12 @@ from lmpipe.lm.config import ExperimentConfig
 from lmpipe.lm.fileio import parse_size
 from lmpipe.lm.ingest import IngestResult
 from lmpipe.lm.steps.home import Home
-from lmpipe.lm.steps.mixture import component_label, default_mixtures
+from lmpipe.lm.steps.mixture import component, component_label, default_mixtures
 from lmpipe.lm.steps.record import new_run_id
 from lmpipe.tasks import progress
 from lmpipe.tasks.caching import missing_files
 from lmpipe.tasks.publish import clean, publish_report, record
 from lmpipe.tasks.steps import (
-    component,
     count_ngrams,
     fit_score_ngram,
     ingest_corpus,

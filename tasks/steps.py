@@ -161,15 +161,6 @@ def train_score_neural(
     return result
 
 
-# What a mixture task takes of each component's result: enough to name it, find its token
-# scores and add up its cost (not its curves or samples).
-COMPONENT_FIELDS = ("family", "model", "method", "n", "model_key", "parameters", "train_seconds")
-
-
-def component(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: result.get(k) for k in COMPONENT_FIELDS}
-
-
 @task(
     name="mix",
     task_run_name="mix {ing[corpus]} ({ing[tokenizer]})",

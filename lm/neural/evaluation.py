@@ -37,21 +37,32 @@ def evaluate(
     if context is not None:
         return _evaluate_sliding(model, np.asarray(stream), int(context), stride or context // 2)
     stream = np.asarray(stream)
-    device = next(model.parameters()).device
-    n = len(stream)
-    inputs = torch.from_numpy(np.concatenate(([EOS], stream[:-1])).astype(np.int64)).to(device)
-    targets = torch.from_numpy(stream.astype(np.int64)).to(device)
-    logprob = torch.empty(n, dtype=torch.float64, device=device)
+    inputs, targets, logprob = _shifted(model, stream)
     was_training = model.training
     model.eval()
     state = None
-    for start in range(0, n, window):
+    for start in range(0, len(stream), window):
         x = inputs[start : start + window].unsqueeze(0)  # (1, steps)
         logits, state = model(x, state)  # (1, steps, vocab)
-        lp = torch.log_softmax(logits[0].double(), dim=-1)  # (steps, vocab)
-        logprob[start : start + window] = lp.gather(1, targets[start : start + window, None])[:, 0]
+        logprob[start : start + window] = _picked(logits[0], targets[start : start + window])
     model.train(was_training)
     return TokenScores(logprob=logprob.cpu().numpy(), oov=stream == UNK)
+
+
+def _shifted(
+    model: LanguageModel, stream: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """On the model's device: the inputs (``</s>`` then the stream but its last token), the
+    targets (the stream) and an empty float64 vector for their log-probabilities, each (N,)."""
+    device = next(model.parameters()).device
+    inputs = torch.from_numpy(np.concatenate(([EOS], stream[:-1])).astype(np.int64)).to(device)
+    targets = torch.from_numpy(stream.astype(np.int64)).to(device)
+    return inputs, targets, torch.empty(len(stream), dtype=torch.float64, device=device)
+
+
+def _picked(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """ln p of each target: logits (steps, vocab), targets (steps,) -> (steps,) float64."""
+    return torch.log_softmax(logits.double(), dim=-1).gather(1, targets[:, None])[:, 0]
 
 
 def _evaluate_sliding(
@@ -59,18 +70,14 @@ def _evaluate_sliding(
 ) -> TokenScores:
     if not 1 <= stride <= context:
         raise ValueError(f"stride must be in [1, context={context}]; got {stride}")
-    device = next(model.parameters()).device
     n = len(stream)
-    inputs = torch.from_numpy(np.concatenate(([EOS], stream[:-1])).astype(np.int64)).to(device)
-    targets = torch.from_numpy(stream.astype(np.int64)).to(device)
-    logprob = torch.empty(n, dtype=torch.float64, device=device)
+    inputs, targets, logprob = _shifted(model, stream)
     was_training = model.training
     model.eval()
     first = min(context, n)  # the first window scores every position it holds
     if first:
         logits, _ = model(inputs[None, :first])  # (1, first, vocab)
-        lp = torch.log_softmax(logits[0].double(), dim=-1)
-        logprob[:first] = lp.gather(1, targets[:first, None])[:, 0]
+        logprob[:first] = _picked(logits[0], targets[:first])
     # then spans [b, e) of ``stride`` positions, each read by the window inputs[e - context, e)
     ends = list(range(first + stride, n + stride, stride))
     for i in range(0, len(ends), WINDOWS_PER_BATCH):
@@ -79,8 +86,7 @@ def _evaluate_sliding(
         logits, _ = model(x)  # (windows, context, vocab)
         for row, e in enumerate(group):
             b = ends[i + row] - stride  # the span's start (its end e clipped to the stream)
-            lp = torch.log_softmax(logits[row, b - e :].double(), dim=-1)  # (e - b, vocab)
-            logprob[b:e] = lp.gather(1, targets[b:e, None])[:, 0]
+            logprob[b:e] = _picked(logits[row, b - e :], targets[b:e])  # last e - b positions
     model.train(was_training)
     return TokenScores(logprob=logprob.cpu().numpy(), oov=stream == UNK)
 

@@ -126,13 +126,16 @@ def default_mixtures(results: Sequence[dict[str, Any]]) -> list[list[dict[str, A
     return out
 
 
-def _component_of(row: dict[str, Any]) -> dict[str, Any]:
-    keep = ("family", "model", "method", "n", "model_key", "parameters", "train_seconds")
-    out = {k: row.get(k) for k in keep}
-    if out["n"] is not None and out["n"] == out["n"]:  # NaN for neural rows read by pandas
-        out["n"] = int(out["n"])
-    else:
-        out["n"] = None
+# What a mixture takes of each component's result: enough to name it, find its token scores and
+# add up its cost (not its curves or samples).
+COMPONENT_FIELDS = ("family", "model", "method", "n", "model_key", "parameters", "train_seconds")
+
+
+def component(result: dict[str, Any]) -> dict[str, Any]:
+    """A model's result (or a results row) as a mixture's component; ``n`` an int or None."""
+    out = {k: result.get(k) for k in COMPONENT_FIELDS}
+    n = out["n"]
+    out["n"] = int(n) if n is not None and n == n else None  # NaN: a neural row read by pandas
     return out
 
 
@@ -172,7 +175,7 @@ def mix_run(
         for r in mine:
             res = results.setdefault(
                 str(r["model_key"]),
-                {**_component_of(r), "metrics": {}, "role": "final",
+                {**component(r), "metrics": {}, "role": "final",
                  "normalized": SMOOTHING[r["method"]].normalized if r["family"] == "ngram"
                  else True,
                  "params": json.loads(r["settings_json"] or "{}"),
@@ -197,7 +200,7 @@ def mix_run(
         out += [(ing, {k: v for k, v in p.items() if k != "normalized"})
                 for p in parts_of_all.values()]  # fmt: skip
         for parts in groups:
-            out.append((ing, mix_models(home, ing, [_component_of(p) for p in parts])))
+            out.append((ing, mix_models(home, ing, [component(p) for p in parts])))
     if not out:
         raise ConfigError(
             f"run {run_id} has nothing to mix: a mixture needs an n-gram and a neural model of "
