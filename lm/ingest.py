@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lmpipe.lm.corpus import SPLITS, CorpusSource, DecodeStats, iter_pieces
+from lmpipe.lm.corpus import SPLITS, CorpusSource, DecodeStats, expand_path, iter_pieces
 from lmpipe.lm.errors import CorpusError, WarehouseError
 from lmpipe.lm.fileio import atomic_path, atomic_write_text, file_lock, sha256_text
 from lmpipe.lm.tokenize import get_normalizer, get_tokenizer
@@ -221,6 +221,28 @@ def _ingest(
         seconds=time.perf_counter() - t0,
         bom_files=len(decode.bom),
     )
+
+
+def text_lines(
+    spec: str | Path, settings: IngestSettings, decode: DecodeStats | None = None
+) -> Iterator[tuple[list[str], int]]:
+    """(tokens, bytes) of every non-empty line of a text (file, folder or glob; .gz/.zip fine),
+    stripped and tokenized exactly as a split is at ingest; ``bytes`` are the line's UTF-8
+    bytes plus one for its newline, as the split's statistics count them."""
+    get_tokenizer(settings.tokenizer)
+    get_normalizer(settings.normalize)
+    tokens = _LineTokens(settings)
+    line: list[str] = []
+    size = 0
+    for src in expand_path(spec):
+        pieces = iter_pieces(src, errors=settings.encoding_errors, stats=decode)
+        for piece, ends_line in _strip_lines(pieces, True):
+            size += len(piece.encode("utf-8"))
+            for chunk in tokens.feed(piece, ends_line):
+                line.extend(chunk)
+            if ends_line:
+                yield line, size + 1
+                line, size = [], 0
 
 
 def _first_source(source: CorpusSource, part: str | None = None) -> str:

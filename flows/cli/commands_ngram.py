@@ -23,7 +23,13 @@ from lmpipe.flows.cli.common import (
     step_flow,
     validated,
 )
-from lmpipe.flows.cli.output import corpus_spec, note_bom, note_replaced, print_scores
+from lmpipe.flows.cli.output import (
+    corpus_spec,
+    note_bom,
+    note_replaced,
+    own_corpus_name,
+    print_scores,
+)
 from lmpipe.lm.config import NgramConfig, VocabConfig
 from lmpipe.lm.errors import ConfigError
 from lmpipe.lm.ngram.registry import MAX_ORDER, METHODS
@@ -67,8 +73,20 @@ PrefectOpt = Annotated[
 @schema_options(NgramConfig, ("k", "discount"), "Smoothing")
 @schema_options(VocabConfig, VOCAB_OPTIONS, "Vocabulary")
 def ngram(
-    order: Annotated[int, typer.Option("--order", help=f"n-gram order N, 1..{MAX_ORDER}.")],
+    order: Annotated[
+        int | None,
+        typer.Option("--order", help=f"n-gram order N, 1..{MAX_ORDER} (not with --lm)."),
+    ] = None,
     smoothing: Annotated[str, typer.Option("--smoothing", help=", ".join(METHODS) + ".")] = "mkn",
+    lm: Annotated[
+        Path | None,
+        typer.Option(
+            "--lm",
+            help="Score --test with this existing ARPA model (.arpa or .arpa.gz, any order) "
+            "instead of estimating one, as SRILM's ngram -lm M -ppl F and KenLM's query do.",
+            dir_okay=False,
+        ),
+    ] = None,
     train: TrainOpt = None,
     test: Annotated[str | None, typer.Option("--test", help="Test text.")] = None,
     valid: Annotated[
@@ -105,6 +123,25 @@ def ngram(
     from lmpipe.lm.steps.jobs import DIRECT, ngram_job
 
     given = given or {}
+    if lm is not None:
+        conflicting = {
+            "--order": order is not None, "--train": bool(train), "--valid": bool(valid),
+            "--corpus": bool(corpus), "--text": bool(text), "--arpa": arpa is not None,
+            "--prefect": prefect, "--engine": engine is not None, "--smoothing": smoothing != "mkn",
+            "--no-discount-fallback": no_discount_fallback,
+            "--memory-limit": memory_limit is not None, "--min-freq": "min_freq" in given,
+            "--k": "k" in given, "--discount": "discount" in given,
+        }  # fmt: skip
+        _score_with_arpa(
+            lm, test, tokenizer, name, given, home=home, debug=debug, json_out=json_out,
+            conflicting=conflicting,
+        )  # fmt: skip
+        return
+    if order is None:
+        raise ConfigError(
+            "--order is missing: give the n-gram order (e.g. --order 3), or --lm MODEL.arpa to "
+            "score with an existing model"
+        )
     if not 1 <= order <= MAX_ORDER:
         raise ConfigError(f"--order must be at least 1 and at most {MAX_ORDER} (got {order})")
     smoothing_entry(smoothing)
@@ -146,3 +183,46 @@ def ngram(
     print_scores(
         job.ing.corpus, job.ing.tokenizer, job.result, job.run_id, json_out, job.ing.replaced, arpa
     )
+
+
+def _score_with_arpa(
+    lm: Path,
+    test: str | None,
+    tokenizer: str | None,
+    name: str | None,
+    given: dict[str, Any],
+    *,
+    home: Path,
+    debug: bool,
+    json_out: bool,
+    conflicting: dict[str, bool],
+) -> None:
+    """``lmpipe ngram --lm MODEL --test F``: score a text with an existing ARPA model and
+    record the result (run kind ``score``)."""
+    from lmpipe.lm.corpus import check_name
+    from lmpipe.lm.ingest import IngestSettings
+    from lmpipe.lm.steps.jobs import score_job
+    from lmpipe.lm.tokenize import get_tokenizer
+
+    wrong = [opt for opt, given_ in conflicting.items() if given_]
+    if wrong:
+        raise ConfigError(
+            f"--lm scores with an existing model: {', '.join(wrong)} cannot go with it "
+            "(the model's file fixes its order and estimate); drop them"
+        )
+    if not test:
+        raise ConfigError("--lm needs the text to score: give --test FILE")
+    path = lm.expanduser()
+    if not path.is_file():
+        raise ConfigError(f"--lm {lm}: no such file; give the path of an ARPA model")
+    vocab = validated(VocabConfig, {k: v for k, v in given.items() if k in VOCAB_OPTIONS})
+    tok = tokenizer or "whitespace"
+    get_tokenizer(tok)
+    corpus = check_name(name) if name else own_corpus_name(test)
+    settings = IngestSettings(
+        tokenizer=tok, normalize=vocab.normalize, encoding_errors=vocab.encoding_errors
+    )
+    h = home_of(home, debug, True)
+    clean_debris(h)
+    job = score_job(h, path.resolve(), test, corpus, settings)
+    print_scores(corpus, tok, job.result, job.run_id, json_out)

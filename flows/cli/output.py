@@ -12,7 +12,7 @@ from lmpipe.flows.cli.common import emit_json
 from lmpipe.lm.errors import ConfigError
 
 
-def _own_corpus_name(path: str) -> str:
+def own_corpus_name(path: str) -> str:
     stem = Path(path.split("*")[0] or "corpus").name or "corpus"
     stem = re.sub(r"\.(txt|gz|zip)$", "", stem)
     name = re.sub(r"[^A-Za-z0-9_.+-]", "_", stem).strip("._-") or "corpus"
@@ -42,7 +42,7 @@ def corpus_spec(
             )
         check_name(name)
     if text:
-        spec: dict[str, Any] = {"name": name or _own_corpus_name(text), "path": text}
+        spec: dict[str, Any] = {"name": name or own_corpus_name(text), "path": text}
     elif corpus:
         spec = {"name": corpus}
         if tokenizer is None:
@@ -52,7 +52,7 @@ def corpus_spec(
             entry = load_registry().get(corpus)
             tokenizer = entry.tokenizer if entry else "char"
     elif train and test:
-        spec = {"name": name or _own_corpus_name(train), "train": train, "valid": valid,
+        spec = {"name": name or own_corpus_name(train), "train": train, "valid": valid,
                 "test": test}  # fmt: skip
     else:
         raise ConfigError("give --corpus NAME, --text FILE, or --train FILE and --test FILE")
@@ -114,11 +114,13 @@ def print_scores(
             "replaced": replaced,
         }
         for key in ("engine", "epochs_run", "tokens_per_second", "wall_seconds", "best_epoch",
-                    "stopped"):  # fmt: skip
+                    "stopped", "load_seconds"):  # fmt: skip
             if key in result:
                 out["epochs" if key == "epochs_run" else key] = result[key]
         if arpa is not None:
             out["arpa"] = str(arpa)
+        if result.get("method") == "arpa":
+            out["lm"] = result["params"]["lm"]
         emit_json(out)
         return
     label = f"{result['model']} n={result['n']}" if result.get("n") else result["model"]
@@ -134,3 +136,8 @@ def print_scores(
             )
     if arpa is not None:
         typer.echo(f"  ARPA written to {arpa}")
+    if result.get("method") == "arpa":
+        typer.echo(
+            f"  model: {result['params']['lm']} ({result['parameters']:,} n-grams, loaded in "
+            f"{result['load_seconds']:.2f} s)"
+        )

@@ -12,6 +12,7 @@ procedure of ``query`` (§7) and its perplexity equals KenLM's.
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import tempfile
@@ -42,7 +43,7 @@ _QUERY_SPLIT = re.compile(r"[ \t\v\f\r]+")
 
 
 class ArpaError(ModelError):
-    """An ARPA file is malformed or not suffix-closed."""
+    """An ARPA file that cannot be read as one."""
 
 
 def _entries(model: BackoffModel, n: int) -> np.ndarray:
@@ -112,6 +113,7 @@ class ArpaModel:
     tokens: tuple[str, ...]
     trie: SuffixTrie
     tables: BackoffTables
+    blanks: int = 0  # suffixes the file lacked, filled in (load_arpa)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
@@ -123,26 +125,53 @@ class ArpaModel:
 
     def encode(self, sentences: Iterable[str | Sequence[str]]) -> np.ndarray:
         """The stream of sentences (strings are split as ``query`` splits a line)."""
+        return self.encode_lines(sentences)[0]
+
+    def encode_lines(
+        self, sentences: Iterable[str | Sequence[str]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(stream, ends): the ids of every word and one ``</s>`` per sentence, and which
+        positions end a sentence (the appended ``</s>``, not a literal one inside a line)."""
         out: list[int] = []
+        ends: list[int] = []
         for sent in sentences:
             words = [w for w in _QUERY_SPLIT.split(sent) if w] if isinstance(sent, str) else sent
             out.extend(self.ids(words))
+            ends.append(len(out))
             out.append(EOS)
-        return np.asarray(out, dtype=np.int32)
+        mask = np.zeros(len(out), dtype=bool)
+        mask[ends] = True
+        return np.asarray(out, dtype=np.int32), mask
 
     def score(self, sentences: Iterable[str | Sequence[str]]) -> TokenScores:
         """Score sentences as ``query`` does: every word and one ``</s>`` per sentence, words
-        unknown to the model as ``<unk>`` (flagged OOV); exact KenLM totals included."""
-        return self.score_stream(self.encode(sentences))
+        unknown to the model as ``<unk>`` (flagged OOV), a literal ``</s>`` or ``<s>`` inside a
+        line as a word whose state carries on; exact KenLM totals included."""
+        return self.score_stream(*self.encode_lines(sentences))
 
-    def score_stream(self, stream: np.ndarray) -> TokenScores:
-        """Score a stream of this model's ids."""
-        return score_backoff(self.trie, self.tables, stream, kenlm_sums=True, validate=False)
+    def score_stream(self, stream: np.ndarray, ends: np.ndarray | None = None) -> TokenScores:
+        """Score a stream of this model's ids; ``ends`` marks the sentence ends (default: every
+        ``</s>``)."""
+        return score_backoff(
+            self.trie, self.tables, stream, kenlm_sums=True, validate=False, ends=ends
+        )
+
+    @property
+    def size(self) -> int:
+        """The n-grams of the file (the blanks filled in are not counted)."""
+        return sum(self.trie.size(n) for n in range(1, self.order + 1)) - self.blanks
 
 
 def load_arpa(path: str | Path) -> ArpaModel:
-    """Read an ARPA file (KenLM, SRILM or ours). Values are kept as float32, as KenLM keeps
-    them."""
+    """Read an ARPA file (KenLM, SRILM or ours; ``.gz`` fine). Values are kept as float32, as
+    KenLM keeps them.
+
+    An n-gram whose suffix (the n-gram without its first word) is missing from the file, as in
+    SRILM's pruned models, gets the suffix as a *blank*, as KenLM's loader does
+    (``search_hashed.cc``: ``FindLower``/``AdjustLower``): its probability is what backing off
+    gives, p(suffix) = bo(context of the suffix) + p(suffix of the suffix), added in float32
+    from the longest n-gram present, and its backoff 0. So every file KenLM loads scores here as
+    KenLM scores it."""
     sections = _read_sections(Path(path))
     order = len(sections)
     uni_cols, logp1, bo1 = _parse_section(sections[0], 1)
@@ -164,42 +193,94 @@ def load_arpa(path: str | Path) -> ArpaModel:
     backoff = [np.zeros(width, np.float32)]
     logp[0][perm] = logp1
     backoff[0][perm] = bo1
-    keys = [np.arange(width, dtype=np.int64)]
-    parents = [np.zeros(width, dtype=np.int64)]
-    toks = [np.arange(width, dtype=np.int32)]
-    contexts = [np.zeros(width, dtype=np.int64)]
     vocab = pa.array(list(tokens), type=pa.string())
+    grams: list[np.ndarray] = [np.arange(width, dtype=np.int64)[:, None]]
+    values: list[tuple[np.ndarray, np.ndarray]] = [(logp[0], backoff[0])]
     for n in range(2, order + 1):
         cols, lp, bo = _parse_section(sections[n - 1], n)
         found = [pc.index_in(c, value_set=vocab) for c in cols]
         if any(f.null_count for f in found):
             raise ArpaError(f"some {n}-grams use words that are not unigrams")
-        ids = np.column_stack([f.to_numpy(zero_copy_only=False) for f in found]).astype(np.int64)
+        grams.append(np.column_stack([f.to_numpy(zero_copy_only=False) for f in found]))
+        values.append((lp, bo))
+    blank = _add_blanks(grams, values)
+    keys = [np.arange(width, dtype=np.int64)]
+    parents = [np.zeros(width, dtype=np.int64)]
+    toks = [np.arange(width, dtype=np.int32)]
+    contexts = [np.zeros(width, dtype=np.int64)]
+    for n in range(2, order + 1):
+        ids = grams[n - 1].astype(np.int64)
+        lp, bo = values[n - 1]
         suffix = ids[:, n - 1].copy()
         for k in range(2, n):
             suffix = find_rows(keys[k - 1], width, suffix, ids[:, n - k])
-        if (suffix < 0).any():
-            raise ArpaError(f"some {n}-grams have no {n - 1}-gram suffix in the file")
         key = suffix * width + ids[:, 0]
         by_key = np.argsort(key, kind="stable")
         keys.append(key[by_key])
         parents.append(suffix[by_key])
         toks.append(ids[by_key, 0].astype(np.int32))
-        logp.append(lp[by_key])
-        backoff.append(bo[by_key])
         first = toks[-1].astype(np.int64)
         contexts.append(
             first if n == 2 else find_rows(keys[n - 2], width, contexts[n - 2][parents[-1]], first)
         )
+        lp, bo, is_blank = lp[by_key], bo[by_key], blank[n - 1][by_key]
+        if is_blank.any():  # lower orders are complete: fill in what backing off gives
+            ctx = contexts[-1][is_blank]
+            ctx_bo = np.where(ctx >= 0, backoff[n - 2][np.maximum(ctx, 0)], np.float32(0))
+            lp[is_blank] = logp[n - 2][parents[-1][is_blank]] + ctx_bo
+        logp.append(lp)
+        backoff.append(bo)
     counts = tuple(np.zeros(k.size, dtype=np.int64) for k in keys)
     trie = SuffixTrie(width, tuple(keys), tuple(parents), tuple(toks), tuple(contexts), counts)
     tables = BackoffTables(logp=tuple(logp), backoff=tuple(backoff[: order - 1]))
-    return ArpaModel(order=order, tokens=tokens, trie=trie, tables=tables)
+    n_blank = int(sum(b.sum() for b in blank))
+    return ArpaModel(order=order, tokens=tokens, trie=trie, tables=tables, blanks=n_blank)
+
+
+def _add_blanks(
+    grams: list[np.ndarray], values: list[tuple[np.ndarray, np.ndarray]]
+) -> list[np.ndarray]:
+    """Append to each order the suffixes that the order above needs and the file lacks (from
+    the highest order down, so a blank's own missing suffix is added too), with backoff 0 and
+    a probability filled in later; return the blank flags per order."""
+    blank = [np.zeros(len(g), dtype=bool) for g in grams]
+    for n in range(len(grams), 2, -1):
+        need = np.unique(_rows(grams[n - 1][:, 1:]), return_index=True)[1]
+        suffixes = grams[n - 1][need, 1:]
+        absent = ~np.isin(_rows(suffixes), _rows(grams[n - 2]))
+        if not absent.any():
+            continue
+        add = suffixes[absent]
+        grams[n - 2] = np.concatenate([grams[n - 2], add])
+        lp, bo = values[n - 2]
+        values[n - 2] = (
+            np.concatenate([lp, np.full(len(add), np.nan, np.float32)]),
+            np.concatenate([bo, np.zeros(len(add), np.float32)]),
+        )
+        blank[n - 2] = np.concatenate([blank[n - 2], np.ones(len(add), dtype=bool)])
+    return blank
+
+
+def _rows(ids: np.ndarray) -> np.ndarray:
+    """Each row of an (M, n) id array as one opaque value (for set operations on rows)."""
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    return ids.view(np.dtype((np.void, 8 * ids.shape[1]))).ravel()
 
 
 def _read_sections(path: Path) -> list[pa.Array]:
     """The lines of each ``\\n-grams:`` section, checked against the ``\\data\\`` counts."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                text = f.read()
+        else:
+            text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ArpaError(f"ARPA file {path} does not exist; check the path") from None
+    except IsADirectoryError:
+        raise ArpaError(f"{path} is a folder, not an ARPA file; give the model's file") from None
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as e:
+        raise ArpaError(f"{path} is not a readable ARPA text file ({e}); check the file") from None
     data = text.find("\\data\\")
     if data < 0:
         raise ArpaError(f"{path}: no \\data\\ header")

@@ -89,11 +89,14 @@ def backoff_log10(
     return score
 
 
-def kenlm_totals(log10: np.ndarray, stream: np.ndarray, oov: np.ndarray) -> tuple[float, float]:
-    """Corpus and OOV totals accumulated as ``query`` does: float32 per sentence in token order,
-    then a double sum of the sentence totals; the OOV total is a double sum (§7)."""
+def kenlm_totals(
+    log10: np.ndarray, stream: np.ndarray, oov: np.ndarray, ends: np.ndarray | None = None
+) -> tuple[float, float]:
+    """Corpus and OOV totals accumulated as ``query`` does: float32 per sentence (line) in token
+    order, then a double sum of the sentence totals; the OOV total is a double sum (§7).
+    ``ends`` marks the tokens that end a sentence (default: every ``</s>``)."""
     totals = KenlmTotals()
-    totals.add(log10, stream, oov)
+    totals.add(log10, stream, oov, ends)
     totals.finish()
     return totals.total, totals.oov_total
 
@@ -108,10 +111,16 @@ class KenlmTotals:
         self.open_sentence = np.float32(0.0)
         self.is_open = False
 
-    def add(self, log10: np.ndarray, stream: np.ndarray, oov: np.ndarray) -> None:
+    def add(
+        self,
+        log10: np.ndarray,
+        stream: np.ndarray,
+        oov: np.ndarray,
+        ends: np.ndarray | None = None,
+    ) -> None:
         if stream.size == 0:
             return
-        ends = stream == EOS
+        ends = stream == EOS if ends is None else ends
         sent = np.cumsum(ends) - ends
         per_sentence = np.zeros(int(sent[-1]) + 1, dtype=np.float32)
         per_sentence[0] = self.open_sentence
@@ -153,25 +162,29 @@ def to_token_scores(log10: np.ndarray, stream: np.ndarray, *, kenlm_sums: bool) 
     return TokenScores(logprob=logprob, oov=oov, total_log10=total, oov_log10=oov_total)
 
 
-def chunk_offsets(words: np.ndarray, first: int) -> np.ndarray:
+def chunk_offsets(words: np.ndarray, first: int, ends: np.ndarray | None = None) -> np.ndarray:
     """:func:`lm.ngram.counting.sentence_offsets` of a chunk whose first token has ``first``
-    tokens of its sentence before it."""
-    ends = words == EOS
+    tokens of its sentence before it; ``ends`` marks the sentence ends (default: ``</s>``)."""
+    ends = words == EOS if ends is None else ends
     sent = np.cumsum(ends) - ends
     starts = np.concatenate(([-first], np.flatnonzero(ends) + 1))
     return np.arange(words.size, dtype=np.int64) - starts[sent]
 
 
-def stream_chunks(stream: np.ndarray, context: int, chunk: int = SCORE_CHUNK):
+def stream_chunks(
+    stream: np.ndarray, context: int, chunk: int = SCORE_CHUNK, ends: np.ndarray | None = None
+):
     """Yield ``(start, window, offsets)`` per chunk of at most ``chunk`` tokens:
     ``window = stream[start - p : end]`` with ``p = min(start, context)`` tokens of history
-    before the chunk, ``offsets`` the sentence offsets of the chunk's tokens."""
+    before the chunk, ``offsets`` the sentence offsets of the chunk's tokens. ``ends`` marks the
+    tokens that end a sentence (default: every ``</s>``)."""
+    ends = stream == EOS if ends is None else ends
     first = 0
     for start in range(0, stream.size, max(1, chunk)):
         end = min(start + chunk, stream.size)
         p = min(start, context)
-        off = chunk_offsets(stream[start:end], first)
-        first = 0 if stream[end - 1] == EOS else int(off[-1]) + 1
+        off = chunk_offsets(stream[start:end], first, ends[start:end])
+        first = 0 if ends[end - 1] else int(off[-1]) + 1
         yield start, stream[start - p : end], off
 
 
@@ -259,24 +272,29 @@ def score_backoff(
     kenlm_sums: bool,
     chunk: int = SCORE_CHUNK,
     validate: bool = True,
+    ends: np.ndarray | None = None,
 ) -> TokenScores:
     """Score every token of a stream (``</s>`` included) with a backoff-form model, ``chunk``
     tokens at a time (the results do not depend on ``chunk``). ``validate=False`` skips
-    :func:`lm.ngram.counting.check_stream` (an ARPA model's stream may hold a literal ``<s>``)."""
+    :func:`lm.ngram.counting.check_stream` (an ARPA model's stream may hold a literal ``<s>``).
+    ``ends`` marks the tokens that end a sentence, default every ``</s>``: a text scored with an
+    ARPA model may hold a literal ``</s>`` inside a line, which ``query`` scores as a word and
+    carries the state over."""
     stream = check_stream(stream) if validate else np.asarray(stream, dtype=np.int32)
+    ends = stream == EOS if ends is None else np.asarray(ends, dtype=bool)
     logprob = np.empty(stream.size, dtype=np.float64)
     oov = stream == UNK
     totals = KenlmTotals()
     finite = True
     carry = [-1] * max(trie.order - 1, 0)
-    for start, window, off in stream_chunks(stream, trie.order - 1, chunk):
+    for start, window, off in stream_chunks(stream, trie.order - 1, chunk, ends):
         log10 = backoff_chunk(trie, tables, window, off, carry)
         end = start + off.size
         np.multiply(log10, LN10, out=logprob[start:end], dtype=np.float64)
         if kenlm_sums and finite:
             finite = not np.isneginf(log10).any()
             if finite:
-                totals.add(log10, stream[start:end], oov[start:end])
+                totals.add(log10, stream[start:end], oov[start:end], ends[start:end])
     if not kenlm_sums or not finite:
         return TokenScores(logprob=logprob, oov=oov)
     totals.finish()

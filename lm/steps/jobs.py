@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from lmpipe.lm.ingest import IngestResult
-from lmpipe.lm.steps import ingest, neural, ngram, record
+from lmpipe.lm.ingest import IngestResult, IngestSettings
+from lmpipe.lm.steps import ingest, neural, ngram, record, score_arpa
 from lmpipe.lm.steps.home import Home
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -167,3 +167,27 @@ def train_job(
     config = {"train": settings, "corpus": ing.corpus, "tokenizer": ing.tokenizer}
     steps.record(home, run_id, f"train-{ing.corpus}", "train", config, started, ing, result)
     return JobResult(run_id, ing, result)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    run_id: str
+    text: score_arpa.ScoredText
+    result: dict[str, Any]
+
+
+def score_job(
+    home: Home, arpa: Path, test: str, name: str, settings: IngestSettings
+) -> ScoreResult:
+    """Score the text ``test`` with the ARPA model ``arpa``, record the run ``score-<name>``
+    (kind ``score``: a results row, no corpus ingest of its own)."""
+    started = datetime.now(UTC)
+    result = score_arpa.score_arpa(arpa, test, settings)
+    text = score_arpa.ScoredText(name, settings.tokenizer)
+    run_id = record.new_run_id(started)
+    config = {"lm": str(arpa), "sha256": result["params"]["sha256"], "test": test,
+              "corpus": name, "tokenizer": settings.tokenizer}  # fmt: skip
+    record.record_run(
+        home.warehouse, run_id, f"score-{name}", "score", config, started, [], [(text, result)]
+    )
+    return ScoreResult(run_id, text, result)

@@ -11,7 +11,7 @@ import os
 import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from lmpipe.lm.fileio import atomic_write_text
 from lmpipe.lm.ingest import IngestResult
@@ -21,12 +21,23 @@ from lmpipe.lm.warehouse import Warehouse, rebuild_database
 RUN_DATASETS = ("corpora", "splits", "results", "epochs", "samples")
 
 
+class Labelled(Protocol):
+    """What names a result's rows: an ``IngestResult``, or a text scored with an outside model
+    (:class:`lmpipe.lm.steps.score_arpa.ScoredText`)."""
+
+    @property
+    def corpus(self) -> str: ...
+
+    @property
+    def tokenizer(self) -> str: ...
+
+
 def new_run_id(now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     return now.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
-def result_rows(experiment: str, ing: IngestResult, result: dict[str, Any]) -> list[dict[str, Any]]:
+def result_rows(experiment: str, ing: Labelled, result: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per evaluated split of one model result (docs/design.md §3 figures)."""
     rows = []
     for split, m in result["metrics"].items():
@@ -72,7 +83,7 @@ def record_run(
     config: dict[str, Any],
     started_at: datetime,
     ingests: Iterable[IngestResult],
-    results: Iterable[tuple[IngestResult, dict[str, Any]]],
+    results: Iterable[tuple[Labelled, dict[str, Any]]],
 ) -> dict[str, int]:
     """Write every per-run dataset for ``run_id``, then commit it and refresh the views."""
     ingests = list(ingests)
