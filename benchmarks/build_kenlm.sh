@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build KenLM's lmplz and query (the reference for benchmarks/kenlm_compare.py) from the kenlm
+# Build KenLM's lmplz, query and build_binary (the references for benchmarks/kenlm_compare.py and
+# benchmarks/arpa_scoring.py) from the kenlm
 # source distribution on PyPI, into benchmarks/.kenlm/bin (git-ignored).
 # Needs cmake, g++ and, on Debian/Ubuntu:
 #   apt-get install libboost-program-options-dev libboost-system-dev libboost-thread-dev \
@@ -18,6 +19,6 @@ if [ ! -f kenlm-0.3.0.tar.gz ]; then
 fi
 rm -rf src && mkdir src && tar xzf kenlm-0.3.0.tar.gz -C src --strip-components 1
 cmake -S src -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build --target lmplz query -j "$(nproc)" >/dev/null
-mkdir -p bin && cp build/bin/lmplz build/bin/query bin/
-echo "built $dest/bin/lmplz and $dest/bin/query"
+cmake --build build --target lmplz query build_binary -j "$(nproc)" >/dev/null
+mkdir -p bin && cp build/bin/lmplz build/bin/query build/bin/build_binary bin/
+echo "built $dest/bin/lmplz, query and build_binary"

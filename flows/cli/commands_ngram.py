@@ -82,8 +82,18 @@ def ngram(
         Path | None,
         typer.Option(
             "--lm",
-            help="Score --test with this existing ARPA model (.arpa or .arpa.gz, any order) "
-            "instead of estimating one, as SRILM's ngram -lm M -ppl F and KenLM's query do.",
+            help="Score --test with this existing ARPA model (.arpa or .arpa.gz, any order, "
+            "or the binary form --binary writes) instead of estimating one, as SRILM's "
+            "ngram -lm M -ppl F and KenLM's query do.",
+            dir_okay=False,
+        ),
+    ] = None,
+    binary: Annotated[
+        Path | None,
+        typer.Option(
+            "--binary",
+            help="With --lm: also write the model in lmpipe's binary form (memory-mapped: "
+            "loads in milliseconds; give it to --lm next time), like KenLM's build_binary.",
             dir_okay=False,
         ),
     ] = None,
@@ -134,9 +144,11 @@ def ngram(
         }  # fmt: skip
         _score_with_arpa(
             lm, test, tokenizer, name, given, home=home, debug=debug, json_out=json_out,
-            conflicting=conflicting,
+            conflicting=conflicting, binary=binary,
         )  # fmt: skip
         return
+    if binary is not None:
+        raise ConfigError("--binary writes a model given with --lm; give --lm MODEL.arpa too")
     if order is None:
         raise ConfigError(
             "--order is missing: give the n-gram order (e.g. --order 3), or --lm MODEL.arpa to "
@@ -196,6 +208,7 @@ def _score_with_arpa(
     debug: bool,
     json_out: bool,
     conflicting: dict[str, bool],
+    binary: Path | None = None,
 ) -> None:
     """``lmpipe ngram --lm MODEL --test F``: score a text with an existing ARPA model and
     record the result (run kind ``score``)."""
@@ -215,6 +228,10 @@ def _score_with_arpa(
     path = lm.expanduser()
     if not path.is_file():
         raise ConfigError(f"--lm {lm}: no such file; give the path of an ARPA model")
+    if binary is not None and not binary.expanduser().resolve().parent.is_dir():
+        raise ConfigError(
+            f"--binary {binary}: the folder {binary.parent} does not exist; create it"
+        )
     vocab = validated(VocabConfig, {k: v for k, v in given.items() if k in VOCAB_OPTIONS})
     tok = tokenizer or "whitespace"
     get_tokenizer(tok)
@@ -224,5 +241,8 @@ def _score_with_arpa(
     )
     h = home_of(home, debug, True)
     clean_debris(h)
-    job = score_job(h, path.resolve(), test, corpus, settings)
+    out = binary.expanduser().resolve() if binary is not None else None
+    job = score_job(h, path.resolve(), test, corpus, settings, out)
     print_scores(corpus, tok, job.result, job.run_id, json_out)
+    if out is not None and not json_out:
+        typer.echo(f"  binary model written to {out}")

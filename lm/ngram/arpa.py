@@ -13,11 +13,10 @@ procedure of ``query`` (§7) and its perplexity equals KenLM's.
 from __future__ import annotations
 
 import gzip
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lmpipe.lm.errors import ModelError
+from lmpipe.lm.fileio import atomic_path
 from lmpipe.lm.metrics import TokenScores
 from lmpipe.lm.ngram.arpa_lines import unigram_entries, write_lines
 from lmpipe.lm.ngram.model import BackoffModel
@@ -79,20 +79,13 @@ def write_arpa(
         def section(f, n: int) -> None:
             _write_order(f, model, n, rows[n - 1], strings)
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            header = ["", "\\data\\"] + [f"ngram {n}={r}" for n, r in enumerate(sizes, 1)]
-            f.write(("\n".join(header) + "\n").encode())
-            for n in range(1, model.order + 1):
-                f.write(f"\n\\{n}-grams:\n".encode())
-                section(f, n)
-            f.write(b"\n\\end\\\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        header = ["", "\\data\\"] + [f"ngram {n}={r}" for n, r in enumerate(sizes, 1)]
+        f.write(("\n".join(header) + "\n").encode())
+        for n in range(1, model.order + 1):
+            f.write(f"\n\\{n}-grams:\n".encode())
+            section(f, n)
+        f.write(b"\n\\end\\\n")
 
 
 def _write_order(f, model: BackoffModel, n: int, rows: np.ndarray, strings: pa.Array) -> None:
@@ -115,12 +108,18 @@ class ArpaModel:
     tables: BackoffTables
     blanks: int = 0  # suffixes the file lacked, filled in (load_arpa)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.tokens)}
+
+    @cached_property
+    def vocab_array(self) -> pa.Array:
+        """The tokens as an Arrow array (the value set that text is looked up in)."""
+        return pa.array(self.tokens, type=pa.large_string())
 
     def ids(self, words: Iterable[str]) -> list[int]:
         """Ids of words, ``<unk>`` (0) for words the model does not know."""
-        get = self._index.get  # type: ignore[attr-defined]
+        get = self._index.get
         return [get(w, UNK) for w in words]
 
     def encode(self, sentences: Iterable[str | Sequence[str]]) -> np.ndarray:
@@ -132,16 +131,28 @@ class ArpaModel:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(stream, ends): the ids of every word and one ``</s>`` per sentence, and which
         positions end a sentence (the appended ``</s>``, not a literal one inside a line)."""
-        out: list[int] = []
-        ends: list[int] = []
-        for sent in sentences:
-            words = [w for w in _QUERY_SPLIT.split(sent) if w] if isinstance(sent, str) else sent
-            out.extend(self.ids(words))
-            ends.append(len(out))
-            out.append(EOS)
-        mask = np.zeros(len(out), dtype=bool)
+        sentences = list(sentences)
+        if all(isinstance(s, str) for s in sentences):
+            # split on ASCII whitespace (as the kenlm module's bytes.split()) and looked up by
+            # Arrow: Python's per-word dict lookups cost more than the scoring at PTB's size
+            parts = pc.ascii_split_whitespace(pa.array(sentences, type=pa.large_string()))
+            words = pc.list_flatten(parts)
+            keep = pc.greater(pc.utf8_length(words), 0)
+            lengths = pc.list_value_length(parts).to_numpy(zero_copy_only=False).astype(np.int64)
+            lengths -= _per_line(pc.invert(keep), lengths)
+            ids = pc.index_in(words.filter(keep), value_set=self.vocab_array)
+            ids = pc.fill_null(ids, UNK).to_numpy(zero_copy_only=False).astype(np.int32)
+        else:
+            lists = [self.ids(s) for s in sentences]
+            lengths = np.asarray([len(x) for x in lists], dtype=np.int64)
+            ids = np.asarray([i for x in lists for i in x], dtype=np.int32)
+        ends = np.cumsum(lengths + 1) - 1  # each line's </s>, after its words
+        out = np.empty(int(lengths.sum()) + len(sentences), dtype=np.int32)
+        mask = np.zeros(out.size, dtype=bool)
         mask[ends] = True
-        return np.asarray(out, dtype=np.int32), mask
+        out[mask] = EOS
+        out[~mask] = ids
+        return out, mask
 
     def score(self, sentences: Iterable[str | Sequence[str]]) -> TokenScores:
         """Score sentences as ``query`` does: every word and one ``</s>`` per sentence, words
@@ -160,6 +171,16 @@ class ArpaModel:
     def size(self) -> int:
         """The n-grams of the file (the blanks filled in are not counted)."""
         return sum(self.trie.size(n) for n in range(1, self.order + 1)) - self.blanks
+
+
+def _per_line(flags: pa.Array, lengths: np.ndarray) -> np.ndarray:
+    """How many of each line's split pieces are flagged (``lengths``: pieces per line)."""
+    if lengths.size == 0:
+        return lengths
+    f = flags.to_numpy(zero_copy_only=False).astype(np.int64)
+    total = np.concatenate(([0], np.cumsum(f)))
+    bounds = np.concatenate(([0], np.cumsum(lengths)))
+    return total[bounds[1:]] - total[bounds[:-1]]
 
 
 def load_arpa(path: str | Path) -> ArpaModel:
@@ -203,17 +224,23 @@ def load_arpa(path: str | Path) -> ArpaModel:
             raise ArpaError(f"some {n}-grams use words that are not unigrams")
         grams.append(np.column_stack([f.to_numpy(zero_copy_only=False) for f in found]))
         values.append((lp, bo))
-    blank = _add_blanks(grams, values)
+    blank = [np.zeros(len(g), dtype=bool) for g in grams]
     keys = [np.arange(width, dtype=np.int64)]
     parents = [np.zeros(width, dtype=np.int64)]
     toks = [np.arange(width, dtype=np.int32)]
     contexts = [np.zeros(width, dtype=np.int64)]
-    for n in range(2, order + 1):
+    n = 2
+    while n <= order:  # orders are built upwards; a missing suffix sends the loop one down
+        del keys[n - 1 :], parents[n - 1 :], toks[n - 1 :], contexts[n - 1 :]
+        del logp[n - 1 :], backoff[n - 1 :]
         ids = grams[n - 1].astype(np.int64)
-        lp, bo = values[n - 1]
         suffix = ids[:, n - 1].copy()
         for k in range(2, n):
             suffix = find_rows(keys[k - 1], width, suffix, ids[:, n - k])
+        if (suffix < 0).any():  # n >= 3: unigram suffixes always exist
+            _add_blanks(grams, values, blank, n - 1, np.unique(ids[suffix < 0, 1:], axis=0))
+            n -= 1
+            continue
         key = suffix * width + ids[:, 0]
         by_key = np.argsort(key, kind="stable")
         keys.append(key[by_key])
@@ -223,6 +250,7 @@ def load_arpa(path: str | Path) -> ArpaModel:
         contexts.append(
             first if n == 2 else find_rows(keys[n - 2], width, contexts[n - 2][parents[-1]], first)
         )
+        lp, bo = values[n - 1]
         lp, bo, is_blank = lp[by_key], bo[by_key], blank[n - 1][by_key]
         if is_blank.any():  # lower orders are complete: fill in what backing off gives
             ctx = contexts[-1][is_blank]
@@ -230,6 +258,7 @@ def load_arpa(path: str | Path) -> ArpaModel:
             lp[is_blank] = logp[n - 2][parents[-1][is_blank]] + ctx_bo
         logp.append(lp)
         backoff.append(bo)
+        n += 1
     counts = tuple(np.zeros(k.size, dtype=np.int64) for k in keys)
     trie = SuffixTrie(width, tuple(keys), tuple(parents), tuple(toks), tuple(contexts), counts)
     tables = BackoffTables(logp=tuple(logp), backoff=tuple(backoff[: order - 1]))
@@ -238,72 +267,87 @@ def load_arpa(path: str | Path) -> ArpaModel:
 
 
 def _add_blanks(
-    grams: list[np.ndarray], values: list[tuple[np.ndarray, np.ndarray]]
-) -> list[np.ndarray]:
-    """Append to each order the suffixes that the order above needs and the file lacks (from
-    the highest order down, so a blank's own missing suffix is added too), with backoff 0 and
-    a probability filled in later; return the blank flags per order."""
-    blank = [np.zeros(len(g), dtype=bool) for g in grams]
-    for n in range(len(grams), 2, -1):
-        need = np.unique(_rows(grams[n - 1][:, 1:]), return_index=True)[1]
-        suffixes = grams[n - 1][need, 1:]
-        absent = ~np.isin(_rows(suffixes), _rows(grams[n - 2]))
-        if not absent.any():
-            continue
-        add = suffixes[absent]
-        grams[n - 2] = np.concatenate([grams[n - 2], add])
-        lp, bo = values[n - 2]
-        values[n - 2] = (
-            np.concatenate([lp, np.full(len(add), np.nan, np.float32)]),
-            np.concatenate([bo, np.zeros(len(add), np.float32)]),
-        )
-        blank[n - 2] = np.concatenate([blank[n - 2], np.ones(len(add), dtype=bool)])
-    return blank
-
-
-def _rows(ids: np.ndarray) -> np.ndarray:
-    """Each row of an (M, n) id array as one opaque value (for set operations on rows)."""
-    ids = np.ascontiguousarray(ids, dtype=np.int64)
-    return ids.view(np.dtype((np.void, 8 * ids.shape[1]))).ravel()
+    grams: list[np.ndarray],
+    values: list[tuple[np.ndarray, np.ndarray]],
+    blank: list[np.ndarray],
+    n: int,
+    add: np.ndarray,
+) -> None:
+    """Append the order-n n-grams ``add`` (suffixes the order above needs and the file lacks)
+    as blanks: backoff 0, a probability filled in when order n is built."""
+    grams[n - 1] = np.concatenate([grams[n - 1], add.astype(grams[n - 1].dtype)])
+    lp, bo = values[n - 1]
+    values[n - 1] = (
+        np.concatenate([lp, np.full(len(add), np.nan, np.float32)]),
+        np.concatenate([bo, np.zeros(len(add), np.float32)]),
+    )
+    blank[n - 1] = np.concatenate([blank[n - 1], np.ones(len(add), dtype=bool)])
 
 
 def _read_sections(path: Path) -> list[pa.Array]:
-    """The lines of each ``\\n-grams:`` section, checked against the ``\\data\\`` counts."""
+    """The lines of each ``\\n-grams:`` section, checked against the ``\\data\\`` counts. The
+    text is cut into lines by Arrow (not Python), which matters at tens of millions of lines."""
     try:
-        if path.suffix.lower() == ".gz":
-            with gzip.open(path, "rt", encoding="utf-8") as f:
-                text = f.read()
-        else:
-            text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":  # gzip's magic, whatever the file is called
+            raw = gzip.decompress(raw)
     except FileNotFoundError:
         raise ArpaError(f"ARPA file {path} does not exist; check the path") from None
     except IsADirectoryError:
         raise ArpaError(f"{path} is a folder, not an ARPA file; give the model's file") from None
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as e:
+    except (gzip.BadGzipFile, EOFError) as e:
         raise ArpaError(f"{path} is not a readable ARPA text file ({e}); check the file") from None
-    data = text.find("\\data\\")
+    data = raw.find(b"\\data\\")
     if data < 0:
         raise ArpaError(f"{path}: no \\data\\ header")
-    expected = [int(m.group(2)) for m in re.finditer(r"^ngram (\d+)\s*=\s*(\d+)", text, re.M)]
-    heads = list(re.finditer(r"^\\(\d+)-grams:\s*$", text, re.M))
-    end = text.find("\\end\\")
+    first = raw.find(b"-grams:", data)
+    head = raw[data : first if first >= 0 else len(raw)].decode("utf-8", errors="replace")
+    expected = [int(m.group(2)) for m in re.finditer(r"^ngram (\d+)\s*=\s*(\d+)", head, re.M)]
+    heads = _section_heads(raw, data)
+    end = raw.find(b"\\end\\")
     if not heads or end < 0 or len(heads) != len(expected):
         raise ArpaError(f"{path}: sections do not match the \\data\\ header")
     out = []
-    for i, m in enumerate(heads):
-        stop = heads[i + 1].start() if i + 1 < len(heads) else end
-        lines = [ln for ln in text[m.end() : stop].split("\n") if ln.strip()]
+    for i, (_, body) in enumerate(heads):
+        stop = heads[i + 1][0] if i + 1 < len(heads) else end
+        try:
+            text = pa.array([raw[body:stop]], type=pa.large_binary()).cast(pa.large_string())
+        except pa.ArrowInvalid:
+            raise ArpaError(f"{path}: its {i + 1}-grams are not UTF-8; check the file") from None
+        lines = pc.split_pattern(text, "\n").flatten()
+        lines = lines.filter(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0))
         if len(lines) != expected[i]:
             raise ArpaError(f"{path}: {len(lines)} {i + 1}-grams, the header says {expected[i]}")
-        out.append(pa.array(lines, type=pa.string()))
+        out.append(lines)
+    return out
+
+
+def _section_heads(raw: bytes, start: int) -> list[tuple[int, int]]:
+    """(start of the line, start of the body) of every ``\\N-grams:`` line after ``start``,
+    found with ``bytes.find`` (a regex over the whole file costs seconds at PTB scale)."""
+    out = []
+    at = raw.find(b"-grams:", start)
+    while at >= 0:
+        line = raw.rfind(b"\n", 0, at) + 1
+        eol = raw.find(b"\n", at)
+        eol = len(raw) if eol < 0 else eol
+        if re.fullmatch(rb"\\\d+-grams:[ \t\r]*", raw[line:eol]):
+            out.append((line, eol))
+        at = raw.find(b"-grams:", eol)
     return out
 
 
 def _parse_section(lines: pa.Array, n: int) -> tuple[list[pa.Array], np.ndarray, np.ndarray]:
     """(one string column per word position, log10 p, log10 backoff) of an order-n section;
     fields are separated by tabs or spaces, the backoff may be absent (0)."""
-    parts = pc.split_pattern_regex(pc.utf8_trim_whitespace(lines), r"[ \t]+")
+    trimmed = pc.utf8_trim_whitespace(lines)
+    # the usual file (KenLM's, SRILM's) has one tab or space between fields: a literal split,
+    # several times faster than the regex one that any run of blanks needs
+    parts = pc.split_pattern(pc.replace_substring(trimmed, "\t", " "), " ")
     lengths = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
+    if ((lengths != n + 1) & (lengths != n + 2)).any():
+        parts = pc.split_pattern_regex(trimmed, r"[ \t\r]+")
+        lengths = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
     if ((lengths != n + 1) & (lengths != n + 2)).any():
         raise ArpaError(f"malformed {n}-gram lines")
     flat = parts.flatten()

@@ -177,12 +177,17 @@ class ScoreResult:
 
 
 def score_job(
-    home: Home, arpa: Path, test: str, name: str, settings: IngestSettings
+    home: Home,
+    arpa: Path,
+    test: str,
+    name: str,
+    settings: IngestSettings,
+    binary_out: Path | None = None,
 ) -> ScoreResult:
     """Score the text ``test`` with the ARPA model ``arpa``, record the run ``score-<name>``
     (kind ``score``: a results row, no corpus ingest of its own)."""
     started = datetime.now(UTC)
-    result = score_arpa.score_arpa(arpa, test, settings)
+    result = score_arpa.score_arpa(arpa, test, settings, binary_out)
     text = score_arpa.ScoredText(name, settings.tokenizer)
     run_id = record.new_run_id(started)
     config = {"lm": str(arpa), "sha256": result["params"]["sha256"], "test": test,

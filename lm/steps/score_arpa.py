@@ -21,7 +21,7 @@ from lmpipe.lm.fileio import sha256_file
 from lmpipe.lm.ingest import IngestSettings, text_lines
 from lmpipe.lm.metrics import summarize
 
-ARPA_SUFFIXES = (".gz", ".arpa", ".lm")
+ARPA_SUFFIXES = (".gz", ".bin", ".arpa", ".lm")
 
 
 @dataclass(frozen=True)
@@ -42,14 +42,20 @@ def model_name(path: Path) -> str:
     return name or path.name
 
 
-def score_arpa(arpa: Path, test: str, settings: IngestSettings) -> dict[str, Any]:
-    """Load ``arpa`` and score the text ``test``: a result dict shaped like ``evaluate_ngram``'s
-    (family ``ngram``, method ``arpa``, n the model's order, metrics of the ``test`` split)."""
-    from lmpipe.lm.ngram.arpa import load_arpa
+def score_arpa(
+    arpa: Path, test: str, settings: IngestSettings, binary_out: Path | None = None
+) -> dict[str, Any]:
+    """Load ``arpa`` (an ARPA file or lmpipe's binary form, :mod:`lmpipe.lm.ngram.binary`) and
+    score the text ``test``: a result dict shaped like ``evaluate_ngram``'s (family ``ngram``,
+    method ``arpa``, n the model's order, metrics of the ``test`` split). ``binary_out`` also
+    writes the model in the binary form, for fast loading next time."""
+    from lmpipe.lm.ngram.binary import load_model, write_binary
 
     t0 = time.perf_counter()
-    model = load_arpa(arpa)
+    model = load_model(arpa)
     load_s = time.perf_counter() - t0
+    if binary_out is not None:
+        write_binary(model, binary_out)
     t1 = time.perf_counter()
     lines: list[list[str]] = []
     n_bytes = 0

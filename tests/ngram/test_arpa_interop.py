@@ -21,7 +21,7 @@ import kenlm
 import numpy as np
 import pytest
 
-from lmpipe.lm.ngram import kenlm_perplexity, load_arpa
+from lmpipe.lm.ngram import ArpaError, kenlm_perplexity, load_arpa
 
 ARPA = """
 \\data\\
@@ -161,3 +161,31 @@ def test_cli_refuses_what_a_given_model_fixes(
     r = _lmpipe("ngram", "--lm", arpa, *test, *extra, "--home", tmp_path / "h", cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_binary_form_scores_the_same_and_refuses_damage(tmp_path: Path, arpa: Path) -> None:
+    from lmpipe.lm.ngram.binary import load_binary, load_model, write_binary
+
+    model = load_arpa(arpa)
+    out = tmp_path / "hand.bin"
+    write_binary(model, out)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()  # as open() creates a file
+    again = load_model(out)
+    assert not again.tables.logp[1].flags.owndata  # mapped, not read
+    assert (again.order, again.tokens, again.blanks, again.size) == (4, model.tokens, 3, 26)
+    ref = model.score(list(EXPECTED))
+    scores = again.score(list(EXPECTED))
+    np.testing.assert_array_equal(scores.logprob, ref.logprob)
+    assert (scores.total_log10, scores.oov_log10) == (ref.total_log10, ref.oov_log10)
+    out.write_bytes(out.read_bytes()[:-64])
+    with pytest.raises(ArpaError, match="truncated"):
+        load_binary(out)
+    assert load_model(arpa).size == 26  # text is told apart from binary by the magic
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
