@@ -374,7 +374,7 @@ def test_corpus_statistics_are_the_split_rows(wh, md):
         for t in table:
             r = rows[t["split"]]
             assert [
-                num(t[c]) for c in ("lines", "tokens (with </s>)", "types", "OOV tokens", "bytes")
+                num(t[c]) for c in ("lines", "tokens (with `</s>`)", "types", "OOV tokens", "bytes")
             ] == [r["lines"], r["tokens"], r["types"], r["oov"], r["bytes"]]
             assert num(t["OOV rate"]) == pytest.approx(100 * r["oov_rate"], abs=0.005)
 
@@ -769,3 +769,11 @@ def test_the_table_artifact_has_one_row_per_model_with_the_columns_scanned_first
         result(wh, CUR, "timemachine", "gru", None, "valid")["perplexity"], 3
     )
     assert len(rows) == len(rows_of(wh, "results", CUR)) // 2  # valid and test on one row
+
+
+def test_special_tokens_are_never_bare_html(md):
+    """A bare ``</s>`` or ``<unk>`` is an HTML tag to GitHub's and the Prefect UI's Markdown, which
+    drop it ("tokens (with )"): the report writes them only inside code spans."""
+    outside_code = re.sub(r"`[^`\n]*`", "", md.split("<details>")[0])
+    assert re.findall(r"</?(?:s|unk|pad)>", outside_code) == []
+    assert "tokens (with `</s>`)" in md

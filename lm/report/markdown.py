@@ -178,7 +178,7 @@ def _corpus_stats(data: RunData, key: CorpusKey) -> list[str]:
         "### Corpus",
         "",
         *table(
-            ["split", "lines", "tokens (with </s>)", "types", "OOV tokens", "OOV rate", "bytes"],
+            ["split", "lines", "tokens (with `</s>`)", "types", "OOV tokens", "OOV rate", "bytes"],
             rows,
         ),
         f"Vocabulary: {count(c['vocab_size'])} entries ({RESERVED_TOKENS} reserved), from the "
