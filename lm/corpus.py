@@ -364,6 +364,8 @@ class DecodeStats:
     raw_lines: int = 0
     # files that began with a UTF-8 byte-order mark (dropped: it is no character of the text)
     bom: set[str] = field(default_factory=set)
+    # files whose lines end in \r alone (classic Mac OS): read as one line, since lines end at \n
+    cr_only: set[str] = field(default_factory=set)
 
 
 def _open_binary(src: TextSource) -> io.BufferedIOBase:
@@ -420,10 +422,15 @@ def iter_pieces(
     offset = 0  # of the first byte of ``raw`` below
     carry = b""  # an incomplete UTF-8 sequence cut off the end of the previous read
     open_line = False  # pieces of a line were given, its end not yet
+    newline = carriage = False  # whether the file holds a \n, a \r
     try:
         with _open_binary(src) as f:
             while True:
                 block = f.readline(chunk)
+                newline = newline or b"\n" in block
+                carriage = carriage or b"\r" in block
+                if not block and carriage and not newline:
+                    stats.cr_only.add(str(src))
                 if offset == 0 and not carry:
                     block = _drop_bom(block, src, stats)
                     offset = 3 if str(src) in stats.bom else 0

@@ -77,6 +77,7 @@ class IngestResult:
     settings: dict[str, object] = field(default_factory=dict)
     seconds: float = 0.0
     bom_files: int = 0  # files whose UTF-8 byte-order mark was dropped
+    cr_only_files: int = 0  # files whose lines end in \r alone (read as one line each)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -149,13 +150,22 @@ def _ingest(
     # pass 1: vocabulary from the training lines only
     counter: Counter[str] = Counter()
     tokens = _LineTokens(settings)
+    lines = 0
     for split, piece, ends_line in _pieces(source, settings, bounds, DecodeStats()):
         if split != "train":
             if bounds is not None:
                 break
             continue
+        lines += ends_line
         for chunk in tokens.feed(piece, ends_line):
             counter.update(chunk)
+    if not counter and lines and (settings.tokenizer == "word" or settings.normalize == "d2l"):
+        how = "--tokenizer word" if settings.tokenizer == "word" else "normalize = d2l"
+        raise CorpusError(
+            f"corpus {source.name!r} has no training tokens: {how} keeps only Latin letters "
+            f"(A-Z), and the {lines} line(s) of {_first_source(source, 'train')} have none; "
+            "use --tokenizer char (the unit for Chinese) or whitespace"
+        )
     if not counter:
         raise CorpusError(
             f"corpus {source.name!r} has no training tokens (empty or blank-only text in "
@@ -220,6 +230,7 @@ def _ingest(
         settings=asdict(settings),
         seconds=time.perf_counter() - t0,
         bom_files=len(decode.bom),
+        cr_only_files=len(decode.cr_only),
     )
 
 

@@ -211,6 +211,20 @@ def test_train_generate_report_sql_check(split_files, home):
         home=home,
     )
     assert greedy.stdout.startswith("the")
+    unknown = lmpipe(*sample[:4], "the zebra cat qux zebra", "--length", "2", home=home)
+    assert unknown.returncode == 0 and unknown.stdout.startswith("the zebra cat qux zebra")
+    assert unknown.stderr.strip() == (
+        "lmpipe: warning: the prefix holds 2 token(s) the model never saw in training ('zebra', "
+        "'qux'); they are read as <unk>"
+    )
+    for bad, message in (
+        (["--top-k", "0"], "--top-k must be at least 1 (got 0)"),
+        (["--temperature", "1e300"], "--temperature must be positive and at most 1000"),
+        (["--length", "100000000"], "--length 100000000 is more than one call generates"),
+    ):
+        r = lmpipe(*sample[:5], *bad, home=home, check=False)
+        assert r.returncode == 2 and r.stderr.startswith(f"lmpipe: error: {message}"), r.stderr
+        assert r.stderr.count("\n") == 1 and r.stdout == ""
     rep = lmpipe("report", "--run", out["run_id"], home=home)
     assert Path(rep.stdout.strip()).exists()
     rows = json.loads(

@@ -493,8 +493,9 @@ def test_bad_train_options(ok, home, args, words):
 
 def test_unknown_command_and_missing_option(home):
     assert_one_line_error(lmpipe("trian", home=home), "No such command 'trian'", "lmpipe --help")
+    assert_one_line_error(lmpipe("ngram", home=home), "--order is missing", "--lm MODEL.arpa")
     assert_one_line_error(
-        lmpipe("ngram", home=home), "Missing option '--order'", "lmpipe ngram --help"
+        lmpipe("generate", home=home), "Missing option '--run'", "lmpipe generate --help"
     )
 
 
@@ -571,3 +572,27 @@ def test_damaged_tokens_are_recomputed_by_the_next_run(tmp_path, ok, home):
     assert json.loads(again.stdout)["perplexity"] == json.loads(first.stdout)["perplexity"]
     r = lmpipe("check", home=home)
     assert r.returncode == 0 and "clean" in r.stdout, r.stdout
+
+
+def test_word_tokenizer_on_chinese_names_the_cause(tmp_path, home):
+    zh = tmp_path / "zh.txt"
+    zh.write_text("床前明月光\n疑是地上霜\n举头望明月\n", encoding="utf-8")
+    r = lmpipe("ngram", "--train", zh, "--test", zh, "--order", "2", "--tokenizer", "word",
+               home=home)  # fmt: skip
+    assert_one_line_error(
+        r, "--tokenizer word keeps only Latin letters", "3 line(s) of", "zh.txt", "--tokenizer char"
+    )
+
+
+def test_carriage_return_only_line_ends_are_warned_about(tmp_path, ok, home):
+    cr = tmp_path / "mac.txt"
+    cr.write_bytes(b"the cat sat\rthe dog\ra cat\r")
+    r = lmpipe("ngram", "--train", cr, "--test", ok, "--order", "2", "--smoothing", "add-k",
+               "--json", home=home)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == (
+        "lmpipe: warning: corpus 'mac': 1 file(s) end their lines with \\r alone (classic Mac "
+        "OS); lines end at \\n, so each such file was read as one line: convert it first "
+        "(tr '\\r' '\\n' < in > out)"
+    )
+    assert json.loads(r.stdout)["tokens"] == 12  # ok.txt: 9 words and 3 </s>

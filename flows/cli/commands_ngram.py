@@ -26,6 +26,7 @@ from lmpipe.flows.cli.common import (
 from lmpipe.flows.cli.output import (
     corpus_spec,
     note_bom,
+    note_cr_only,
     note_replaced,
     own_corpus_name,
     print_scores,
@@ -192,6 +193,7 @@ def ngram(
     )  # fmt: skip
     note_replaced(job.ing.corpus, job.ing.replaced)
     note_bom(job.ing.corpus, job.ing.bom_files)
+    note_cr_only(job.ing.corpus, job.ing.cr_only_files)
     print_scores(
         job.ing.corpus, job.ing.tokenizer, job.result, job.run_id, json_out, job.ing.replaced, arpa
     )

@@ -27,7 +27,7 @@ from lmpipe.flows.cli.common import (
     step_flow,
     validated,
 )
-from lmpipe.flows.cli.output import corpus_spec, note_bom, note_replaced, print_scores
+from lmpipe.flows.cli.output import corpus_spec, note_bom, note_cr_only, note_replaced, print_scores
 from lmpipe.lm.config import GenerationConfig, VocabConfig
 from lmpipe.lm.errors import ConfigError
 from lmpipe.lm.neural.config import TRAIN_FIELDS, TrainConfig
@@ -126,7 +126,11 @@ def train_cmd(
     )  # fmt: skip
     note_replaced(job.ing.corpus, job.ing.replaced)
     note_bom(job.ing.corpus, job.ing.bom_files)
+    note_cr_only(job.ing.corpus, job.ing.cr_only_files)
     print_scores(job.ing.corpus, job.ing.tokenizer, job.result, job.run_id, json_out)
+
+
+MAX_TEMPERATURE = 1000.0  # beyond it logits / T underflow to a uniform (or NaN) distribution
 
 
 @app.command()
@@ -155,10 +159,21 @@ def generate(
     h = home_of(home, debug)
     if length < 0:
         raise ConfigError(f"--length must be >= 0 (got {length})")
-    if not greedy and temperature <= 0:
-        raise ConfigError(f"--temperature must be positive (got {temperature}); or use --greedy")
-    text = generate_from_run(
+    if not greedy and not 0 < temperature <= MAX_TEMPERATURE:
+        raise ConfigError(
+            f"--temperature must be positive and at most {MAX_TEMPERATURE:g} (got {temperature:g}; "
+            "above that every token is about equally likely); or use --greedy"
+        )
+    out = generate_from_run(
         h, run_id, prefix, length,
         greedy=greedy, temperature=temperature, top_k=top_k, model=model, corpus=corpus, seed=seed,
     )  # fmt: skip
-    typer.echo(text)
+    if out.unknown:
+        shown = ", ".join(repr(t) for t in out.unknown[:10])
+        more = f" and {len(out.unknown) - 10} more" if len(out.unknown) > 10 else ""
+        typer.echo(
+            f"lmpipe: warning: the prefix holds {len(out.unknown)} token(s) the model never saw "
+            f"in training ({shown}{more}); they are read as <unk>",
+            err=True,
+        )
+    typer.echo(out.text)

@@ -63,6 +63,16 @@ def corpus_spec(
     return spec, tokenizer
 
 
+def note_cr_only(corpus: str, files: int) -> None:
+    if files:
+        typer.echo(
+            f"lmpipe: warning: corpus {corpus!r}: {files} file(s) end their lines with \\r alone "
+            "(classic Mac OS); lines end at \\n, so each such file was read as one line: convert "
+            "it first (tr '\\r' '\\n' < in > out)",
+            err=True,
+        )
+
+
 def note_bom(corpus: str, files: int) -> None:
     if files:
         typer.echo(

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pyarrow.parquet as pq
 
-from lmpipe.lm.errors import LmpipeError, WarehouseError
+from lmpipe.lm.errors import ConfigError, LmpipeError, WarehouseError
 from lmpipe.lm.ingest import load_vocab
 from lmpipe.lm.steps.home import Home
 from lmpipe.lm.tokenize import detokenize, get_tokenizer
+from lmpipe.lm.vocab import UNK
+
+MAX_LENGTH = 100_000
+"""Most tokens one call generates (a sample is built in memory; ask again with the end of the
+text as the prefix for more)."""
+
+
+@dataclass(frozen=True)
+class Generated:
+    """The prefix and its continuation as text, and the prefix's tokens the model never saw in
+    training (read as ``<unk>``), in order of appearance."""
+
+    text: str
+    unknown: list[str]
 
 
 def generate_from_run(
@@ -22,8 +38,18 @@ def generate_from_run(
     model: str | None = None,
     corpus: str | None = None,
     seed: int = 0,
-) -> str:
+) -> Generated:
     from lmpipe.lm import neural
+
+    if length > MAX_LENGTH:
+        raise ConfigError(
+            f"--length {length} is more than one call generates ({MAX_LENGTH:,} tokens); ask for "
+            "less, and continue from the end of the text if you need more"
+        )
+    if top_k is not None and top_k < 1:
+        raise ConfigError(
+            f"--top-k must be at least 1 (got {top_k}); leave it out to sample from every token"
+        )
 
     h = home
     wh = h.warehouse
@@ -62,7 +88,9 @@ def generate_from_run(
         )
     net, _, _ = neural.load_model(ckpt, "best", vocab_fingerprint=vocab.fingerprint())
     toks = get_tokenizer(tokenizer)(prefix)
+    ids = vocab.ids(toks)
+    unknown = list(dict.fromkeys(t for t, i in zip(toks, ids, strict=True) if i == UNK))
     new = neural.generate(
-        net, vocab.ids(toks), length, greedy=greedy, temperature=temperature, top_k=top_k, seed=seed
+        net, ids, length, greedy=greedy, temperature=temperature, top_k=top_k, seed=seed
     )
-    return detokenize(tokenizer, toks + [vocab.token(i) for i in new])
+    return Generated(detokenize(tokenizer, toks + [vocab.token(i) for i in new]), unknown)
