@@ -596,3 +596,37 @@ def test_carriage_return_only_line_ends_are_warned_about(tmp_path, ok, home):
         "(tr '\\r' '\\n' < in > out)"
     )
     assert json.loads(r.stdout)["tokens"] == 12  # ok.txt: 9 words and 3 </s>
+
+
+@pytest.mark.parametrize(
+    ("code", "named", "message"),
+    [
+        ("ENOSPC", False, "no space left on the disk of {home}: free space, or give another --home"),
+        ("EROFS", True, "is on a read-only file system: give a --home you can write to"),
+    ],
+)
+def test_a_full_or_read_only_disk_is_one_line_and_leaves_nothing_half_written(
+    tmp_path, ok, code, named, message
+):
+    """The disk fails the first file lmpipe moves into place (as a full disk fails the write
+    before it; the OSError of a failed write names no file): injected by a ``sitecustomize``."""
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(
+        "import errno, os\n"
+        "_replace = os.replace\n"
+        "def replace(src, dst, *a, **k):\n"
+        f"    if {str(tmp_path / 'home')!r} in os.fspath(dst):\n"
+        f"        args = (errno.{code}, os.strerror(errno.{code})) + ((os.fspath(dst),) if {named} "
+        "else ())\n"
+        "        raise OSError(*args)\n"
+        "    return _replace(src, dst, *a, **k)\n"
+        "os.replace = replace\n",
+        encoding="utf-8",
+    )
+    home = tmp_path / "home"
+    env = {"PYTHONPATH": os.pathsep.join([str(inject), os.environ.get("PYTHONPATH", "")])}
+    r = lmpipe("ngram", "--train", ok, "--test", ok, "--order", "2", home=home, env=env)
+    line = assert_one_line_error(r, message.format(home=home))
+    assert r.returncode == 2, line
+    assert [p for p in home.rglob("*") if p.name.startswith(".tmp-")] == []

@@ -86,7 +86,7 @@ def _known_error(e: BaseException) -> tuple[str, int] | None:
         if isinstance(cur, LmpipeError):
             return str(cur), cur.exit_code
         if isinstance(cur, OSError) and cur.errno in _SYSTEM_ERRORS:
-            where = cur.filename or "the home folder"
+            where = cur.filename or (str(State.home) if State.home else "the home folder")
             return _SYSTEM_ERRORS[cur.errno].format(where=where), 2
         cur = cur.__cause__ or cur.__context__
     return None

@@ -108,6 +108,7 @@ class State:
     """Process-wide flags of the command line (set once, by ``main`` and the options)."""
 
     debug = False
+    home: Path | None = None  # the command's --home, resolved: named when a write fails
 
 
 def home_of(
@@ -121,6 +122,7 @@ def home_of(
     create it (a typo in ``lmpipe sql --home`` must not leave an empty folder behind)."""
     State.debug = State.debug or debug
     root = home.expanduser().resolve()
+    State.home = root
     if create:
         root.mkdir(parents=True, exist_ok=True)
     return Home(
