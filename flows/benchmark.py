@@ -18,6 +18,7 @@ from prefect import Task, flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 
+from lmpipe.flows.interrupts import exits_on_termination
 from lmpipe.lm.config import ExperimentConfig
 from lmpipe.lm.fileio import parse_size
 from lmpipe.lm.ingest import IngestResult
@@ -120,6 +121,7 @@ def run_tags(cfg: ExperimentConfig) -> list[str]:
     flow_run_name=run_name,
     description="Perplexity from unigram to LSTM on each corpus of the experiment, with a report.",
 )
+@exits_on_termination
 def perplexity_benchmark(
     config: dict[str, Any],
     home: str,
@@ -340,7 +342,7 @@ def run_benchmark(
 
     f = perplexity_benchmark.with_options(task_runner=make_runner(runner, dask_address))
     with tags(*run_tags(cfg), f"runner:{runner}"):
-        return f(
+        result: dict[str, Any] = f(  # type: ignore[assignment]  # Prefect's overloads lose R
             config=cfg.model_dump(mode="json"),
             home=str(home.root),
             sequential_training=runner == "thread",
@@ -348,3 +350,4 @@ def run_benchmark(
             spill_dir=str(home.spill) if home.spill else None,
             torch_threads=torch_threads(runner, dask_address),
         )
+    return result

@@ -12,6 +12,7 @@ from typing import Any
 
 from prefect import flow
 
+from lmpipe.flows.interrupts import exits_on_termination
 from lmpipe.lm.config import GenerationConfig, VocabConfig
 from lmpipe.lm.errors import ConfigError
 from lmpipe.lm.ingest import IngestResult
@@ -90,6 +91,7 @@ class TaskSteps:
 
 
 @flow(name="ingest-corpus", flow_run_name="ingest {corpus[name]} ({tokenizer})")
+@exits_on_termination
 def ingest_flow(
     home: str,
     corpus: dict[str, Any],
@@ -103,6 +105,7 @@ def ingest_flow(
 
 
 @flow(name="count-ngrams", flow_run_name="count {corpus[name]} ({tokenizer}) n<={max_order}")
+@exits_on_termination
 def counts_flow(
     home: str,
     corpus: dict[str, Any],
@@ -122,6 +125,7 @@ def counts_flow(
 
 
 @flow(name="ngram-model", flow_run_name="{method} n={order} {corpus[name]} ({tokenizer})")
+@exits_on_termination
 def ngram_flow(
     home: str,
     corpus: dict[str, Any],
@@ -144,6 +148,7 @@ def ngram_flow(
 
 
 @flow(name="train-model", flow_run_name="train {settings[arch]} {corpus[name]} ({tokenizer})")
+@exits_on_termination
 def train_flow(
     home: str,
     corpus: dict[str, Any],
@@ -163,6 +168,7 @@ def train_flow(
 
 
 @flow(name="write-report", flow_run_name="report {run_id}")
+@exits_on_termination
 def report_flow(home: str, run_id: str) -> str:
     """(Re)write a stored run's report and publish it as artifacts."""
     return publish_report(Home(Path(home)).as_dict(), run_id)

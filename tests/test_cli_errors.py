@@ -601,7 +601,11 @@ def test_carriage_return_only_line_ends_are_warned_about(tmp_path, ok, home):
 @pytest.mark.parametrize(
     ("code", "named", "message"),
     [
-        ("ENOSPC", False, "no space left on the disk of {home}: free space, or give another --home"),
+        (
+            "ENOSPC",
+            False,
+            "no space left on the disk of {home}: free space, or give another --home",
+        ),
         ("EROFS", True, "is on a read-only file system: give a --home you can write to"),
     ],
 )

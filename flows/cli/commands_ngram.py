@@ -31,6 +31,7 @@ from lmpipe.flows.cli.output import (
     own_corpus_name,
     print_scores,
 )
+from lmpipe.flows.interrupts import exit_on_interrupt
 from lmpipe.lm.config import NgramConfig, VocabConfig
 from lmpipe.lm.errors import ConfigError
 from lmpipe.lm.ngram.registry import MAX_ORDER, METHODS
@@ -171,6 +172,7 @@ def ngram(
         )
     spec, tok = corpus_spec(corpus, train, valid, test, tokenizer, text, name)
     h = home_of(home, debug, True, corpora_dir, spill_dir)
+    exit_on_interrupt()
     clean_debris(h)
     limit = parse_size(ng.memory_limit) if ng.memory_limit else None
     if prefect:
@@ -242,6 +244,7 @@ def _score_with_arpa(
         tokenizer=tok, normalize=vocab.normalize, encoding_errors=vocab.encoding_errors
     )
     h = home_of(home, debug, True)
+    exit_on_interrupt()
     clean_debris(h)
     out = binary.expanduser().resolve() if binary is not None else None
     job = score_job(h, path.resolve(), test, corpus, settings, out)

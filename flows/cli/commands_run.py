@@ -23,6 +23,7 @@ from lmpipe.flows.cli.common import (
     parse_set,
     prefect_env,
 )
+from lmpipe.flows.interrupts import exit_on_interrupt
 from lmpipe.lm.errors import ConfigError
 
 ConfigOpt = Annotated[
@@ -93,6 +94,7 @@ def run(
     if runner not in RUNNERS:
         raise ConfigError(f"unknown runner {runner!r}; choose one of: {', '.join(RUNNERS)}")
     h = home_of(home, debug, True, corpora_dir, spill_dir)
+    exit_on_interrupt()
     check_experiment(cfg, h)
     from lmpipe.flows.console import ConsoleProgress
     from lmpipe.tasks.progress import Progress, reporting

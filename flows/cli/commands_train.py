@@ -28,6 +28,7 @@ from lmpipe.flows.cli.common import (
     validated,
 )
 from lmpipe.flows.cli.output import corpus_spec, note_bom, note_cr_only, note_replaced, print_scores
+from lmpipe.flows.interrupts import exit_on_interrupt
 from lmpipe.lm.config import GenerationConfig, VocabConfig
 from lmpipe.lm.errors import ConfigError
 from lmpipe.lm.neural.config import TRAIN_FIELDS, TrainConfig
@@ -96,6 +97,7 @@ def train_cmd(
     if resume and force:
         raise ConfigError("give --resume or --force, not both")
     h = home_of(home, debug, True, corpora_dir)
+    exit_on_interrupt()
     clean_debris(h)
     generation = GenerationConfig().model_dump()
     if prefect:

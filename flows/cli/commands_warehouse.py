@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from lmpipe.flows.cli.common import DebugOpt, HomeOpt, JsonOpt, app, emit_json, home_of
+from lmpipe.flows.cli.common import (
+    DebugOpt,
+    HomeOpt,
+    JsonOpt,
+    app,
+    emit_json,
+    home_of,
+)
+from lmpipe.flows.interrupts import exit_on_interrupt
 from lmpipe.lm.errors import ConfigError, WarehouseError
 
 
@@ -149,6 +157,7 @@ def mix(
     from lmpipe.lm.steps.record import new_run_id, record_run
 
     h = home_of(home, debug)
+    exit_on_interrupt()
     started = datetime.now(UTC)
     source = run_id or rep.newest_run(h.warehouse, kinds=("benchmark",))
     if model is not None and len(model) == 1:
