@@ -3,10 +3,11 @@ lacks (SRILM's pruned models) gets KenLM's blank, a literal ``</s>`` inside a li
 the line goes on, and ``lmpipe ngram --lm`` prints and stores the figures of a trained model.
 
 The model below is written by hand (order 4; the n-grams with ``a`` only give KenLM's hash
-tables the room its blanks need, no test sentence uses them). The file lacks the suffixes ``the sat`` (of
-``cat the sat``), ``cat sat the`` and ``sat the`` (of ``the cat sat the``); the blanks KenLM fills
-in are what backing off gives: sat the = bo(sat) + p(the) = -1.0, cat sat the = bo(cat sat) +
-p(sat the) = -1.35, the sat = bo(the) + p(sat) = -1.5, each with backoff 0.
+tables the room its blanks need, no test sentence uses them). The file lacks the suffixes
+``the sat`` (of ``cat the sat``), ``cat sat the`` and ``sat the`` (of ``the cat sat the``); the
+blanks KenLM fills in are what backing off gives: sat the = bo(sat) + p(the) = -1.0,
+cat sat the = bo(cat sat) + p(sat the) = -1.35, the sat = bo(the) + p(sat) = -1.5, each with
+backoff 0.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def test_cli_scores_a_gzipped_model_and_stores_the_result(tmp_path: Path, arpa: 
     assert out["perplexity"] == pytest.approx(10 ** (-sum(log10) / 17), rel=1e-6)
     excl = 10 ** (-(sum(log10) + 2.1) / 16)
     assert out["perplexity_excluding_oov"] == pytest.approx(excl, rel=1e-6)
-    n_bytes = len("cat sat the\nthe cat </s> sat dog\ncat the sat\nthe sat\n".encode())
+    n_bytes = len(b"cat sat the\nthe cat </s> sat dog\ncat the sat\nthe sat\n")
     bits = -sum(log10) * np.log2(10)
     assert out["bits_per_byte"] == pytest.approx(bits / n_bytes, rel=1e-6)
     assert out["bits_per_token"] == pytest.approx(bits / 17, rel=1e-6)
