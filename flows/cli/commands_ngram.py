@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -117,6 +118,21 @@ def ngram(
     arpa: Annotated[
         Path | None, typer.Option("--arpa", help="Write the model as an ARPA file.", dir_okay=False)
     ] = None,
+    prune: Annotated[
+        float,
+        typer.Option(
+            "--prune",
+            help="Relative-entropy pruning (Stolcke 1998) as SRILM's ngram -prune: drop the "
+            "n-grams whose removal raises the training perplexity by less than this fraction "
+            "(e.g. 1e-8), then renormalize the backoffs. Backoff methods only; 0: off.",
+        ),
+    ] = 0.0,
+    prune_min_order: Annotated[
+        int,
+        typer.Option(
+            "--prune-min-order", help="With --prune: the lowest order pruned (SRILM's -minprune)."
+        ),
+    ] = 2,
     prefect: PrefectOpt = False,
     memory_limit: MemoryLimitOpt = None,
     engine: EngineOpt = None,
@@ -142,7 +158,7 @@ def ngram(
             "--prefect": prefect, "--engine": engine is not None, "--smoothing": smoothing != "mkn",
             "--no-discount-fallback": no_discount_fallback,
             "--memory-limit": memory_limit is not None, "--min-freq": "min_freq" in given,
-            "--k": "k" in given, "--discount": "discount" in given,
+            "--k": "k" in given, "--discount": "discount" in given, "--prune": prune != 0,
         }  # fmt: skip
         _score_with_arpa(
             lm, test, tokenizer, name, given, home=home, debug=debug, json_out=json_out,
@@ -158,7 +174,18 @@ def ngram(
         )
     if not 1 <= order <= MAX_ORDER:
         raise ConfigError(f"--order must be at least 1 and at most {MAX_ORDER} (got {order})")
-    smoothing_entry(smoothing)
+    entry = smoothing_entry(smoothing)
+    if not (math.isfinite(prune) and prune >= 0):
+        raise ConfigError(f"--prune must be a threshold >= 0, e.g. 1e-8 (got {prune})")
+    if prune and not entry.arpa:
+        raise ConfigError(
+            f"--prune prunes backoff models; {smoothing} is not one (use mkn, kn, witten-bell, "
+            "absolute or katz)"
+        )
+    if prune and not 2 <= prune_min_order <= order:
+        raise ConfigError(
+            f"--prune-min-order must be between 2 and --order {order} (got {prune_min_order})"
+        )
     vocab = validated(VocabConfig, {k: v for k, v in given.items() if k in VOCAB_OPTIONS})
     settings = {k: v for k, v in given.items() if k in ("k", "discount")}
     settings |= {"engine": engine or "auto", "memory_limit": memory_limit}
@@ -175,6 +202,9 @@ def ngram(
     exit_on_interrupt()
     clean_debris(h)
     limit = parse_size(ng.memory_limit) if ng.memory_limit else None
+    params = ng.params(smoothing)
+    if prune:
+        params |= {"prune": prune, "prune_min_order": prune_min_order}
     if prefect:
         if arpa is not None:
             raise ConfigError(
@@ -182,7 +212,7 @@ def ngram(
             )
         result = step_flow(
             "ngram_flow", h, corpus=spec, tokenizer=tok, method=smoothing, order=order,
-            params=ng.params(smoothing), vocab=vocab.model_dump(),
+            params=params, vocab=vocab.model_dump(),
             spill_dir=str(h.spill) if h.spill else None, engine=ng.engine, memory_limit=limit,
         )  # fmt: skip
         print_scores(spec["name"], tok, result, result["run_id"], json_out)
@@ -190,7 +220,7 @@ def ngram(
     if arpa is not None and not arpa.expanduser().resolve().parent.is_dir():
         raise ConfigError(f"--arpa {arpa}: the folder {arpa.parent} does not exist; create it")
     job = ngram_job(
-        DIRECT, h, spec, tok, vocab.model_dump(), smoothing, order, ng.params(smoothing),
+        DIRECT, h, spec, tok, vocab.model_dump(), smoothing, order, params,
         engine=ng.engine, memory_limit=limit, arpa_out=arpa,
     )  # fmt: skip
     note_replaced(job.ing.corpus, job.ing.replaced)

@@ -131,9 +131,13 @@ def print_scores(
             out["arpa"] = str(arpa)
         if result.get("method") == "arpa":
             out["lm"] = result["params"]["lm"]
+        if result.get("params", {}).get("prune"):
+            out["prune"] = result["params"]["prune"]
         emit_json(out)
         return
     label = f"{result['model']} n={result['n']}" if result.get("n") else result["model"]
+    if result.get("params", {}).get("prune"):
+        label += f" pruned at {result['params']['prune']:g} ({result['parameters']:,} n-grams kept)"
     where = " (estimated out of core in DuckDB)" if result.get("engine") == "duckdb" else ""
     typer.echo(f"{corpus} ({tokenizer}), {label}{where}, run {run_id}")
     for split in ("valid", "test"):

@@ -41,6 +41,8 @@ _EXPORTS = {
     "fit": "lmpipe.lm.ngram.model",
     "kenlm_perplexity": "lmpipe.lm.ngram.scoring",
     "load_arpa": "lmpipe.lm.ngram.arpa",
+    "entropy_deltas": "lmpipe.lm.ngram.prune",
+    "prune_entropy": "lmpipe.lm.ngram.prune",
     "merge_shards": "lmpipe.lm.ngram.counting",
     "query_ngram_counts": "lmpipe.lm.ngram.counting",
     "rank_frequency": "lmpipe.lm.ngram.zipf",
@@ -76,6 +78,7 @@ if TYPE_CHECKING:
         StupidBackoffModel,
         fit,
     )
+    from lmpipe.lm.ngram.prune import entropy_deltas, prune_entropy
     from lmpipe.lm.ngram.registry import BACKOFF_METHODS, METHODS, SMOOTHING, Smoothing
     from lmpipe.lm.ngram.scoring import kenlm_perplexity
     from lmpipe.lm.ngram.zipf import rank_frequency, top_ngrams, zipf_exponent
@@ -107,6 +110,8 @@ __all__ = [
     "fit",
     "kenlm_perplexity",
     "load_arpa",
+    "entropy_deltas",
+    "prune_entropy",
     "merge_shards",
     "query_ngram_counts",
     "rank_frequency",

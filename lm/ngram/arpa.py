@@ -47,9 +47,11 @@ class ArpaError(ModelError):
 
 
 def _entries(model: BackoffModel, n: int) -> np.ndarray:
-    """Rows of the order-n n-grams that go into the file."""
+    """Rows of the order-n n-grams that go into the file (a pruned model's blanks do not, as
+    SRILM writes its pruned models: KenLM's loader and :func:`load_arpa` put them back)."""
     if n > 1:
-        return np.arange(model.trie.size(n))
+        blanks = model.details.get("pruning", {}).get("blanks")
+        return np.arange(model.trie.size(n)) if blanks is None else np.flatnonzero(~blanks[n - 1])
     return unigram_entries(model.trie.count[0] > 0)
 
 

@@ -24,10 +24,15 @@ def ngram_result_dir(
     return home.models_dir / "ngram" / key
 
 
+PRUNE_KEYS = ("prune", "prune_min_order")
+"""Parameters of relative-entropy pruning (lm.ngram.prune), applied after the estimate."""
+
+
 def fit_params(params: dict[str, Any]) -> dict[str, Any]:
     """The experiment's parameters as ``fit`` takes them: ``discount_fallback`` true is KenLM's
-    default fallback discounts (left to the estimator), false is none (fail, as lmplz does)."""
-    out = dict(params)
+    default fallback discounts (left to the estimator), false is none (fail, as lmplz does);
+    the pruning parameters are not the estimator's."""
+    out = {k: v for k, v in params.items() if k not in PRUNE_KEYS}
     if out.get("discount_fallback") is True:
         del out["discount_fallback"]
     elif out.get("discount_fallback") is False:
@@ -74,7 +79,13 @@ def evaluate_ngram(
 
     def compute() -> dict[str, Any]:
         vocab = load_vocab(ing.vocab_path)
-        where = ngram_engine(method, order, ing.splits["train"].tokens, engine, memory_limit)
+        prune = float(params.get("prune") or 0.0)
+        if prune and engine == "duckdb":
+            raise ConfigError("--prune works on a model estimated in memory: drop --engine duckdb")
+        where = (
+            "memory" if prune
+            else ngram_engine(method, order, ing.splits["train"].tokens, engine, memory_limit)
+        )  # fmt: skip
         metrics: dict[str, Any] = {}
         with ExitStack() as stack:
             t0 = time.perf_counter()
@@ -96,6 +107,10 @@ def evaluate_ngram(
                     train, order, method, vocab_size=len(vocab), **fit_params(params)
                 )
                 del train
+                if prune:
+                    fitted = ngram.prune_entropy(
+                        fitted, prune, min_order=int(params.get("prune_min_order") or 2)
+                    )
                 model = fitted
 
                 def score(path: str) -> Any:
@@ -150,5 +165,8 @@ def _ngram_count(model: Any) -> int:
     """The size of an n-gram model: the n-grams it stores, all orders (its "parameters")."""
     if hasattr(model, "sizes"):  # out of core
         return int(sum(model.sizes()))
+    pruning = getattr(model, "details", {}).get("pruning")
+    if pruning is not None:  # kept n-grams; the blanks a pruned trie holds are not the model's
+        return int(sum(pruning["ngrams"]))
     trie = getattr(model, "trie", None)
     return int(sum(trie.size(n) for n in range(1, trie.order + 1))) if trie is not None else 0
