@@ -40,7 +40,8 @@ def _plain_name(v: str, what: str) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # strict: a value of the wrong type is refused, not coerced (tied = "yes", hidden = "64")
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
 
 class CorpusConfig(_Strict):

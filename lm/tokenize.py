@@ -3,6 +3,11 @@
 - ``char``: every Unicode character of the line, spaces included (the natural unit for Chinese).
 - ``word``: d2l's: non-letters become spaces, lower-case, split.
 - ``whitespace``: split on whitespace and nothing else (pre-tokenized corpora such as PTB).
+- ``jieba``: Chinese words, jieba's default segmentation (its bundled dictionary and HMM for
+  words the dictionary lacks; deterministic, nothing downloaded), whitespace dropped; Latin
+  and digit runs come out whole (``hello``, ``2024``). Measured on the Jay Chou lyrics (5,819
+  lines): jieba 0.51 s; its Rust port rjieba 0.019 s but 2 lines segmented differently (ties
+  among equally likely cuts of repeated characters), so jieba is the reference used.
 
 ``normalize="d2l"`` is d2l's ``TimeMachine`` preprocessing (letters and spaces only, lower
 case), applied to each line before tokenizing: with ``char`` it gives d2l's 26 letters + space.
@@ -10,8 +15,10 @@ case), applied to each line before tokenizing: with ``char`` it gives d2l's 26 l
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
+from typing import Any
 
 from lmpipe.lm.errors import ConfigError
 
@@ -32,10 +39,31 @@ def whitespace_tokens(line: str) -> list[str]:
     return line.split()
 
 
+def jieba_tokens(line: str) -> list[str]:
+    return [t for t in _jieba().lcut(line) if not t.isspace()]
+
+
+@functools.cache
+def _jieba() -> Any:
+    """jieba's tokenizer, its dictionary loaded once per process (0.5-2 s; jieba caches the
+    prefix dictionary in the temporary folder), without its log lines."""
+    import logging
+
+    try:
+        import jieba
+    except ImportError:  # a dependency: only a broken install lacks it
+        raise ConfigError("--tokenizer jieba needs the jieba package: pip install jieba") from None
+    jieba.setLogLevel(logging.WARNING)
+    tk = jieba.Tokenizer()
+    tk.initialize()
+    return tk
+
+
 TOKENIZERS: dict[str, Tokenizer] = {
     "char": char_tokens,
     "word": word_tokens,
     "whitespace": whitespace_tokens,
+    "jieba": jieba_tokens,
 }
 
 NORMALIZERS: dict[str, Callable[[str], str]] = {
@@ -64,12 +92,27 @@ def get_normalizer(name: str) -> Callable[[str], str]:
 
 def detokenize(tokenizer: str, tokens: list[str]) -> str:
     """Text of tokens (generated ones): ``</s>`` ends a line; characters join directly, words
-    with spaces."""
-    sep = "" if tokenizer == "char" else " "
+    with spaces; jieba's words directly, but for a space between two Latin or digit runs."""
     lines: list[list[str]] = [[]]
     for t in tokens:
         if t == "</s>":
             lines.append([])
         else:
             lines[-1].append(t)
+    if tokenizer == "jieba":
+        return "\n".join(_join_words(line) for line in lines).strip()
+    sep = "" if tokenizer == "char" else " "
     return "\n".join(sep.join(line) for line in lines).strip()
+
+
+def _join_words(words: list[str]) -> str:
+    out = ""
+    for w in words:
+        if out and _LATIN_END.search(out) and _LATIN_START.match(w):
+            out += " "
+        out += w
+    return out
+
+
+_LATIN_END = re.compile(r"[A-Za-z0-9]\Z")
+_LATIN_START = re.compile(r"[A-Za-z0-9]")

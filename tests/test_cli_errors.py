@@ -634,3 +634,17 @@ def test_a_full_or_read_only_disk_is_one_line_and_leaves_nothing_half_written(
     line = assert_one_line_error(r, message.format(home=home))
     assert r.returncode == 2, line
     assert [p for p in home.rglob("*") if p.name.startswith(".tmp-")] == []
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('[neural]\ntied = "yes"', "neural.tied: Input should be a valid boolean (got 'yes')"),
+        ('[neural]\nhidden = "64"', "neural.hidden: Input should be a valid integer (got '64')"),
+        ("[ngram]\norders = [1.5]", "ngram.orders.0: Input should be a valid integer (got 1.5)"),
+    ],
+)
+def test_config_values_of_the_wrong_type_are_refused_not_coerced(tmp_path, home, line, message):
+    cfg = tmp_path / "typed.toml"
+    cfg.write_text(f'name = "typed"\n[[corpora]]\nname = "timemachine"\n{line}\n', "utf-8")
+    assert_one_line_error(lmpipe("run", "--config", cfg, home=home), f"typed.toml: {message}")

@@ -41,7 +41,7 @@ class TrainSettings(BaseModel):
     improvement) the learning rate is multiplied by ``lr_decay`` (1 disables it).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
 
     embed: int | None = Field(
         None, ge=1, description="embedding size (torch models; none: the hidden size)"
