@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -648,3 +649,16 @@ def test_config_values_of_the_wrong_type_are_refused_not_coerced(tmp_path, home,
     cfg = tmp_path / "typed.toml"
     cfg.write_text(f'name = "typed"\n[[corpora]]\nname = "timemachine"\n{line}\n', "utf-8")
     assert_one_line_error(lmpipe("run", "--config", cfg, home=home), f"typed.toml: {message}")
+
+
+def test_a_text_too_short_for_a_validation_split_fails_before_any_work(tmp_path, ok, home):
+    cfg = tmp_path / "short.toml"
+    cfg.write_text(f'name = "short"\n[[corpora]]\nname = "mine"\npath = "{ok}"\n', "utf-8")
+    t0 = time.monotonic()
+    r = lmpipe("run", "--config", cfg, home=home)
+    assert_one_line_error(
+        r, "corpus 'mine'", "ok.txt", "has 3 non-empty line(s)", "no validation line",
+        "train, valid and test files",
+    )  # fmt: skip
+    assert time.monotonic() - t0 < 20  # no n-gram model was estimated first (23 s before)
+    assert not (home / "data" / "models").exists()

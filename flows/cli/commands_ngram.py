@@ -60,7 +60,7 @@ TokenizerOpt = Annotated[
     str | None,
     typer.Option(
         "--tokenizer",
-        help="char, word or whitespace (default: whitespace for files, the corpus's own for "
+        help="char, word, whitespace or jieba (default: whitespace for files, the corpus's own for "
         "--corpus).",
     ),
 ]

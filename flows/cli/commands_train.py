@@ -69,7 +69,7 @@ def train_cmd(
     valid: Annotated[str | None, typer.Option("--valid", help="Validation text.")] = None,
     test: Annotated[str | None, typer.Option("--test", help="Test text.")] = None,
     tokenizer: Annotated[
-        str | None, typer.Option("--tokenizer", help="char, word or whitespace.")
+        str | None, typer.Option("--tokenizer", help="char, word, whitespace or jieba.")
     ] = None,
     resume: Annotated[
         bool,

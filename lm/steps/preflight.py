@@ -5,10 +5,17 @@ failed task twenty seconds into a run."""
 
 from __future__ import annotations
 
+from itertools import islice
+
 from lmpipe.lm.config import ExperimentConfig
-from lmpipe.lm.errors import DownloadError
+from lmpipe.lm.corpus import CorpusSource, iter_lines
+from lmpipe.lm.errors import ConfigError, DownloadError
+from lmpipe.lm.ingest import IngestSettings
 from lmpipe.lm.steps.home import Home
 from lmpipe.lm.steps.ingest import resolve_source
+
+ENOUGH_LINES = 100
+"""Lines read of a single text to see that its 80/10/10 split leaves validation lines."""
 
 
 def check_experiment(cfg: ExperimentConfig, home: Home) -> None:
@@ -19,8 +26,29 @@ def check_experiment(cfg: ExperimentConfig, home: Home) -> None:
     for corpus in cfg.corpora:
         for tokenizer in cfg.tokenizers_for(corpus):
             try:
-                resolve_source(home, corpus.model_dump(), tokenizer)  # downloads what is missing
+                source = resolve_source(home, corpus.model_dump(), tokenizer)  # downloads
             except DownloadError as e:
                 if not e.transient:
                     raise
                 # a passing failure: the ingest task tries again (with its retries)
+            else:
+                if cfg.neural.architectures:
+                    _check_validation_lines(source)
+
+
+def _check_validation_lines(source: CorpusSource) -> None:
+    """A single text must leave the neural models validation lines under the split by lines
+    (``IngestSettings.split_fractions``): read until that is certain, at most
+    ``ENOUGH_LINES`` non-empty lines."""
+    if "all" not in source.parts:
+        return
+    a, b = IngestSettings().split_fractions
+    lines = (ln for src in source.parts["all"] for ln in iter_lines(src, "replace") if ln.strip())
+    n = sum(1 for _ in islice(lines, ENOUGH_LINES))
+    if n < ENOUGH_LINES and int(b * n) - int(a * n) < 1:
+        first = source.parts["all"][0]
+        raise ConfigError(
+            f"corpus {source.name!r} ({first}) has {n} non-empty line(s): split 80/10/10 by "
+            "lines, that leaves no validation line, which neural training needs; give a longer "
+            "text (10 lines or more), or train, valid and test files"
+        )
