@@ -501,7 +501,9 @@ def test_cross_corpus_table_compares_bits_per_byte(wh, md):
     assert [r["corpus"] for r in table] == sorted(
         CORPORA, key=lambda c: _headline_best(wh, c, "bits_per_byte")["bits_per_byte"]
     )
+    corpora = {r["corpus"]: r for r in rows_of(wh, "corpora", CUR)}
     for r in table:
+        assert num(r["vocabulary"]) == corpora[r["corpus"]]["vocab_size"]
         ng, nn = (_headline_best(wh, r["corpus"], "bits_per_byte", f) for f in ("ngram", "neural"))
         assert (r["best n-gram"], r["best neural"]) == (_label(ng), _label(nn))
         assert num(r["n-gram bits/byte"]) == pytest.approx(ng["bits_per_byte"], abs=5e-5)

@@ -75,7 +75,10 @@ def _cross_corpus(data: RunData) -> list[str]:
         test = test[test["split"] == "test"]
         families = ("ngram", "neural", "mixture")
         best = [best_of(res, "bits_per_byte", family) for family in families]
-        row = [key[0], key[1], f"{100 * test['oov_rate'].iloc[0]:.2f} %" if not test.empty else "–"]
+        corpora = of_corpus(data.corpora, key)
+        vocab = count(int(corpora["vocab_size"].iloc[0])) if not corpora.empty else "–"
+        row = [key[0], key[1], vocab,
+               f"{100 * test['oov_rate'].iloc[0]:.2f} %" if not test.empty else "–"]  # fmt: skip
         for b in best:
             row += [label(b), fmt(b["bits_per_byte"], 4)] if b is not None else ["–", "–"]
         ranked.append(
@@ -85,12 +88,15 @@ def _cross_corpus(data: RunData) -> list[str]:
     return [
         "## Across corpora (test split, by bits per byte)",
         "",
-        "Bits per byte count every token, OOV included; lowest first.",
+        "Bits per byte count every token, OOV included (so a coarser unit with more `<unk>` "
+        "looks better than it is: read it with the OOV rate); lowest first. One corpus under "
+        "several tokenizers is a comparison of granularities.",
         "",
         *table(
             [
                 "corpus",
                 "tokenizer",
+                "vocabulary",
                 "test OOV rate",
                 "best n-gram",
                 "n-gram bits/byte",
