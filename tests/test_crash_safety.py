@@ -140,7 +140,10 @@ def test_sigkill_at_any_moment_then_rerun(tmp_path, corpus):
             killed += 1
         proc.wait()
         assert_no_partial_file(home)
-    assert killed >= len(KILL_AT) - 2  # most runs died mid-way; a fast machine finishes a few
+    # Each killed attempt leaves its finished steps cached on this home, so later attempts are
+    # shorter than the cold reference and the late kill points may come after they finished (on
+    # a fast machine, all from the fourth on): at least the early ones must have died mid-way.
+    assert killed >= 2
 
     again = run_to_end(train, test, home)
     assert stable(again) == stable(reference)
