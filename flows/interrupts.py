@@ -7,6 +7,12 @@ training in progress) are joined before the process may exit. Nothing is half-wr
 way: every file is moved into place whole, a run counts once committed, and the next command
 removes what an interrupted one left under temporary names (``clean_debris``).
 
+Python runs a signal handler only between bytecodes of the main thread, so a handler alone
+waits for a long DuckDB query or torch kernel to return (a query over ``range(10^12)`` never
+did). The signal is therefore also written to a wakeup pipe (``signal.set_wakeup_fd``, done by
+Python's C-level handler the moment the signal arrives) that a watcher thread reads: it ends
+the process while the main thread is still inside the C call.
+
 Inside a flow, Prefect swaps its own SIGTERM handler in (it raises ``TerminationSignal`` so that
 a runner's cancellation is recorded), so the flows of this package are wrapped by
 :func:`exits_on_termination`, which ends the process the same way, but only in a process whose
@@ -19,6 +25,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import threading
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -39,6 +46,30 @@ def exit_on_interrupt() -> None:
     _HARD_EXIT = True
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    _watch_wakeup_pipe()
+
+
+def _watch_wakeup_pipe() -> None:
+    """A daemon thread that ends the process on the first SIGINT or SIGTERM written to the
+    wakeup pipe (see the module's docstring); once per process."""
+    global _WATCHING
+    if _WATCHING:
+        return
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)  # the C handler must never block
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    _WATCHING = True
+
+    def watch() -> None:
+        while True:
+            for signum in os.read(read_fd, 64):
+                if signum in (signal.SIGINT, signal.SIGTERM):
+                    _stop(signum)
+
+    threading.Thread(target=watch, name="lmpipe-interrupt", daemon=True).start()
+
+
+_WATCHING = False
 
 
 def exits_on_termination(fn: Callable[P, R]) -> Callable[P, R]:

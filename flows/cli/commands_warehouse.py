@@ -70,6 +70,7 @@ def sql(
     from lmpipe.lm.warehouse import rebuild_database
 
     h = home_of(home, debug)
+    exit_on_interrupt()  # a query runs in DuckDB's C code: see lmpipe.flows.interrupts
     if fmt not in FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     if limit is not None and limit < 0:
