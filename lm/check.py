@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from lmpipe.lm.fileio import TMP_PREFIX, pid_alive, temp_owner_alive
 from lmpipe.lm.warehouse import CONTENT_VIEWS, RUN_SCHEMAS, Warehouse, order_path, rebuild_database
+from lmpipe.lm.warehouse.store import LEARNED_TOKENIZER_FILE
 
 INFLIGHT = ".inflight"
 
@@ -231,6 +232,7 @@ _OWN_FILES = (
     "*/corpus=*/tokenizer=*/key=*.lock",
     f"{INFLIGHT}/*.pid",
     "tokens/corpus=*/tokenizer=*/key=*/manifest.json",
+    f"vocab/corpus=*/tokenizer=*/key=*/{LEARNED_TOKENIZER_FILE}",
     "ngrams/corpus=*/tokenizer=*/key=*/orders-1-*.json",
 )
 
@@ -367,6 +369,9 @@ def _scan_manifests(wh: Warehouse, found: _Findings, unreadable: set[Path]) -> N
             bad.append(f"{vocab} is damaged")
         elif not vocab.exists():
             bad.append(f"{vocab} is missing")
+        learned = vocab.parent / LEARNED_TOKENIZER_FILE
+        if info.get("tokenizer_path") and not learned.exists():
+            bad.append(f"the merges {learned} are missing")
         for split, (path, tokens) in sorted(splits.items()):
             if path in unreadable:
                 bad.append(f"{split} tokens {path} are damaged")

@@ -29,7 +29,7 @@ from lmpipe.lm.fileio import parse_size
 from lmpipe.lm.neural.config import TRAIN_FIELDS, TrainConfig, TrainSettings
 from lmpipe.lm.neural.registry import ARCHITECTURES
 from lmpipe.lm.ngram.registry import MAX_ORDER, SMOOTHING
-from lmpipe.lm.tokenize import NORMALIZERS, TOKENIZERS
+from lmpipe.lm.tokenize import NORMALIZERS, TOKENIZER_NAMES
 
 
 def _plain_name(v: str, what: str) -> str:
@@ -37,6 +37,17 @@ def _plain_name(v: str, what: str) -> str:
         return check_name(v, what)
     except LmpipeError as e:
         raise ValueError(str(e)) from None
+
+
+def _tokenizer_names(names: list[str]) -> list[str]:
+    for t in names:
+        if t not in TOKENIZER_NAMES:
+            raise ValueError(f"unknown tokenizer {t!r}; choose from {', '.join(TOKENIZER_NAMES)}")
+    if len(set(names)) < len(names):
+        raise ValueError(f"tokenizers {names}: each tokenizer once")
+    if not names:
+        raise ValueError("tokenizers = []: name at least one tokenizer")
+    return names
 
 
 class _Strict(BaseModel):
@@ -53,6 +64,9 @@ class CorpusConfig(_Strict):
     valid: str | None = None
     test: str | None = None
     tokenizer: str | None = None
+    tokenizers: list[str] | None = Field(
+        None, description="several tokenizations of this corpus, compared in the report"
+    )
     prefixes: list[str] = Field(default_factory=list)
     neural: dict[str, Any] = Field(
         default_factory=dict,
@@ -79,6 +93,16 @@ class CorpusConfig(_Strict):
     def _plain(cls, v: str) -> str:
         return _plain_name(v, "corpus name")
 
+    @field_validator("tokenizer")
+    @classmethod
+    def _tokenizer(cls, v: str | None) -> str | None:
+        return v if v is None else _tokenizer_names([v])[0]
+
+    @field_validator("tokenizers")
+    @classmethod
+    def _tokenizer_list(cls, v: list[str] | None) -> list[str] | None:
+        return v if v is None else _tokenizer_names(v)
+
     @model_validator(mode="after")
     def _known(self) -> CorpusConfig:
         own = self.path or self.train or self.test
@@ -90,6 +114,10 @@ class CorpusConfig(_Strict):
             )
         if self.train and not self.test:
             raise ValueError(f"corpus {self.name!r}: `train` needs `test` too")
+        if self.tokenizer and self.tokenizers:
+            raise ValueError(
+                f"corpus {self.name!r}: give `tokenizer` (one) or `tokenizers` (a list), not both"
+            )
         if self.path and (self.train or self.valid or self.test):
             raise ValueError(
                 f"corpus {self.name!r}: give `path` (one text, split 80/10/10) or "
@@ -110,6 +138,14 @@ class VocabConfig(_Strict):
     max_size: int | None = Field(None, ge=1, description="keep at most this many word types")
     normalize: str = Field(
         "none", description="none, or d2l (letters and spaces, lower case, as d2l's TimeMachine)"
+    )
+    # chosen by bits per byte on validation of both default corpora (docs/tokenizers.md)
+    bpe_vocab_size: int = Field(
+        2000,
+        ge=256,
+        le=1_000_000,
+        description="units of --tokenizer bpe: the 256 bytes and the merges learned on the "
+        "training split",
     )
     encoding_errors: Literal["strict", "replace"] = Field(
         "strict", description="strict (an error on bad UTF-8) or replace (with U+FFFD, counted)"
@@ -352,16 +388,17 @@ class ExperimentConfig(_Strict):
     @field_validator("tokenizers")
     @classmethod
     def _tokenizers(cls, v: list[str] | None) -> list[str] | None:
-        for t in v or []:
-            if t not in TOKENIZERS:
-                raise ValueError(f"unknown tokenizer {t!r}; choose from {', '.join(TOKENIZERS)}")
-        return v
+        return v if v is None else _tokenizer_names(v)
 
     def tokenizers_for(self, corpus: CorpusConfig) -> list[str]:
-        if self.tokenizers:
-            return list(self.tokenizers)
+        """The corpus's own ``tokenizers`` (or ``tokenizer``), else the experiment's, else its
+        registry entry's."""
+        if corpus.tokenizers:
+            return list(corpus.tokenizers)
         if corpus.tokenizer:
             return [corpus.tokenizer]
+        if self.tokenizers:
+            return list(self.tokenizers)
         entry = load_registry().get(corpus.name)
         return [entry.tokenizer if entry else "char"]
 

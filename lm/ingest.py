@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -29,10 +29,19 @@ import pyarrow.parquet as pq
 from lmpipe.lm.corpus import SPLITS, CorpusSource, DecodeStats, expand_path, iter_pieces
 from lmpipe.lm.errors import CorpusError, WarehouseError
 from lmpipe.lm.fileio import atomic_path, atomic_write_text, file_lock, sha256_text
-from lmpipe.lm.tokenize import get_normalizer, get_tokenizer
+from lmpipe.lm.tokenize import (
+    LEARNED_TOKENIZERS,
+    Tokenizer,
+    check_tokenizer,
+    get_normalizer,
+    get_tokenizer,
+)
 from lmpipe.lm.version import code_version
 from lmpipe.lm.vocab import EOS, UNK, Vocab, vocab_from_counts
 from lmpipe.lm.warehouse import CONTENT_SCHEMAS, Warehouse, write_parquet
+
+if TYPE_CHECKING:
+    from lmpipe.lm.bpe import Bpe
 
 BATCH_TOKENS = 1 << 20  # tokens per Parquet row group / memory batch
 
@@ -45,6 +54,7 @@ class IngestSettings:
     max_size: int | None = None
     encoding_errors: str = "strict"
     split_fractions: tuple[float, float] = (0.8, 0.9)
+    bpe_vocab_size: int | None = None  # --tokenizer bpe only (None otherwise: keys stay apart)
 
 
 @dataclass
@@ -78,6 +88,7 @@ class IngestResult:
     seconds: float = 0.0
     bom_files: int = 0  # files whose UTF-8 byte-order mark was dropped
     cr_only_files: int = 0  # files whose lines end in \r alone (read as one line each)
+    tokenizer_path: str = ""  # a learned tokenizer's file (BPE merges), beside the vocabulary
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -106,7 +117,7 @@ def data_key(source: CorpusSource, settings: IngestSettings) -> str:
 
 def ingest(source: CorpusSource, settings: IngestSettings, wh: Warehouse) -> IngestResult:
     """Ingest ``source`` into ``wh`` (or return the finished ingest of identical content)."""
-    get_tokenizer(settings.tokenizer)  # validate names before any work
+    check_tokenizer(settings.tokenizer)  # validate names before any work
     get_normalizer(settings.normalize)
     key = data_key(source, settings)
     out_dir = wh.content_dir("tokens", source.name, settings.tokenizer, key)
@@ -135,6 +146,9 @@ def stored_ingest(wh: Warehouse, corpus: str, tokenizer: str, key: str) -> Inges
 def _relocated(result: IngestResult, wh: Warehouse) -> IngestResult:
     """A finished ingest's file paths under ``wh`` as it is now (the home may have moved)."""
     result.vocab_path = str(wh.vocab_path(result.corpus, result.tokenizer, result.key))
+    if result.tokenizer_path:
+        path = wh.learned_tokenizer_path(result.corpus, result.tokenizer, result.key)
+        result.tokenizer_path = str(path)
     for split, st in result.splits.items():
         st.path = str(wh.tokens_path(result.corpus, result.tokenizer, result.key, split))
     return result
@@ -147,9 +161,18 @@ def _ingest(
     decode = DecodeStats()
     bounds = _split_bounds(source, settings) if not source.has_own_split else None
 
+    # pass 0, for a learned tokenizer: its merges, from the training lines only
+    learned_path = ""
+    tokenize: Tokenizer | None = None
+    if settings.tokenizer in LEARNED_TOKENIZERS:
+        bpe = _learn_bpe(source, settings, bounds)
+        dest = wh.learned_tokenizer_path(source.name, settings.tokenizer, key)
+        bpe.save(dest)
+        learned_path, tokenize = str(dest), bpe.tokens
+
     # pass 1: vocabulary from the training lines only
     counter: Counter[str] = Counter()
-    tokens = _LineTokens(settings)
+    tokens = _LineTokens(settings, tokenize)
     lines = 0
     for split, piece, ends_line in _pieces(source, settings, bounds, DecodeStats()):
         if split != "train":
@@ -178,7 +201,7 @@ def _ingest(
     stats = {s: SplitStats(split=s) for s in SPLITS}
     writers: dict[str, _SplitWriter] = {}
     seen_types: dict[str, set[str]] = {s: set() for s in SPLITS}
-    tokens = _LineTokens(settings)
+    tokens = _LineTokens(settings, tokenize)
     try:
         for split, piece, ends_line in _pieces(source, settings, bounds, decode):
             w = writers.get(split)
@@ -231,7 +254,28 @@ def _ingest(
         seconds=time.perf_counter() - t0,
         bom_files=len(decode.bom),
         cr_only_files=len(decode.cr_only),
+        tokenizer_path=learned_path,
     )
+
+
+def _learn_bpe(
+    source: CorpusSource, settings: IngestSettings, bounds: tuple[int, int] | None
+) -> Bpe:
+    """BPE merges learned from the training lines (normalized as the splits are, in pieces
+    cut before a whitespace, where GPT-2's pre-tokenization cuts too)."""
+    from lmpipe.lm.bpe import Bpe
+
+    def texts() -> Iterator[str]:
+        pieces = _LineTokens(settings, lambda text: [text])
+        for split, piece, ends_line in _pieces(source, settings, bounds, DecodeStats()):
+            if split != "train":
+                if bounds is not None:
+                    return
+                continue
+            for chunk in pieces.feed(piece, ends_line):
+                yield from chunk
+
+    return Bpe.learn(texts(), settings.bpe_vocab_size or 0)
 
 
 def text_lines(
@@ -354,11 +398,14 @@ class _LineTokens:
     normalizing (as before), and word tokenizers never see a token cut in two (text is handed
     on up to its last whitespace)."""
 
-    def __init__(self, settings: IngestSettings) -> None:
-        self._tokenize = get_tokenizer(settings.tokenizer)
+    def __init__(self, settings: IngestSettings, tokenize: Tokenizer | None = None) -> None:
+        self._tokenize = tokenize or get_tokenizer(settings.tokenizer)
         self._normalize = get_normalizer(settings.normalize)
         self._normalizing = settings.normalize != "none"
         self._cut_at_space = settings.tokenizer != "char"
+        # BPE's pre-tokenization keeps a word's leading space with it (``Ġtime``): cut before
+        # the whitespace, not after
+        self._cut_before_space = settings.tokenizer in LEARNED_TOKENIZERS
         self._strip = _Stripper(drop_empty=False)
         self._raw = ""  # the trailing run of non-letters of the pieces so far, not normalized yet
         self._text = ""  # text after the last whitespace, not tokenized yet
@@ -381,7 +428,7 @@ class _LineTokens:
             cut = len(text)
             if not ends_line:
                 m = _LAST_SPACE.search(text)
-                cut = m.end() if m else 0
+                cut = (m.start() if self._cut_before_space else m.end()) if m else 0
             self._text = text[cut:]
             text = text[:cut]
         if text:

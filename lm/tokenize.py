@@ -8,6 +8,9 @@
   and digit runs come out whole (``hello``, ``2024``). Measured on the Jay Chou lyrics (5,819
   lines): jieba 0.51 s; its Rust port rjieba 0.019 s but 2 lines segmented differently (ties
   among equally likely cuts of repeated characters), so jieba is the reference used.
+- ``bpe``: byte-level BPE learned on the training split of each data key (:mod:`lmpipe.lm.bpe`);
+  a *learned* tokenizer: its function exists only with the merges of an ingest
+  (``get_tokenizer(name, learned=path)``).
 
 ``normalize="d2l"`` is d2l's ``TimeMachine`` preprocessing (letters and spaces only, lower
 case), applied to each line before tokenizing: with ``char`` it gives d2l's 26 letters + space.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from lmpipe.lm.errors import ConfigError
@@ -66,19 +70,45 @@ TOKENIZERS: dict[str, Tokenizer] = {
     "jieba": jieba_tokens,
 }
 
+# What a tokenizer's tokens cannot give back of a line (char and bpe keep all of it): its
+# bits per byte are over bytes that it does not model, a lower figure for less work.
+DISCARDS: dict[str, str] = {
+    "word": "case, digits and punctuation",
+    "whitespace": "how much whitespace separates tokens",
+    "jieba": "whitespace",
+}
+
+# Tokenizers learned from a corpus's training split, stored with the vocabulary of their ingest.
+LEARNED_TOKENIZERS = ("bpe",)
+TOKENIZER_NAMES = (*TOKENIZERS, *LEARNED_TOKENIZERS)
+
 NORMALIZERS: dict[str, Callable[[str], str]] = {
     "none": lambda s: s,
     "d2l": lambda s: _NON_LETTERS.sub(" ", s).lower(),
 }
 
 
-def get_tokenizer(name: str) -> Tokenizer:
-    try:
-        return TOKENIZERS[name]
-    except KeyError:
+def check_tokenizer(name: str) -> str:
+    if name not in TOKENIZER_NAMES:
         raise ConfigError(
-            f"unknown tokenizer {name!r}; choose one of: {', '.join(TOKENIZERS)}"
-        ) from None
+            f"unknown tokenizer {name!r}; choose one of: {', '.join(TOKENIZER_NAMES)}"
+        )
+    return name
+
+
+def get_tokenizer(name: str, learned: str | Path | None = None) -> Tokenizer:
+    """The tokenizer ``name``; a learned one (``bpe``) from the merges file ``learned`` of its
+    ingest (``IngestResult.tokenizer_path``)."""
+    if name in LEARNED_TOKENIZERS:
+        if not learned:
+            raise ConfigError(
+                f"--tokenizer {name} is learned from a corpus's training split, and there is "
+                "none here; use it with --corpus, --text or --train"
+            )
+        from lmpipe.lm.bpe import Bpe
+
+        return Bpe.load(learned).tokens
+    return TOKENIZERS[check_tokenizer(name)]
 
 
 def get_normalizer(name: str) -> Callable[[str], str]:
@@ -90,9 +120,10 @@ def get_normalizer(name: str) -> Callable[[str], str]:
         ) from None
 
 
-def detokenize(tokenizer: str, tokens: list[str]) -> str:
+def detokenize(tokenizer: str, tokens: list[str], learned: str | Path | None = None) -> str:
     """Text of tokens (generated ones): ``</s>`` ends a line; characters join directly, words
-    with spaces; jieba's words directly, but for a space between two Latin or digit runs."""
+    with spaces; jieba's words directly, but for a space between two Latin or digit runs; BPE
+    units by their merges (``learned``), exactly."""
     lines: list[list[str]] = [[]]
     for t in tokens:
         if t == "</s>":
@@ -101,6 +132,11 @@ def detokenize(tokenizer: str, tokens: list[str]) -> str:
             lines[-1].append(t)
     if tokenizer == "jieba":
         return "\n".join(_join_words(line) for line in lines).strip()
+    if tokenizer in LEARNED_TOKENIZERS:
+        from lmpipe.lm.bpe import Bpe
+
+        bpe = Bpe.load(learned or "")
+        return "\n".join(bpe.decode(line) for line in lines).strip()
     sep = "" if tokenizer == "char" else " "
     return "\n".join(sep.join(line) for line in lines).strip()
 

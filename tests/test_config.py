@@ -24,6 +24,13 @@ def test_default_experiment_is_the_two_d2l_corpora_char_level():
         ({"nueral": {}}, "nueral: unknown key (a typo?)"),
         ({"corpora": ["../x"]}, "is not a plain name"),
         ({"corpora": ["/etc/passwd"]}, "is not a plain name"),
+        ({"corpora": [{"name": "jaychou", "tokenizers": ["char", "jeiba"]}]}, "'jeiba'"),
+        ({"corpora": [{"name": "jaychou", "tokenizers": ["char", "char"]}]}, "each tokenizer once"),
+        (
+            {"corpora": [{"name": "jaychou", "tokenizer": "char", "tokenizers": ["bpe"]}]},
+            "give `tokenizer` (one) or `tokenizers` (a list), not both",
+        ),
+        ({"vocab": {"bpe_vocab_size": 100}}, "vocab.bpe_vocab_size: Input should be greater"),
     ],
 )
 def test_invalid_values_are_one_line_errors_naming_the_key(overrides, message):
@@ -43,6 +50,21 @@ def test_toml_file_and_override_precedence(tmp_path):
         and cfg.neural.hidden == 48
         and cfg.tokenizers_for(cfg.corpora[0]) == ["whitespace"]
     )
+
+
+def test_tokenizers_per_corpus_then_experiment_then_registry():
+    cfg = build_config(
+        overrides={
+            "tokenizers": ["char", "bpe"],
+            "corpora": [{"name": "jaychou", "tokenizers": ["char", "jieba", "bpe"]}, "timemachine"],
+        }
+    )
+    assert [cfg.tokenizers_for(c) for c in cfg.corpora] == [
+        ["char", "jieba", "bpe"],
+        ["char", "bpe"],
+    ]
+    cfg = build_config(overrides={"corpora": [{"name": "ptb", "tokenizer": "bpe"}, "ptb"]})
+    assert [cfg.tokenizers_for(c) for c in cfg.corpora] == [["bpe"], ["whitespace"]]
 
 
 def test_per_architecture_override():

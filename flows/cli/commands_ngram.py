@@ -25,6 +25,7 @@ from lmpipe.flows.cli.common import (
     validated,
 )
 from lmpipe.flows.cli.output import (
+    check_vocab_options,
     corpus_spec,
     note_bom,
     note_cr_only,
@@ -37,7 +38,7 @@ from lmpipe.lm.config import NgramConfig, VocabConfig
 from lmpipe.lm.errors import ConfigError
 from lmpipe.lm.ngram.registry import MAX_ORDER, METHODS
 
-VOCAB_OPTIONS = ("min_freq", "normalize", "encoding_errors")
+VOCAB_OPTIONS = ("min_freq", "normalize", "bpe_vocab_size", "encoding_errors")
 TrainOpt = Annotated[
     str | None,
     typer.Option("--train", help="Training text (file, folder or glob; .gz/.zip fine)."),
@@ -60,8 +61,8 @@ TokenizerOpt = Annotated[
     str | None,
     typer.Option(
         "--tokenizer",
-        help="char, word, whitespace or jieba (default: whitespace for files, the corpus's own for "
-        "--corpus).",
+        help="char, word, whitespace, jieba (Chinese words) or bpe (byte-level BPE learned on the "
+        "training split) (default: whitespace for files, the corpus's own for --corpus).",
     ),
 ]
 PrefectOpt = Annotated[
@@ -158,6 +159,7 @@ def ngram(
             "--prefect": prefect, "--engine": engine is not None, "--smoothing": smoothing != "mkn",
             "--no-discount-fallback": no_discount_fallback,
             "--memory-limit": memory_limit is not None, "--min-freq": "min_freq" in given,
+            "--bpe-vocab-size": "bpe_vocab_size" in given,
             "--k": "k" in given, "--discount": "discount" in given, "--prune": prune != 0,
         }  # fmt: skip
         _score_with_arpa(
@@ -198,6 +200,7 @@ def ngram(
             f"{order}: drop --engine (it runs in memory)"
         )
     spec, tok = corpus_spec(corpus, train, valid, test, tokenizer, text, name)
+    check_vocab_options(given, tok)
     h = home_of(home, debug, True, corpora_dir, spill_dir)
     exit_on_interrupt()
     clean_debris(h)
@@ -249,7 +252,7 @@ def _score_with_arpa(
     from lmpipe.lm.corpus import check_name
     from lmpipe.lm.ingest import IngestSettings
     from lmpipe.lm.steps.jobs import score_job
-    from lmpipe.lm.tokenize import get_tokenizer
+    from lmpipe.lm.tokenize import LEARNED_TOKENIZERS, check_tokenizer
 
     wrong = [opt for opt, given_ in conflicting.items() if given_]
     if wrong:
@@ -267,8 +270,12 @@ def _score_with_arpa(
             f"--binary {binary}: the folder {binary.parent} does not exist; create it"
         )
     vocab = validated(VocabConfig, {k: v for k, v in given.items() if k in VOCAB_OPTIONS})
-    tok = tokenizer or "whitespace"
-    get_tokenizer(tok)
+    tok = check_tokenizer(tokenizer or "whitespace")
+    if tok in LEARNED_TOKENIZERS:
+        raise ConfigError(
+            f"--lm with --tokenizer {tok}: the {tok} units are learned from a training text, and "
+            "an ARPA model brings none; give the tokenizer its vocabulary was made with"
+        )
     corpus = check_name(name) if name else own_corpus_name(test)
     settings = IngestSettings(
         tokenizer=tok, normalize=vocab.normalize, encoding_errors=vocab.encoding_errors

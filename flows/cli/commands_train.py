@@ -27,7 +27,14 @@ from lmpipe.flows.cli.common import (
     step_flow,
     validated,
 )
-from lmpipe.flows.cli.output import corpus_spec, note_bom, note_cr_only, note_replaced, print_scores
+from lmpipe.flows.cli.output import (
+    check_vocab_options,
+    corpus_spec,
+    note_bom,
+    note_cr_only,
+    note_replaced,
+    print_scores,
+)
 from lmpipe.flows.interrupts import exit_on_interrupt
 from lmpipe.lm.config import GenerationConfig, VocabConfig
 from lmpipe.lm.errors import ConfigError
@@ -57,7 +64,7 @@ def train_config(arch: str, given: dict[str, Any], corpus: str | None) -> TrainC
 
 @app.command("train")
 @schema_options(TrainConfig, TRAIN_OPTIONS, "Model and training")
-@schema_options(VocabConfig, VOCAB_OPTIONS[:2], "Vocabulary")
+@schema_options(VocabConfig, VOCAB_OPTIONS[:3], "Vocabulary")
 def train_cmd(
     arch: Annotated[str, typer.Option("--arch", help=", ".join(ARCHS) + ".")] = "gru",
     corpus: CorpusOpt = None,
@@ -94,6 +101,7 @@ def train_cmd(
     settings = train_config(arch, {k: v for k, v in given.items() if k in TRAIN_OPTIONS}, corpus)
     vocab = validated(VocabConfig, {k: v for k, v in given.items() if k in VOCAB_OPTIONS})
     spec, tok = corpus_spec(corpus, train, valid, test, tokenizer, text, name)
+    check_vocab_options(given, tok)
     if resume and force:
         raise ConfigError("give --resume or --force, not both")
     h = home_of(home, debug, True, corpora_dir)

@@ -56,11 +56,19 @@ def corpus_spec(
                 "test": test}  # fmt: skip
     else:
         raise ConfigError("give --corpus NAME, --text FILE, or --train FILE and --test FILE")
-    from lmpipe.lm.tokenize import get_tokenizer
+    from lmpipe.lm.tokenize import check_tokenizer
 
-    tokenizer = tokenizer or "whitespace"
-    get_tokenizer(tokenizer)
+    tokenizer = check_tokenizer(tokenizer or "whitespace")
     return spec, tokenizer
+
+
+def check_vocab_options(given: dict[str, object], tokenizer: str) -> None:
+    """Vocabulary options that do nothing with this tokenizer are refused, not ignored."""
+    if "bpe_vocab_size" in given and tokenizer != "bpe":
+        raise ConfigError(
+            f"--bpe-vocab-size sizes --tokenizer bpe, and the tokenizer is {tokenizer}: "
+            "add --tokenizer bpe or drop --bpe-vocab-size"
+        )
 
 
 def note_cr_only(corpus: str, files: int) -> None:

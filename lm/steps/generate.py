@@ -87,10 +87,12 @@ def generate_from_run(
             f"the checkpoint of {corpus_name}/{choices[0][2]} is gone ({ckpt}); re-run the training"
         )
     net, _, _ = neural.load_model(ckpt, "best", vocab_fingerprint=vocab.fingerprint())
-    toks = get_tokenizer(tokenizer)(prefix)
+    learned = wh.learned_tokenizer_path(corpus_name, tokenizer, row["data_key"])
+    toks = get_tokenizer(tokenizer, learned)(prefix)
     ids = vocab.ids(toks)
     unknown = list(dict.fromkeys(t for t, i in zip(toks, ids, strict=True) if i == UNK))
     new = neural.generate(
         net, ids, length, greedy=greedy, temperature=temperature, top_k=top_k, seed=seed
     )
-    return Generated(detokenize(tokenizer, toks + [vocab.token(i) for i in new]), unknown)
+    text = detokenize(tokenizer, toks + [vocab.token(i) for i in new], learned)
+    return Generated(text, unknown)

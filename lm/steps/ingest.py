@@ -34,14 +34,24 @@ def ingest_settings(
 ) -> IngestSettings:
     """The ingest settings of a config's ``vocab`` section for one tokenizer; a ``min_freq``
     left unset is the corpus's own (its registry entry's; 1 for a user's own files)."""
-    min_freq = vocab.get("min_freq") or (source.min_freq if source is not None else 1)
+    own = source.min_freq if source is not None else 1
+    bpe = tokenizer == "bpe"
     return IngestSettings(
         tokenizer=tokenizer,
         normalize=vocab.get("normalize", "none"),
-        min_freq=int(min_freq),
+        min_freq=int(vocab.get("min_freq") or own),
         max_size=vocab.get("max_size"),
         encoding_errors=vocab.get("encoding_errors", "strict"),
+        bpe_vocab_size=int(vocab.get("bpe_vocab_size") or _default("bpe_vocab_size"))
+        if bpe
+        else None,
     )
+
+
+def _default(name: str) -> Any:
+    from lmpipe.lm.config import VocabConfig
+
+    return VocabConfig.model_fields[name].default
 
 
 def ingest_corpus(

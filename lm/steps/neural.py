@@ -150,7 +150,7 @@ def _samples(
     out = []
     length = int(gen.get("length", 60))
     seed = int(gen.get("seed", 0))
-    tokenize = get_tokenizer(ing.tokenizer)
+    tokenize = get_tokenizer(ing.tokenizer, ing.tokenizer_path)
     for prefix in ing.prefixes:
         toks = tokenize(prefix)
         ids = vocab.ids(toks)
@@ -167,7 +167,9 @@ def _samples(
                     "prefix": prefix,
                     "strategy": strategy,
                     "seed": seed,
-                    "text": detokenize(ing.tokenizer, toks + [vocab.token(i) for i in new]),
+                    "text": detokenize(
+                        ing.tokenizer, toks + [vocab.token(i) for i in new], ing.tokenizer_path
+                    ),
                 }
             )
     return out

@@ -61,6 +61,10 @@ class Warehouse:
     def vocab_path(self, corpus: str, tokenizer: str, key: str) -> Path:
         return self.content_dir("vocab", corpus, tokenizer, key) / "vocab.parquet"
 
+    def learned_tokenizer_path(self, corpus: str, tokenizer: str, key: str) -> Path:
+        """A learned tokenizer's file (BPE merges), stored with the vocabulary it made."""
+        return self.content_dir("vocab", corpus, tokenizer, key) / LEARNED_TOKENIZER_FILE
+
     def ngrams_dir(self, corpus: str, tokenizer: str, key: str) -> Path:
         return self.content_dir("ngrams", corpus, tokenizer, key)
 
@@ -107,6 +111,9 @@ class Warehouse:
 
     def committed_runs(self) -> list[str]:
         return [Path(p).parent.name.removeprefix("run_id=") for p in self.run_files("runs")]
+
+
+LEARNED_TOKENIZER_FILE = "tokenizer.json"
 
 
 def order_path(ngrams_dir: str | Path, n: int) -> Path:
