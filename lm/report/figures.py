@@ -185,11 +185,14 @@ def draw_figures(data: RunData, figs: list[Figure], out_dir: Path) -> list[Path]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from lmpipe.lm.report.granularity import draw_granularity  # it builds on this module
+
+    draw = {**_DRAW, "granularity": draw_granularity}
     paths = []
     with plt.rc_context({"figure.dpi": 110, "font.size": 9}):
         for f in figs:
             fig, ax = plt.subplots(figsize=(6.4, 4.0))
-            _DRAW[f.kind](ax, data, f)
+            draw[f.kind](ax, data, f)
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=7, ncol=2)
             fig.tight_layout()

@@ -12,6 +12,7 @@ import pandas as pd
 
 from lmpipe.lm.report.commands import train_command
 from lmpipe.lm.report.figures import Figure
+from lmpipe.lm.report.granularity import granularity_section
 from lmpipe.lm.report.load import TOP_NGRAMS, CorpusKey, RunData
 from lmpipe.lm.report.markdown_compare import (
     best_component,
@@ -46,6 +47,8 @@ def render(data: RunData, fig_prefix: str = "") -> tuple[str, list[Figure]]:
     out = _header(data)
     if len(data.keys()) > 1:
         out += _cross_corpus(data)
+    for corpus in dict.fromkeys(c for c, _ in data.keys()):
+        out += granularity_section(data, corpus, fig_prefix, figs)
     for key in data.keys():
         out += _corpus_section(data, key, fig_prefix, figs)
     out += _repro_section(data)
