@@ -22,6 +22,7 @@ from lmpipe.flows.interrupts import exits_on_termination
 from lmpipe.lm.config import ExperimentConfig
 from lmpipe.lm.fileio import parse_size
 from lmpipe.lm.ingest import IngestResult
+from lmpipe.lm.ngram.registry import SMOOTHING
 from lmpipe.lm.steps.home import Home
 from lmpipe.lm.steps.mixture import component, component_label, default_mixtures
 from lmpipe.lm.steps.record import new_run_id
@@ -172,6 +173,7 @@ def perplexity_benchmark(
     generation = cfg.generation.model_dump()
     side: list[Job] = []
     models: list[tuple[dict[str, Any], Job]] = []
+    pruned: list[tuple[dict[str, Any], Job]] = []
     for ing in ingests:
         name = f"{ing['corpus']}/{ing['tokenizer']}"
         side.append(
@@ -200,11 +202,12 @@ def perplexity_benchmark(
                     memory_limit=memory_limit,
                 )
                 models.append((ing, job))
+        pruned += _submit_pruned(cfg, ing, places, memory_limit)
     candidates: list[tuple[dict[str, Any], dict[str, Any]]] = []
     if not sequential_training:
         training, candidates = _submit_trainings(cfg, ingests, places, generation, torch_threads)
         models += training
-    settled.update(_settle(side + [j for _, j in models]))
+    settled.update(_settle(side + [j for _, j in models + pruned]))
     if sequential_training:
         # in one process, trainings take every core and run after the short n-gram tasks, so that
         # neither slows the other; on a cluster they fan out with everything else
@@ -215,6 +218,8 @@ def perplexity_benchmark(
     mixes = _submit_mixtures(ingests, results, places)
     settled.update(_settle([j for _, j in mixes]))
     results += [(ing, settled[job][0]) for ing, job in mixes] + candidates
+    # pruned models are not mixed or ranked: the report's size-against-perplexity curve
+    results += [(ing, {**settled[job][0], "role": "pruned"}) for ing, job in pruned]
     states = {job.label: state for job, (_, state) in settled.items()}
 
     progress.current().message("recording the run and writing its report")
@@ -237,6 +242,40 @@ def perplexity_benchmark(
         "task_states": states,
         "executed": executed,
     }
+
+
+def _submit_pruned(
+    cfg: ExperimentConfig, ing: dict[str, Any], home: dict[str, Any], memory_limit: int | None
+) -> list[tuple[dict[str, Any], Job]]:
+    """Each backoff method's model of the highest order pruned at each of ``ngram.prune``."""
+    order = max(cfg.ngram.orders)
+    if order < cfg.ngram.prune_min_order:
+        return []
+    name = f"{ing['corpus']}/{ing['tokenizer']}"
+    return [
+        (
+            ing,
+            Job.submit(
+                "ngram",
+                f"{method} n={order} pruned {threshold:g} {name}",
+                fit_score_ngram,
+                home=home,
+                ing=ing,
+                method=method,
+                order=order,
+                params={
+                    **cfg.ngram.params(method),
+                    "prune": threshold,
+                    "prune_min_order": cfg.ngram.prune_min_order,
+                },
+                engine="memory",
+                memory_limit=memory_limit,
+            ),
+        )
+        for method in cfg.ngram.methods
+        if SMOOTHING[method].arpa
+        for threshold in cfg.ngram.prune
+    ]
 
 
 def _submit_trainings(

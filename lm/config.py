@@ -7,6 +7,7 @@ plain arguments taken from its own section.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from itertools import product
 from pathlib import Path
@@ -179,6 +180,23 @@ class NgramConfig(_Strict):
     memory_limit: str | None = Field(
         None, description="DuckDB's memory limit for counting and out-of-core estimation"
     )
+    prune: list[float] = Field(
+        default_factory=list,
+        description="relative-entropy pruning thresholds (SRILM's ngram -prune): each backoff "
+        "model of the highest order is also pruned at each, for the report's size-against-"
+        "perplexity curve",
+    )
+    prune_min_order: int = Field(
+        2, ge=2, le=MAX_ORDER, description="the lowest order pruning removes n-grams of"
+    )
+
+    @field_validator("prune")
+    @classmethod
+    def _thresholds(cls, v: list[float]) -> list[float]:
+        bad = [t for t in v if not (math.isfinite(t) and t > 0)]
+        if bad:
+            raise ValueError(f"threshold {bad[0]} must be > 0 (the unpruned model is always there)")
+        return sorted(set(v))
 
     @field_validator("orders")
     @classmethod

@@ -30,6 +30,7 @@ def test_default_experiment_is_the_two_d2l_corpora_char_level():
             {"corpora": [{"name": "jaychou", "tokenizer": "char", "tokenizers": ["bpe"]}]},
             "give `tokenizer` (one) or `tokenizers` (a list), not both",
         ),
+        ({"ngram": {"prune": [1e-8, 0]}}, "ngram.prune: threshold 0.0 must be > 0"),
         ({"vocab": {"bpe_vocab_size": 100}}, "vocab.bpe_vocab_size: Input should be greater"),
     ],
 )

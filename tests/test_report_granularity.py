@@ -1,15 +1,18 @@
 """One corpus under several tokenizers (``tokenizers = [...]`` of a corpus): the report's
 granularity table holds every model's test bits per byte at each tokenization, as stored, with
-each tokenization's vocabulary size and OOV rate, and one figure."""
+each tokenization's vocabulary size and OOV rate, and one figure. The same run prunes its
+highest-order model at two thresholds (``ngram.prune``): the size-against-perplexity table."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from test_report import num, section, tables
 
 
@@ -22,7 +25,12 @@ def lmpipe(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_granularity_table_and_figure(tmp_path: Path, corpora_dir: Path) -> None:
+@pytest.fixture(scope="module")
+def units_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from conftest import SHARED_CORPORA
+
+    corpora_dir = Path(os.environ.get("LMPIPE_CORPORA_DIR", SHARED_CORPORA))
+    tmp_path = tmp_path_factory.mktemp("units")
     text = tmp_path / "tm.txt"
     text.write_text("\n".join((corpora_dir / "timemachine.txt").read_text().splitlines()[:400]))
     cfg = tmp_path / "exp.toml"
@@ -38,6 +46,7 @@ def test_granularity_table_and_figure(tmp_path: Path, corpora_dir: Path) -> None
         [ngram]
         orders = [1, 2, 3]
         methods = ["mkn"]
+        prune = [1e-3, 1e-5]
         [neural]
         architectures = ["gru"]
         hidden = 16
@@ -51,6 +60,11 @@ def test_granularity_table_and_figure(tmp_path: Path, corpora_dir: Path) -> None
     r = lmpipe("run", "--config", str(cfg), "--quiet", home=home)
     assert r.returncode == 0, r.stderr
     (report,) = (home / "reports" / "units").glob("*/report.md")
+    return home, report
+
+
+def test_granularity_table_and_figure(units_run: tuple[Path, Path]) -> None:
+    home, report = units_run
     md = report.read_text(encoding="utf-8")
     part = section(md, "## tm-slice: granularity (char, word, bpe)")
     (grid,) = tables(part)
@@ -79,3 +93,37 @@ def test_granularity_table_and_figure(tmp_path: Path, corpora_dir: Path) -> None
     assert (report.parent / "granularity-tm-slice.png").stat().st_size > 10_000
     assert "word drops case, digits and punctuation" in part
     assert "![Bits per byte of tm-slice by tokenization](granularity-tm-slice.png)" in part
+
+
+def test_pruned_models_size_against_perplexity(units_run: tuple[Path, Path]) -> None:
+    home, report = units_run
+    md = report.read_text(encoding="utf-8")
+    r = lmpipe(
+        "sql",
+        "select tokenizer, settings_json, parameters, perplexity, perplexity_excluding_oov "
+        "from results where split = 'test' and method = 'mkn' and n = 3 "
+        "order by tokenizer, parameters desc",
+        "--format", "json", home=home,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    for tok in ("char", "word", "bpe"):
+        mine = [x for x in rows if x["tokenizer"] == tok]
+        # the unpruned model, then 1e-5 and 1e-3: fewer n-grams each time
+        assert [json.loads(x["settings_json"]).get("prune") for x in mine] == [None, 1e-5, 1e-3]
+        sizes = [x["parameters"] for x in mine]
+        assert sizes[0] > sizes[1] > sizes[2], sizes
+        corpus = section(md, f"## tm-slice ({tok} tokens)")
+        heading = next(h for h in corpus.splitlines() if h.startswith("### Pruning: size against"))
+        part = section(corpus, heading)
+        (grid,) = tables(part)
+        assert [g["threshold"] for g in grid] == ["none", "1e-05", "0.001"]
+        assert [num(g["n-grams"]) for g in grid] == sizes
+        ppl = next(k for k in grid[0] if k.startswith("test perplexity"))
+        column = "perplexity_excluding_oov" if "excluding" in ppl else "perplexity"
+        assert [num(g[ppl]) for g in grid] == [round(x[column], 3) for x in mine]
+        assert f"(prune-tm-slice-{tok}.png)" in part
+        assert (report.parent / f"prune-tm-slice-{tok}.png").stat().st_size > 10_000
+        # pruned models are no rows of the n-gram tables, the mixtures or the granularity grid
+        ngram = section(corpus, "### N-gram models (perplexity)")
+        assert [g["n"] for g in tables(ngram)[0]] == ["1", "2", "3"]

@@ -185,9 +185,11 @@ def draw_figures(data: RunData, figs: list[Figure], out_dir: Path) -> list[Path]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lmpipe.lm.report.granularity import draw_granularity  # it builds on this module
+    # these build on this module
+    from lmpipe.lm.report.granularity import draw_granularity
+    from lmpipe.lm.report.pruning import draw_pruning
 
-    draw = {**_DRAW, "granularity": draw_granularity}
+    draw = {**_DRAW, "granularity": draw_granularity, "prune": draw_pruning}
     paths = []
     with plt.rc_context({"figure.dpi": 110, "font.size": 9}):
         for f in figs:

@@ -68,7 +68,6 @@ def granularity_section(data: RunData, corpus: str, fp: str, figs: list[Figure])
         f"spelling of the unit: read a tokenization with a high OOV rate with that in mind.{lossy}",
         "",
         *table(["model", *toks], rows),
-        "",
         f"![Bits per byte of {corpus} by tokenization]({name})",
         "",
     ]

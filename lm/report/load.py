@@ -45,6 +45,8 @@ class RunData:
     # the tuning candidates' results (validation only) and training curves
     candidates: pd.DataFrame = field(default_factory=pd.DataFrame)
     candidate_epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the pruned n-gram models (``ngram.prune``): the size-against-perplexity curve
+    pruned: pd.DataFrame = field(default_factory=pd.DataFrame)
     # training count of <unk> per corpus: 0 means no model could learn it (docs/design.md §3)
     unk_train_count: dict[CorpusKey, int] = field(default_factory=dict)
     # per corpus: the test split's token ids, per model key their natural-log probabilities
@@ -110,7 +112,7 @@ def load_run(wh: Warehouse, run_id: str) -> RunData:
         )
     run = _read(wh, "runs", run_id).iloc[0].to_dict()
     prev_id = _previous_run(wh, run)
-    results, candidates = _final_and_candidates(_read(wh, "results", run_id))
+    results, candidates, pruned = _by_role(_read(wh, "results", run_id))
     epochs = _read(wh, "epochs", run_id)
     tuned = epochs["model_key"].isin(set(candidates["model_key"])) if not epochs.empty else None
     data = RunData(
@@ -120,9 +122,10 @@ def load_run(wh: Warehouse, run_id: str) -> RunData:
         results=results,
         epochs=epochs[~tuned] if tuned is not None else epochs,
         samples=_read(wh, "samples", run_id),
-        previous=_final_and_candidates(_read(wh, "results", prev_id))[0] if prev_id else None,
+        previous=_by_role(_read(wh, "results", prev_id))[0] if prev_id else None,
         previous_run=_read(wh, "runs", prev_id).iloc[0].to_dict() if prev_id else None,
         candidates=candidates,
+        pruned=pruned,
         candidate_epochs=epochs[tuned] if tuned is not None else epochs,
     )
     for c in data.corpora.itertuples(index=False):
@@ -179,13 +182,16 @@ def _load_test_scores(wh: Warehouse, data: RunData, key: CorpusKey) -> None:
     data.test_scores[key] = scores
 
 
-def _final_and_candidates(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A run's models, and its tuning candidates (``role``; runs older than the column have
-    only models)."""
+def _by_role(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A run's models, its tuning candidates and its pruned n-gram models (``role``; runs
+    older than the column have only models)."""
     if results.empty or "role" not in results:
-        return results, results.iloc[0:0]
-    candidate = results["role"] == "candidate"
-    return results[~candidate].reset_index(drop=True), results[candidate].reset_index(drop=True)
+        return results, results.iloc[0:0], results.iloc[0:0]
+    role = results["role"]
+    final = ~role.isin(("candidate", "pruned"))
+    return tuple(
+        results[m].reset_index(drop=True) for m in (final, role == "candidate", role == "pruned")
+    )
 
 
 def _zipf(ngrams_dir: Path, tokens: list[str], tokenizer: str) -> Zipf:

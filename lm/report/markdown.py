@@ -23,6 +23,7 @@ from lmpipe.lm.report.markdown_compare import (
     wins_section,
 )
 from lmpipe.lm.report.palette import UNNORMALISED, in_model_order
+from lmpipe.lm.report.pruning import pruning_section
 from lmpipe.lm.report.select import (
     Headline,
     as_n,
@@ -119,6 +120,7 @@ def _corpus_section(data: RunData, key: CorpusKey, fp: str, figs: list[Figure]) 
     out += _corpus_stats(data, key)
     out += _zipf_section(data, key, fp, figs)
     out += _ngram_section(data, key, hl, fp, figs)
+    out += pruning_section(data, key, hl, fp, figs)
     out += _neural_section(data, key, hl, fp, figs)
     out += _tune_section(data, key)
     out += mixture_section(data, key, hl)
