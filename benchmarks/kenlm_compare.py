@@ -7,14 +7,16 @@ the ``char`` tokenizer (a space is a token there) become ``<ws-HEX>``, and a lit
 the training text (PTB's) becomes ``<unk-word>``, so both tools see the same vocabulary; an
 out-of-vocabulary token of validation/test is left as ``<unk>`` for ``query`` to treat as unknown.
 Then ``lmplz -o N --discount_fallback`` and ``query -v summary`` run for each order, and
-lmpipe's perplexities (including and excluding OOVs) are compared digit for digit; both tools'
-wall times are recorded (the ``lmpipe`` figure is fit plus scoring, in this process).
+lmpipe's perplexities (including and excluding OOVs) and the ARPA files' n-gram counts are
+compared digit for digit; both tools' wall times are recorded (the ``lmpipe`` figure is fit
+plus scoring, in this process). ``--prune 0,1,1`` gives both lmplz's count pruning (lmpipe's
+``--prune-count``).
 
 KenLM's binaries are not on PyPI; ``bash benchmarks/build_kenlm.sh`` builds them from the kenlm
 source distribution on PyPI (needs cmake, g++ and Debian's boost and zlib development packages).
 
     python benchmarks/kenlm_compare.py [--kenlm-bin DIR] [--corpora timemachine,jaychou,ptb]
-                                       [--orders 2,3,4,5,6]
+                                       [--orders 2,3,4,5,6] [--prune 0,1,1]
 
 Writes benchmarks/results/kenlm_compare.json; exits 1 if any figure differs.
 """
@@ -83,9 +85,25 @@ def query(bin_dir: Path, arpa: Path, text: Path) -> dict[str, float]:
     }
 
 
-def compare(corpus: str, orders: list[int], bin_dir: Path, work: Path) -> list[dict]:
+def arpa_sizes(path: Path) -> list[int]:
+    """The ``ngram N=count`` lines of an ARPA file's header."""
+    sizes = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("ngram "):
+                sizes.append(int(line.split("=")[1]))
+            elif line.startswith("\\1-grams"):
+                break
+    return sizes
+
+
+def compare(
+    corpus: str, orders: list[int], bin_dir: Path, work: Path, prune: list[int] | None = None
+) -> list[dict]:
     # every training token in the vocabulary, as lmplz keeps them (the reference figures)
-    ing = ingest_corpus(Home(work / "home"), {"name": corpus}, TOKENIZER[corpus], {"min_freq": 1})
+    corpora_dir = os.environ.get("LMPIPE_CORPORA_DIR")  # read at the edge, as the CLI does
+    home = Home(work / "home", Path(corpora_dir) if corpora_dir else None)
+    ing = ingest_corpus(home, {"name": corpus}, TOKENIZER[corpus], {"min_freq": 1})
     vocab = load_vocab(ing.vocab_path)
     streams = {s: load_stream(ing.splits[s].path) for s in ing.splits}
     unk_is_word = bool((streams["train"] == UNK).any())  # PTB: a literal <unk> in training
@@ -102,7 +120,7 @@ def compare(corpus: str, orders: list[int], bin_dir: Path, work: Path) -> list[d
         t0 = time.perf_counter()
         subprocess.run(
             [str(bin_dir / "lmplz"), "-o", str(order), "--discount_fallback", "-S", "1G",
-             "-T", str(work)],
+             "-T", str(work), *(["--prune", *map(str, prune[:order])] if prune else [])],
             stdin=files["train"].open("rb"), stdout=arpa.open("wb"), stderr=subprocess.DEVNULL,
             check=True,
         )  # fmt: skip
@@ -110,9 +128,14 @@ def compare(corpus: str, orders: list[int], bin_dir: Path, work: Path) -> list[d
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the fallback discounts, as --discount_fallback
-            model = ngram.fit(streams["train"], order, "mkn", vocab_size=len(vocab))
+            model = ngram.fit(
+                streams["train"], order, "mkn", vocab_size=len(vocab),
+                prune_counts=prune[:order] if prune else None,
+            )  # fmt: skip
         ours = {s: summarize(model.score(streams[s]), 1) for s in ("valid", "test") if s in streams}
         ours_s = time.perf_counter() - t0
+        ngram.write_arpa(model, work / "ours.arpa", words)
+        ours_sizes = arpa_sizes(work / "ours.arpa")
         for split, m in ours.items():
             ref = query(bin_dir, arpa, files[split])
             row = {
@@ -124,6 +147,9 @@ def compare(corpus: str, orders: list[int], bin_dir: Path, work: Path) -> list[d
                 "lmpipe_excluding_oov": m.perplexity_excluding_oov,
                 "kenlm_excluding_oov": ref["perplexity_excluding_oov"],
                 "oov": ref["oov"],
+                "prune": prune[:order] if prune else None,
+                "ngrams_lmpipe": ours_sizes,
+                "ngrams_kenlm": arpa_sizes(arpa),
                 "lmplz_seconds": lmplz_s,
                 "lmpipe_fit_score_seconds": ours_s,
             }
@@ -131,8 +157,16 @@ def compare(corpus: str, orders: list[int], bin_dir: Path, work: Path) -> list[d
             # unknown token, whose positions lmpipe's excluding-OOV figure leaves out: that
             # figure has no KenLM counterpart there, the including-OOV one is the same quantity
             row["excluding_comparable"] = not unk_is_word
-            row["equal"] = row["lmpipe"] == row["kenlm"] and (
-                unk_is_word or row["lmpipe_excluding_oov"] == row["kenlm_excluding_oov"]
+            # with a literal <unk> in training, lmplz's file has its own <unk> and the word
+            sizes_equal = ours_sizes == row["ngrams_kenlm"] or (
+                unk_is_word
+                and ours_sizes[1:] == row["ngrams_kenlm"][1:]
+                and row["ngrams_kenlm"][0] == ours_sizes[0] + 1
+            )
+            row["equal"] = (
+                sizes_equal
+                and row["lmpipe"] == row["kenlm"]
+                and (unk_is_word or row["lmpipe_excluding_oov"] == row["kenlm_excluding_oov"])
             )
             rows.append(row)
             print(
@@ -154,7 +188,11 @@ def main() -> None:
     )
     ap.add_argument("--corpora", default="timemachine,jaychou,ptb")
     ap.add_argument("--orders", default="2,3,4,5,6")
+    ap.add_argument(
+        "--prune", default="", help="lmplz --prune thresholds for both, e.g. 0,1,1 (none)"
+    )
     args = ap.parse_args()
+    prune = [int(c) for c in args.prune.split(",")] if args.prune else None
     if not (args.kenlm_bin / "lmplz").exists():
         raise SystemExit(
             f"no lmplz in {args.kenlm_bin}: run `bash benchmarks/build_kenlm.sh` "
@@ -164,7 +202,7 @@ def main() -> None:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for corpus in args.corpora.split(","):
-            rows += compare(corpus, orders, args.kenlm_bin, Path(tmp))
+            rows += compare(corpus, orders, args.kenlm_bin, Path(tmp), prune)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "kenlm_compare.json"
     out.write_text(json.dumps(rows, indent=1), encoding="utf-8")

@@ -134,6 +134,16 @@ def ngram(
             "--prune-min-order", help="With --prune: the lowest order pruned (SRILM's -minprune)."
         ),
     ] = 2,
+    prune_count: Annotated[
+        str | None,
+        typer.Option(
+            "--prune-count",
+            help="Count pruning at estimation, as lmplz --prune: one threshold per order from "
+            "unigrams on (e.g. '0 1 1' or 0,1,1; non-decreasing, the first 0, the last repeated): "
+            "n-grams whose raw count is at most their order's threshold are dropped and their "
+            "mass goes to the backoff. mkn only.",
+        ),
+    ] = None,
     prefect: PrefectOpt = False,
     memory_limit: MemoryLimitOpt = None,
     engine: EngineOpt = None,
@@ -161,6 +171,7 @@ def ngram(
             "--memory-limit": memory_limit is not None, "--min-freq": "min_freq" in given,
             "--bpe-vocab-size": "bpe_vocab_size" in given,
             "--k": "k" in given, "--discount": "discount" in given, "--prune": prune != 0,
+            "--prune-count": prune_count is not None,
         }  # fmt: skip
         _score_with_arpa(
             lm, test, tokenizer, name, given, home=home, debug=debug, json_out=json_out,
@@ -188,6 +199,7 @@ def ngram(
         raise ConfigError(
             f"--prune-min-order must be between 2 and --order {order} (got {prune_min_order})"
         )
+    counts = _prune_counts(prune_count, smoothing, order, engine)
     vocab = validated(VocabConfig, {k: v for k, v in given.items() if k in VOCAB_OPTIONS})
     settings = {k: v for k, v in given.items() if k in ("k", "discount")}
     settings |= {"engine": engine or "auto", "memory_limit": memory_limit}
@@ -208,6 +220,8 @@ def ngram(
     params = ng.params(smoothing)
     if prune:
         params |= {"prune": prune, "prune_min_order": prune_min_order}
+    if counts:
+        params["prune_counts"] = counts
     if prefect:
         if arpa is not None:
             raise ConfigError(
@@ -288,3 +302,28 @@ def _score_with_arpa(
     print_scores(corpus, tok, job.result, job.run_id, json_out)
     if out is not None and not json_out:
         typer.echo(f"  binary model written to {out}")
+
+
+def _prune_counts(text: str | None, smoothing: str, order: int, engine: str | None) -> list[int]:
+    """``--prune-count`` as lmplz's thresholds (empty: no count pruning); one line on error."""
+    if text is None:
+        return []
+    from lmpipe.lm.ngram.mkn import prune_thresholds
+
+    words = text.replace(",", " ").split()
+    try:
+        bad = next((w for w in words if not w.isdigit()), None)
+        if bad is not None or not words:
+            raise ValueError(f"{bad!r} is not a count" if bad else "no threshold given")
+        counts = [int(w) for w in words]
+        thresholds = prune_thresholds(counts, order)
+    except ValueError as e:
+        raise ConfigError(f"--prune-count {text!r}: {e}") from None
+    if smoothing != "mkn":
+        raise ConfigError(
+            f"--prune-count prunes at lmplz's estimation, for mkn; {smoothing} has none (use "
+            "--smoothing mkn, or --prune for any backoff method)"
+        )
+    if engine == "duckdb":
+        raise ConfigError("--prune-count estimates in memory: drop --engine duckdb")
+    return counts if any(thresholds) else []

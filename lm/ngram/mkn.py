@@ -195,6 +195,7 @@ class MknModelTables:
     discounts: np.ndarray
     fallback_orders: tuple[int, ...]
     tables: BackoffTables
+    kept: list[np.ndarray] | None = None  # count pruning: the rows of each order kept
 
 
 def estimate_mkn(
@@ -203,12 +204,17 @@ def estimate_mkn(
     uniform_size: int,
     *,
     discount_fallback: Sequence[float] | None = DEFAULT_FALLBACK,
+    prune_counts: Sequence[int] | None = None,
 ) -> MknModelTables:
     """Run lmplz's stages on a suffix trie. ``uniform_size`` is V of the uniform distribution
     (§5); ``ranks`` are KenLM's word ids (:func:`first_appearance_ranks`).
 
     Memory: one order at a time. Order n needs only p of order n-1, so each order's p and gamma
-    become their log10 values (4 bytes a node each) as soon as the next order is done."""
+    become their log10 values (4 bytes a node each) as soon as the next order is done.
+
+    ``prune_counts`` is lmplz's ``--prune``, one threshold per order (:func:`count_pruned`):
+    the tables still hold every trie row, ``kept`` says which are the model's."""
+    thresholds = prune_thresholds(prune_counts, trie.order)
     t = count_of_counts_kenlm(trie, ranks)
     d, fell_back = discounts(t, discount_fallback)
     logp: list[np.ndarray] = []
@@ -219,7 +225,10 @@ def estimate_mkn(
             p = unigram_probabilities(adjusted_count(trie, 1), d[0], uniform_size)
         else:
             ctx = trie.context[n - 1]
-            u, g = _initial_probabilities(adjusted_count(trie, n), ctx, trie.size(n - 1), d[n - 1])
+            marked = trie.count[n - 1] <= thresholds[n - 1] if thresholds[n - 1] else None
+            u, g = _initial_probabilities(
+                adjusted_count(trie, n), ctx, trie.size(n - 1), d[n - 1], marked
+            )
             p = (u + (g[ctx] * lower[trie.parent[n - 1]]).astype(F32)).astype(F32)
             backoff.append(_log10_backoff(g))
             del u, g
@@ -230,7 +239,43 @@ def estimate_mkn(
         discounts=d,
         fallback_orders=fell_back,
         tables=BackoffTables(logp=tuple(logp), backoff=tuple(backoff)),
+        kept=count_pruned(trie, thresholds) if any(thresholds) else None,
     )
+
+
+def prune_thresholds(prune_counts: Sequence[int] | None, order: int) -> list[int]:
+    """lmplz's ``--prune`` values as one threshold per order: the last value repeats for the
+    orders left; non-decreasing (else a kept n-gram's suffix could be pruned); unigrams are
+    never pruned (KenLM: "threshold for unigram can only be 0")."""
+    given = [int(c) for c in (prune_counts or [])]
+    if not given:
+        return [0] * order
+    if len(given) > order:
+        raise ValueError(
+            f"{len(given)} pruning thresholds for a model of order {order}: give at most {order}"
+        )
+    if any(c < 0 for c in given):
+        raise ValueError(f"pruning thresholds are counts >= 0, got {given}")
+    if given[0] != 0:
+        raise ValueError(f"unigrams are not pruned: the first threshold must be 0, got {given}")
+    if any(b < a for a, b in zip(given, given[1:], strict=False)):
+        raise ValueError(
+            f"pruning thresholds must not decrease with the order, got {given} (else a kept "
+            "n-gram's suffix would be pruned)"
+        )
+    return given + [given[-1]] * (order - len(given))
+
+
+def count_pruned(trie: SuffixTrie, thresholds: Sequence[int]) -> list[np.ndarray]:
+    """Per order, the rows an lmplz ``--prune`` model keeps: an n-gram (n >= 2) goes when its
+    raw count is at most the order's threshold (KenLM ``AdjustCounts``: the *actual* count
+    decides, not the adjusted one). Non-decreasing thresholds keep every suffix and context of
+    a kept n-gram, whose raw counts are at least as large."""
+    return [
+        np.ones(trie.size(n), dtype=bool) if not thresholds[n - 1] or n == 1
+        else trie.count[n - 1] > thresholds[n - 1]
+        for n in range(1, trie.order + 1)
+    ]  # fmt: skip
 
 
 def unigram_probabilities(a: np.ndarray, d: np.ndarray, uniform_size: int) -> np.ndarray:
@@ -249,16 +294,26 @@ def _log10_backoff(gamma: np.ndarray) -> np.ndarray:
 
 
 def _initial_probabilities(
-    a: np.ndarray, ctx: np.ndarray, n_ctx: int, d: np.ndarray
+    a: np.ndarray, ctx: np.ndarray, n_ctx: int, d: np.ndarray, marked: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """u(h w) = (a - D(a)) / S(h) and gamma(h) = (D1 N1 + D2 N2 + D3 N3+) / S(h), float32 with
     lmplz's rounding order (§4). gamma is 0 for nodes that are no context. Each float64 sum
-    becomes float32 at once, so one float64 array per context is alive at a time."""
+    becomes float32 at once, so one float64 array per context is alive at a time.
+
+    With count pruning (``marked``: the rows pruned), lmplz's ``AddRight``: S(h) still sums
+    every extension, N1..N3+ count the kept ones only, and the pruned extensions' adjusted
+    counts join gamma's numerator (their mass goes to the backoff), so the model still sums
+    to one."""
     s = np.bincount(ctx, weights=a, minlength=n_ctx).astype(F32)
     num = np.zeros(n_ctx, dtype=F32)
     for k, mask in enumerate((a == 1, a == 2, a >= 3)):
+        if marked is not None:
+            mask &= ~marked
         nk = np.bincount(ctx[mask], minlength=n_ctx).astype(F32)
         num = (num + (d[k] * nk).astype(F32)).astype(F32)
+    if marked is not None:
+        pruned = np.bincount(ctx[marked], weights=a[marked], minlength=n_ctx).astype(F32)
+        num = (num + pruned).astype(F32)
     safe = np.where(s > 0, s, F32(1.0))
     g = np.where(s > 0, num / safe, F32(0.0)).astype(F32)
     d_of_a = np.concatenate(([F32(0.0)], d))[np.minimum(a, 3)]

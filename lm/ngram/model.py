@@ -38,7 +38,7 @@ from lmpipe.lm.ngram.scoring import (
     score_backoff,
     stream_chunks,
 )
-from lmpipe.lm.ngram.trie import NO_TOKEN, SuffixTrie, build_trie
+from lmpipe.lm.ngram.trie import NO_TOKEN, SuffixTrie, build_trie, subtrie
 from lmpipe.lm.vocab import BOS, FIRST_WORD_ID, PAD, UNK
 
 
@@ -213,14 +213,24 @@ def estimate_mkn(f: Fitting, p: dict[str, Any]) -> NgramModel:
         first_appearance_ranks(f.stream, f.common["vocab_size"], unk_is_word=unk_seen),
         f.v + unk_seen,
         discount_fallback=p["discount_fallback"],
+        prune_counts=p["prune_counts"],
     )
-    details = {
+    details: dict[str, Any] = {
         "count_of_counts": est.count_of_counts,
         "discounts": est.discounts,
         "fallback_orders": est.fallback_orders,
         "uniform_size": f.v + unk_seen,
     }
-    return BackoffModel(**f.common, tables=est.tables, kenlm_exact=True, details=details)
+    common, tables = f.common, est.tables
+    if est.kept is not None:  # lmplz --prune: the trie and tables of the rows kept
+        kept = est.kept
+        common = {**common, "trie": subtrie(f.trie, kept)}
+        tables = BackoffTables(
+            logp=tuple(t[k] for t, k in zip(tables.logp, kept, strict=True)),
+            backoff=tuple(t[k] for t, k in zip(tables.backoff, kept[:-1], strict=True)),
+        )
+        details["prune_counts"] = mkn.prune_thresholds(p["prune_counts"], f.trie.order)
+    return BackoffModel(**common, tables=tables, kenlm_exact=True, details=details)
 
 
 def estimate_discounted(f: Fitting, p: dict[str, Any]) -> NgramModel:

@@ -46,7 +46,7 @@ import numpy as np
 from lmpipe.lm.metrics import LN10
 from lmpipe.lm.ngram.model import BackoffModel, NgramModel
 from lmpipe.lm.ngram.scoring import BackoffTables
-from lmpipe.lm.ngram.trie import NO_TOKEN, SuffixTrie
+from lmpipe.lm.ngram.trie import NO_TOKEN, SuffixTrie, subtrie
 from lmpipe.lm.vocab import BOS, EOS
 
 PROB_EPSILON = 3e-06
@@ -311,7 +311,7 @@ def _rebuild(
     backoff_out = [b.astype(dtype) for b in backoff]
     for n in range(2, order + 1):  # blanks in the table precision, as KenLM's loader adds them
         _fill_blanks(trie, n, logp_out, backoff_out, blank[n - 1])
-    new_trie = _subtrie(trie, need)
+    new_trie = subtrie(trie, need)
     tables = BackoffTables(
         logp=tuple(p[nd] for p, nd in zip(logp_out, need, strict=True)),
         backoff=tuple(b[nd] for b, nd in zip(backoff_out, need[:-1], strict=True)),
@@ -347,28 +347,3 @@ def _fill_blanks(
     if rows.size:
         lower = logp[n - 2][trie.parent[n - 1][rows]]
         logp[n - 1][rows] = lower + backoff[n - 2][trie.context[n - 1][rows]]
-
-
-def _subtrie(trie: SuffixTrie, need: list[np.ndarray]) -> SuffixTrie:
-    """The trie of the ``need`` rows of every order. Old rows map to new ones monotonically,
-    so the keys row(suffix) * width + token stay sorted."""
-    index = [np.cumsum(nd) - 1 for nd in need]
-    keys, parent, token, context, count = [], [], [], [], []
-    for n in range(1, trie.order + 1):
-        rows = np.flatnonzero(need[n - 1])
-        tok = trie.token[n - 1][rows]
-        if n == 1:
-            par = np.zeros(rows.size, dtype=np.int64)
-            ctx = np.zeros(rows.size, dtype=np.int64)
-            keys.append(trie.keys[0][rows])
-        else:
-            par = index[n - 2][trie.parent[n - 1][rows]]
-            ctx = index[n - 2][trie.context[n - 1][rows]]
-            keys.append(par * trie.width + tok)
-        parent.append(par.astype(np.int32))
-        token.append(tok)
-        context.append(ctx.astype(np.int32))
-        count.append(trie.count[n - 1][rows])
-    return SuffixTrie(
-        trie.width, tuple(keys), tuple(parent), tuple(token), tuple(context), tuple(count)
-    )

@@ -78,7 +78,8 @@ SMOOTHING: dict[str, Smoothing] = {
         Smoothing("kn", "interpolated Kneser-Ney, one discount per order", "#ff7f0e",
                   _estimator("estimate_discounted"), {"discount": None}),
         Smoothing("mkn", "modified Kneser-Ney, bit for bit KenLM's lmplz", "#d62728",
-                  _estimator("estimate_mkn"), {"discount_fallback": DEFAULT_FALLBACK}),
+                  _estimator("estimate_mkn"),
+                  {"discount_fallback": DEFAULT_FALLBACK, "prune_counts": None}),
         Smoothing("katz", "Katz backoff with Good-Turing discounts (SRILM's)", "#17becf",
                   _estimator("estimate_katz"), {"gtmax": DEFAULT_GTMAX}),
         Smoothing("stupid-backoff", "stupid backoff (Brants et al. 2007): scores, not "

@@ -261,3 +261,28 @@ def histories(stream: np.ndarray, offsets: np.ndarray, length: int) -> np.ndarra
         out[offsets < j, j - 1] = NO_TOKEN
         out[offsets == j - 1, j - 1] = BOS
     return out
+
+
+def subtrie(trie: SuffixTrie, need: list[np.ndarray]) -> SuffixTrie:
+    """The trie of the ``need`` rows of every order. Old rows map to new ones monotonically,
+    so the keys row(suffix) * width + token stay sorted."""
+    index = [np.cumsum(nd) - 1 for nd in need]
+    keys, parent, token, context, count = [], [], [], [], []
+    for n in range(1, trie.order + 1):
+        rows = np.flatnonzero(need[n - 1])
+        tok = trie.token[n - 1][rows]
+        if n == 1:
+            par = np.zeros(rows.size, dtype=np.int64)
+            ctx = np.zeros(rows.size, dtype=np.int64)
+            keys.append(trie.keys[0][rows])
+        else:
+            par = index[n - 2][trie.parent[n - 1][rows]]
+            ctx = index[n - 2][trie.context[n - 1][rows]]
+            keys.append(par * trie.width + tok)
+        parent.append(par.astype(np.int32))
+        token.append(tok)
+        context.append(ctx.astype(np.int32))
+        count.append(trie.count[n - 1][rows])
+    return SuffixTrie(
+        trie.width, tuple(keys), tuple(parent), tuple(token), tuple(context), tuple(count)
+    )

@@ -80,10 +80,11 @@ def evaluate_ngram(
     def compute() -> dict[str, Any]:
         vocab = load_vocab(ing.vocab_path)
         prune = float(params.get("prune") or 0.0)
-        if prune and engine == "duckdb":
-            raise ConfigError("--prune works on a model estimated in memory: drop --engine duckdb")
+        in_memory = prune or params.get("prune_counts")  # the out-of-core estimator has neither
+        if in_memory and engine == "duckdb":
+            raise ConfigError("pruning works on a model estimated in memory: drop --engine duckdb")
         where = (
-            "memory" if prune
+            "memory" if in_memory
             else ngram_engine(method, order, ing.splits["train"].tokens, engine, memory_limit)
         )  # fmt: skip
         metrics: dict[str, Any] = {}
