@@ -142,7 +142,7 @@ class VocabConfig(_Strict):
     )
     # chosen by bits per byte on validation of both default corpora (docs/tokenizers.md)
     bpe_vocab_size: int = Field(
-        2000,
+        1000,
         ge=256,
         le=1_000_000,
         description="units of --tokenizer bpe: the 256 bytes and the merges learned on the "

@@ -105,7 +105,7 @@ def test_learned_on_the_training_split_only(tmp_path: Path) -> None:
 
 
 def test_the_size_is_part_of_the_bpe_key_only() -> None:
-    assert ingest_settings("bpe", {}).bpe_vocab_size == 2000
+    assert ingest_settings("bpe", {}).bpe_vocab_size == 1000
     assert ingest_settings("bpe", {"bpe_vocab_size": 500}).bpe_vocab_size == 500
     assert ingest_settings("char", {"bpe_vocab_size": 500}).bpe_vocab_size is None
 
