@@ -13,7 +13,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_report import num, section, tables
+
+from tests.test_report import num, section, tables
 
 
 def lmpipe(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
@@ -27,7 +28,7 @@ def lmpipe(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def units_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from conftest import SHARED_CORPORA
+    from tests.conftest import SHARED_CORPORA
 
     corpora_dir = Path(os.environ.get("LMPIPE_CORPORA_DIR", SHARED_CORPORA))
     tmp_path = tmp_path_factory.mktemp("units")

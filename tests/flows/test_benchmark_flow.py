@@ -248,6 +248,7 @@ def test_the_reports_train_command_reproduces_its_row(finished_run):
     assert again["perplexity"] == row["perplexity"]
 
 
+@pytest.mark.slow  # 26 s: a whole tuning; the default suite keeps under its time budget
 def test_tuning_halves_the_candidates_on_validation_and_trains_the_winner(
     prefect_harness, slice_corpora, tmp_path
 ):

@@ -20,6 +20,7 @@ TRAIN = ["train", "--tokenizer", "word", "--arch", "gru", "--hidden", "4", "--em
 TRAIN += ["--epochs", "2", "--seq-len", "2", "--batch-size", "2", "--device", "cpu"]
 
 
+@pytest.mark.slow  # 38 s for both: two ephemeral Prefect servers
 @pytest.mark.parametrize("command", [NGRAM, TRAIN], ids=["ngram", "train"])
 def test_a_step_as_a_flow_without_a_server_matches_the_direct_run(tmp_path: Path, command):
     train, test = tmp_path / "train.txt", tmp_path / "test.txt"
