@@ -99,16 +99,15 @@ def _write_order(f, model: BackoffModel, n: int, rows: np.ndarray, strings: pa.A
     write_lines(f, strings, grams, model.tables.logp[n - 1][rows], backoff)
 
 
-@dataclass(frozen=True)
-class ArpaModel:
-    """A model read from an ARPA file. ``tokens[i]`` is the string of id i; ids 0, 1, 2 are
-    ``<unk>``, ``<s>``, ``</s>`` whatever the file's order."""
+class WordEncoding:
+    """Text to a model's ids, as ``query`` reads a line; for a model class with ``tokens``
+    (``tokens[i]`` the string of id i; ids 0, 1, 2 are ``<unk>``, ``<s>``, ``</s>``) and a
+    ``score_stream``."""
 
-    order: int
     tokens: tuple[str, ...]
-    trie: SuffixTrie
-    tables: BackoffTables
-    blanks: int = 0  # suffixes the file lacked, filled in (load_arpa)
+
+    def score_stream(self, stream: np.ndarray, ends: np.ndarray | None = None) -> TokenScores:
+        raise NotImplementedError
 
     @cached_property
     def _index(self) -> dict[str, int]:
@@ -134,15 +133,18 @@ class ArpaModel:
         """(stream, ends): the ids of every word and one ``</s>`` per sentence, and which
         positions end a sentence (the appended ``</s>``, not a literal one inside a line)."""
         sentences = list(sentences)
-        if all(isinstance(s, str) for s in sentences):
+        lines = _as_strings(sentences)
+        if lines is not None:
             # split on ASCII whitespace (as the kenlm module's bytes.split()) and looked up by
             # Arrow: Python's per-word dict lookups cost more than the scoring at PTB's size
-            parts = pc.ascii_split_whitespace(pa.array(sentences, type=pa.large_string()))
+            parts = pc.ascii_split_whitespace(lines)
             words = pc.list_flatten(parts)
-            keep = pc.greater(pc.utf8_length(words), 0)
             lengths = pc.list_value_length(parts).to_numpy(zero_copy_only=False).astype(np.int64)
-            lengths -= _per_line(pc.invert(keep), lengths)
-            ids = pc.index_in(words.filter(keep), value_set=self.vocab_array)
+            empty = pc.equal(pc.binary_length(words), 0)  # bytes: no UTF-8 decoding
+            if pc.any(empty).as_py():  # a line's leading or trailing whitespace
+                lengths -= _per_line(empty, lengths)
+                words = words.filter(pc.invert(empty))
+            ids = pc.index_in(words, value_set=self.vocab_array)
             ids = pc.fill_null(ids, UNK).to_numpy(zero_copy_only=False).astype(np.int32)
         else:
             lists = [self.ids(s) for s in sentences]
@@ -162,6 +164,17 @@ class ArpaModel:
         line as a word whose state carries on; exact KenLM totals included."""
         return self.score_stream(*self.encode_lines(sentences))
 
+
+@dataclass(frozen=True)
+class ArpaModel(WordEncoding):
+    """A model read from an ARPA file: its suffix trie and backoff tables."""
+
+    order: int
+    tokens: tuple[str, ...]
+    trie: SuffixTrie
+    tables: BackoffTables
+    blanks: int = 0  # suffixes the file lacked, filled in (load_arpa)
+
     def score_stream(self, stream: np.ndarray, ends: np.ndarray | None = None) -> TokenScores:
         """Score a stream of this model's ids; ``ends`` marks the sentence ends (default: every
         ``</s>``)."""
@@ -173,6 +186,18 @@ class ArpaModel:
     def size(self) -> int:
         """The n-grams of the file (the blanks filled in are not counted)."""
         return sum(self.trie.size(n) for n in range(1, self.order + 1)) - self.blanks
+
+
+def _as_strings(sentences: list) -> pa.Array | None:
+    """The sentences as an Arrow string array when every one is a ``str``, else ``None`` (word
+    lists). Arrow's conversion refuses anything else, which is cheaper than asking each item."""
+    try:
+        lines = pa.array(sentences, type=pa.large_string(), from_pandas=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if lines.null_count or not all(isinstance(s, str) for s in sentences[:1]):
+        return None
+    return lines
 
 
 def _per_line(flags: pa.Array, lengths: np.ndarray) -> np.ndarray:

@@ -1,13 +1,14 @@
-"""A backoff model in one binary file that loads in no time: the arrays a scorer reads,
-memory-mapped (KenLM's ``build_binary`` idea, in lmpipe's own layout).
+"""A backoff model in one binary file that loads in no time: the tables a scorer reads,
+memory-mapped (KenLM's ``build_binary probing`` idea, in lmpipe's own layout).
 
 Layout (little-endian): the 8-byte magic ``LMPIPEBO``, a uint64 header length, a JSON header
-(format version, order, width, and per array its name, dtype, shape and byte offset), then each
-array at a 64-byte aligned offset. Arrays: the vocabulary (UTF-8 words joined by ``\\n``), and per
-order n the suffix trie's ``keys``, ``parent``, ``token`` and ``context`` (lm.ngram.trie), the
-hash table of the keys (n >= 2, so scoring builds nothing), ``logp`` and ``backoff`` (float32 as
-in the ARPA file, or the model's own precision). Loading maps the file and reads only the
-header: the pages a scoring touches are read from disk (or the page cache) as it touches them.
+(format version, order, the n-grams of the model, its blanks, the key radix ``width``, the
+float type, each order's number of home slots, and per array its name, dtype, shape and byte
+offset), then each array at a 64-byte aligned offset. Arrays: the vocabulary (UTF-8 words
+joined by ``\\n``), the unigrams' log10 p and backoff by word id, and per order n >= 2 the
+probing hash table of :mod:`lmpipe.lm.ngram.probing` (key, log10 p, log10 backoff per slot: one
+memory access per lookup). Loading maps the file and reads only the header and the vocabulary:
+the pages a scoring touches are read from disk (or the page cache) as it touches them.
 """
 
 from __future__ import annotations
@@ -16,19 +17,37 @@ import json
 import mmap
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lmpipe.lm.fileio import atomic_path
-from lmpipe.lm.ngram.arpa import ArpaError, ArpaModel
-from lmpipe.lm.ngram.scoring import BackoffTables
-from lmpipe.lm.ngram.trie import KeyHash, SuffixTrie
+from lmpipe.lm.metrics import TokenScores
+from lmpipe.lm.ngram.arpa import ArpaError, ArpaModel, WordEncoding
+from lmpipe.lm.ngram.probing import ProbingTables, record_dtype, score_probing
 
 MAGIC = b"LMPIPEBO"
-VERSION = 1
+VERSION = 2  # 1: the suffix trie and its hash (lmpipe 0.x before the probing tables)
 _ALIGN = 64
+
+
+@dataclass(frozen=True)
+class BinaryModel(WordEncoding):
+    """A model loaded from a binary file: scores as the :class:`ArpaModel` it was written from
+    does, bit for bit."""
+
+    order: int
+    tokens: tuple[str, ...]
+    tables: ProbingTables
+    size: int  # the n-grams of the model (blanks not counted)
+    blanks: int = 0
+
+    def score_stream(self, stream: np.ndarray, ends: np.ndarray | None = None) -> TokenScores:
+        """Score a stream of this model's ids; ``ends`` marks the sentence ends (default: every
+        ``</s>``)."""
+        return score_probing(self.tables, stream, ends, kenlm_sums=True)
 
 
 def is_binary(path: str | Path) -> bool:
@@ -40,31 +59,28 @@ def is_binary(path: str | Path) -> bool:
         return False
 
 
-def write_binary(model: ArpaModel, path: str | Path) -> None:
-    """Write ``model`` (hash tables included) to ``path``, atomically (a temporary file
-    renamed), so the file appears complete or not at all. Each array is copied once
-    (``tobytes``) as it is written."""
-    trie = model.trie
+def write_binary(model: ArpaModel | BinaryModel, path: str | Path) -> None:
+    """Write ``model`` (its probing tables built if it has none yet) to ``path``, atomically (a
+    temporary file renamed), so the file appears complete or not at all."""
+    if isinstance(model, BinaryModel):
+        pt = model.tables
+    else:
+        pt = ProbingTables.build(model.trie, model.tables)
     arrays: dict[str, np.ndarray] = {
-        "vocab": np.frombuffer("\n".join(model.tokens).encode("utf-8"), dtype=np.uint8)
+        "vocab": np.frombuffer("\n".join(model.tokens).encode("utf-8"), dtype=np.uint8),
+        "logp1": pt.unigram_logp,
+        "backoff1": pt.unigram_backoff,
     }
-    for n in range(1, model.order + 1):
-        arrays[f"keys{n}"] = trie.keys[n - 1]
-        arrays[f"parent{n}"] = trie.parent[n - 1]
-        arrays[f"token{n}"] = trie.token[n - 1]
-        arrays[f"context{n}"] = trie.context[n - 1]
-        arrays[f"logp{n}"] = model.tables.logp[n - 1]
-        if n < model.order:
-            arrays[f"backoff{n}"] = model.tables.backoff[n - 1]
-        if n >= 2:
-            h = trie.key_hash(n)
-            arrays[f"hash{n}"] = h.table
+    for n, records in enumerate(pt.records, start=2):
+        arrays[f"table{n}"] = records.view(np.uint8)  # the records' bytes, typed on loading
     header: dict[str, Any] = {
         "version": VERSION,
         "order": model.order,
-        "width": trie.width,
+        "size": model.size,
         "blanks": model.blanks,
-        "bits": {str(n): trie.key_hash(n).bits for n in range(2, model.order + 1)},
+        "width": pt.width,
+        "float": pt.dtype.str,
+        "homes": list(pt.homes),
         "arrays": {},
     }
     layout = []
@@ -84,7 +100,7 @@ def write_binary(model: ArpaModel, path: str | Path) -> None:
         f.truncate(start + offset)
 
 
-def load_binary(path: str | Path) -> ArpaModel:
+def load_binary(path: str | Path) -> BinaryModel:
     """Map a file written by :func:`write_binary`; nothing but the header and the vocabulary
     is read now."""
     path = Path(path)
@@ -110,41 +126,37 @@ def load_binary(path: str | Path) -> ArpaModel:
         # scoring into loading, and a short text on a large model touches few pages)
         mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
-    def array(name: str) -> np.ndarray:
+    def array(name: str, dtype: np.dtype | None = None) -> np.ndarray:
         spec = header["arrays"][name]
         shape = tuple(spec["shape"])
-        dtype = np.dtype(spec["dtype"])
-        nbytes = int(np.prod(shape)) * dtype.itemsize
+        stored = np.dtype(spec["dtype"])
+        nbytes = int(np.prod(shape)) * stored.itemsize
         if start + spec["offset"] + nbytes > end:
             raise ArpaError(f"{path} is truncated; write it again")
+        dtype = stored if dtype is None else dtype
         if nbytes == 0:
-            return np.empty(shape, dtype=dtype)
-        count = nbytes // dtype.itemsize
-        flat = np.frombuffer(mapped, dtype=dtype, count=count, offset=start + spec["offset"])
-        return flat.reshape(shape)
+            return np.empty(0 if dtype is not stored else shape, dtype=dtype)
+        flat = np.frombuffer(
+            mapped, dtype=dtype, count=nbytes // dtype.itemsize, offset=start + spec["offset"]
+        )
+        return flat if dtype is not stored else flat.reshape(shape)
 
     order = int(header["order"])
-    orders = range(1, order + 1)
-    trie = SuffixTrie(
-        int(header["width"]),
-        tuple(array(f"keys{n}") for n in orders),
-        tuple(array(f"parent{n}") for n in orders),
-        tuple(array(f"token{n}") for n in orders),
-        tuple(array(f"context{n}") for n in orders),
-        # counts are not kept (an ARPA file has none): zeros of the right length, no memory
-        tuple(np.broadcast_to(np.int64(0), array(f"keys{n}").shape) for n in orders),
-    )
-    for n in range(2, order + 1):
-        trie._hashes[n] = KeyHash(trie.keys[n - 1], array(f"hash{n}"), int(header["bits"][str(n)]))
-    tables = BackoffTables(
-        logp=tuple(array(f"logp{n}") for n in orders),
-        backoff=tuple(array(f"backoff{n}") for n in range(1, order)),
+    record = record_dtype(np.dtype(header["float"]))
+    tables = ProbingTables(
+        width=int(header["width"]),
+        unigram_logp=array("logp1"),
+        unigram_backoff=array("backoff1"),
+        records=tuple(array(f"table{n}", record) for n in range(2, order + 1)),
+        homes=tuple(int(h) for h in header["homes"]),
     )
     tokens = tuple(bytes(array("vocab")).decode("utf-8").split("\n"))
-    return ArpaModel(order, tokens, trie, tables, blanks=int(header.get("blanks", 0)))
+    return BinaryModel(
+        order, tokens, tables, size=int(header["size"]), blanks=int(header.get("blanks", 0))
+    )
 
 
-def load_model(path: str | Path) -> ArpaModel:
+def load_model(path: str | Path) -> ArpaModel | BinaryModel:
     """An ARPA file (text, ``.gz`` fine) or a binary model, told apart by the magic."""
     if is_binary(path):
         return load_binary(path)

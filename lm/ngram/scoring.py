@@ -18,6 +18,7 @@ unfinished sentence), so the results do not depend on the chunking.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,8 +28,11 @@ from lmpipe.lm.ngram.counting import check_stream
 from lmpipe.lm.ngram.trie import SuffixTrie
 from lmpipe.lm.vocab import BOS, EOS, UNK
 
-SCORE_CHUNK = 1 << 20
-"""Tokens scored at a time: the scoring temporaries are a few dozen bytes per token of a chunk."""
+SCORE_CHUNK = 1 << 14
+"""Tokens scored at a time: the scoring temporaries are a few dozen bytes per token of a chunk,
+here a few hundred kilobytes, which stay in the caches and which glibc's allocator keeps
+reusing (a chunk of 2**20 made fresh pages each time, whose page faults cost a fifth of a PTB
+scoring; 2**13 costs more per-chunk overhead than it saves: benchmarks/arpa_scoring.py)."""
 
 
 @dataclass(frozen=True)
@@ -253,8 +257,9 @@ def backoff_chunk(
             ctx[0] = carry[j - 1]
             ctx[1:] = matches[j - 1][:-1]
             carry[j - 1] = int(matches[j - 1][-1])
-        else:
+        else:  # no position of the chunk has an order-j match; the one before it may
             ctx = np.full(size, -1, dtype=np.intp)
+            ctx[0] = carry[j - 1]
             carry[j - 1] = -1
         ctx[starts] = BOS if j == 1 else -1
         add = (ctx >= 0) & (order <= j)
@@ -281,14 +286,34 @@ def score_backoff(
     ARPA model may hold a literal ``</s>`` inside a line, which ``query`` scores as a word and
     carries the state over."""
     stream = check_stream(stream) if validate else np.asarray(stream, dtype=np.int32)
+    carry = [-1] * max(trie.order - 1, 0)
+
+    def score(window: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        return backoff_chunk(trie, tables, window, offsets, carry)
+
+    return score_chunks(score, trie.order, stream, ends, kenlm_sums=kenlm_sums, chunk=chunk)
+
+
+def score_chunks(
+    score: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    order: int,
+    stream: np.ndarray,
+    ends: np.ndarray | None,
+    *,
+    kenlm_sums: bool,
+    chunk: int = SCORE_CHUNK,
+) -> TokenScores:
+    """Per-token scores of a stream of ids from ``score(window, offsets)``, the log10 P of one
+    chunk's tokens (:func:`stream_chunks`, called in order, so it may carry state from one chunk
+    to the next), with KenLM's exact totals when ``kenlm_sums`` (and every score is finite)."""
+    stream = np.asarray(stream, dtype=np.int32)
     ends = stream == EOS if ends is None else np.asarray(ends, dtype=bool)
     logprob = np.empty(stream.size, dtype=np.float64)
     oov = stream == UNK
     totals = KenlmTotals()
     finite = True
-    carry = [-1] * max(trie.order - 1, 0)
-    for start, window, off in stream_chunks(stream, trie.order - 1, chunk, ends):
-        log10 = backoff_chunk(trie, tables, window, off, carry)
+    for start, window, off in stream_chunks(stream, order - 1, chunk, ends):
+        log10 = score(window, off)
         end = start + off.size
         np.multiply(log10, LN10, out=logprob[start:end], dtype=np.float64)
         if kenlm_sums and finite:

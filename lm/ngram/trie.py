@@ -165,15 +165,21 @@ class KeyHash:
             return row
         out = np.where(done, row, -1)
         left = np.flatnonzero(~done)
-        query, slot = query[left], slot[left]
+        query, home = query[left], slot[left]
+        slot = home.copy()
         while left.size:
             slot += 1
             row = self.table[slot].astype(np.int64)
-            empty = row < 0
-            hit = ~empty & (self.keys[row] == query)
+            key = self.keys[np.maximum(row, 0)]
+            hit = (row >= 0) & (key == query)
             out[left[hit]] = row[hit]
-            more = ~(empty | hit)
-            left, query, slot = left[more], query[more], slot[more]
+            # Along a run of occupied slots the keys' home slots never decrease (build inserts
+            # in home order), so a key met whose home lies past the query's ends the search as
+            # an empty slot does: an absent key costs about what a present one does, not the
+            # rest of its run (PTB's 5-gram: 4 probe rounds per order instead of 9 to 18).
+            more = (row >= 0) & ~hit
+            more[more] = _slots(key[more], self.bits) <= home[more]
+            left, query, slot, home = left[more], query[more], slot[more], home[more]
         return out
 
 
