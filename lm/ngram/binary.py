@@ -4,11 +4,12 @@ memory-mapped (KenLM's ``build_binary probing`` idea, in lmpipe's own layout).
 Layout (little-endian): the 8-byte magic ``LMPIPEBO``, a uint64 header length, a JSON header
 (format version, order, the n-grams of the model, its blanks, the key radix ``width``, the
 float type, each order's number of home slots, and per array its name, dtype, shape and byte
-offset), then each array at a 64-byte aligned offset. Arrays: the vocabulary (UTF-8 words
-joined by ``\\n``), the unigrams' log10 p and backoff by word id, and per order n >= 2 the
-probing hash table of :mod:`lmpipe.lm.ngram.probing` (key, log10 p, log10 backoff per slot: one
-memory access per lookup). Loading maps the file and reads only the header and the vocabulary:
-the pages a scoring touches are read from disk (or the page cache) as it touches them.
+offset), then each array at a 64-byte aligned offset. Arrays: the vocabulary as an Arrow
+string array's two buffers (int64 offsets, UTF-8 bytes: mapped, not decoded), the unigrams'
+log10 p and backoff by word id, and per order n >= 2 the probing hash table of
+:mod:`lmpipe.lm.ngram.probing` (key, log10 p, log10 backoff per slot: one memory access per
+lookup). Loading maps the file and reads only the header: the pages a scoring touches are read
+from disk (or the page cache) as it touches them.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import mmap
 import os
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from lmpipe.lm.fileio import atomic_path
 from lmpipe.lm.metrics import TokenScores
@@ -39,10 +42,20 @@ class BinaryModel(WordEncoding):
     does, bit for bit."""
 
     order: int
-    tokens: tuple[str, ...]
+    vocab: pa.Array  # large_string, over the file's mapping
     tables: ProbingTables
     size: int  # the n-grams of the model (blanks not counted)
     blanks: int = 0
+
+    @property
+    def vocab_array(self) -> pa.Array:
+        return self.vocab
+
+    @cached_property
+    def tokens(self) -> tuple[str, ...]:
+        """The words by id, decoded when first asked for (scoring text needs only
+        :attr:`vocab_array`)."""
+        return tuple(self.vocab.to_pylist())
 
     def score_stream(self, stream: np.ndarray, ends: np.ndarray | None = None) -> TokenScores:
         """Score a stream of this model's ids; ``ends`` marks the sentence ends (default: every
@@ -66,8 +79,11 @@ def write_binary(model: ArpaModel | BinaryModel, path: str | Path) -> None:
         pt = model.tables
     else:
         pt = ProbingTables.build(model.trie, model.tables)
+    # a fresh array of its own (offset 0), whose buffers are written as they are
+    vocab = pa.array(list(model.tokens), type=pa.large_string())
     arrays: dict[str, np.ndarray] = {
-        "vocab": np.frombuffer("\n".join(model.tokens).encode("utf-8"), dtype=np.uint8),
+        "vocab_offsets": np.frombuffer(vocab.buffers()[1], dtype=np.int64)[: len(vocab) + 1],
+        "vocab_data": np.frombuffer(vocab.buffers()[2] or b"", dtype=np.uint8),
         "logp1": pt.unigram_logp,
         "backoff1": pt.unigram_backoff,
     }
@@ -150,9 +166,12 @@ def load_binary(path: str | Path) -> BinaryModel:
         records=tuple(array(f"table{n}", record) for n in range(2, order + 1)),
         homes=tuple(int(h) for h in header["homes"]),
     )
-    tokens = tuple(bytes(array("vocab")).decode("utf-8").split("\n"))
+    offsets, data = array("vocab_offsets"), array("vocab_data")
+    vocab = pa.LargeStringArray.from_buffers(
+        offsets.size - 1, pa.py_buffer(offsets), pa.py_buffer(data)
+    )
     return BinaryModel(
-        order, tokens, tables, size=int(header["size"]), blanks=int(header.get("blanks", 0))
+        order, vocab, tables, size=int(header["size"]), blanks=int(header.get("blanks", 0))
     )
 
 

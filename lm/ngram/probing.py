@@ -12,7 +12,9 @@ Slots: ``home(key)`` = the top 32 bits of key * 2**64/phi (Fibonacci hashing), s
 table's ``2 * keys`` home slots; linear probing with no wrap-around (the table runs on past the
 last home slot until an empty slot). Keys are inserted in the order of their home slots, so
 along a run of occupied slots the homes never decrease: a search may stop at the first key whose
-home lies past the query's, and an absent n-gram costs about what a present one does.
+home lies past the query's, and an absent n-gram costs about what a present one does. Each slot's
+key carries its shift (how far past its home it lies) in its top byte, so that test is one shift
+and one comparison, and a key found d slots on is the query with shift d.
 
 Scores equal the trie scorer's bit for bit (the same float additions in the same order; tested).
 """
@@ -35,11 +37,14 @@ faster than at 2 (the probe runs are shorter) in a file of the suffix trie's for
 
 _FIBONACCI = np.uint64(0x9E3779B97F4A7C15)
 _EMPTY = -1
+_TAG = 56  # a slot's key holds, above bit 56, how far past its home slot the key lies
+_MAX_SHIFT = (1 << 7) - 1  # (7 bits: the sign bit stays for the empty slot's -1)
+_KEY_LIMIT = 1 << _TAG
 
 
 def record_dtype(values: np.dtype) -> np.dtype:
-    """A slot: the key (int64, -1 when empty), log10 p and log10 backoff in the model's
-    precision (16 bytes for float32, KenLM's entry size)."""
+    """A slot: the key (int64: its shift above bit 56, -1 when empty), log10 p and log10
+    backoff in the model's precision (16 bytes for float32, KenLM's entry size)."""
     return np.dtype([("key", "<i8"), ("logp", values), ("backoff", values)])
 
 
@@ -81,19 +86,26 @@ class ProbingTables:
         for n in range(2, trie.order + 1):
             keys = slot_of[trie.parent[n - 1]] * trie.width + trie.token[n - 1]
             size = int(keys.size)
+            if size and int(keys.max()) >= _KEY_LIMIT:
+                raise ValueError(f"{size} {n}-grams: their keys need more than 56 bits")
             n_homes = max(1, SLOTS_PER_KEY * size)
-            if n_homes >= 1 << 32:
-                raise ValueError(f"{size} {n}-grams: more than the 32-bit home slots can index")
-            home = home_slots(keys, n_homes)
-            rows = np.argsort(home, kind="stable")
-            home = home[rows]
-            # key i (in home order) lands in the first free slot at or after its home:
-            # max(home_i, pos_{i-1} + 1), a running maximum (as KeyHash.build)
-            step = np.arange(size, dtype=np.int64)
-            pos = np.maximum.accumulate(home - step) + step if size else step
+            while True:
+                if n_homes >= 1 << 32:
+                    raise ValueError(f"{size} {n}-grams: more than 32-bit home slots can index")
+                home = home_slots(keys, n_homes)
+                rows = np.argsort(home, kind="stable")
+                home = home[rows]
+                # key i (in home order) lands in the first free slot at or after its home:
+                # max(home_i, pos_{i-1} + 1), a running maximum (as KeyHash.build)
+                step = np.arange(size, dtype=np.int64)
+                pos = np.maximum.accumulate(home - step) + step if size else step
+                shift = pos - home
+                if not size or int(shift.max()) <= _MAX_SHIFT:
+                    break
+                n_homes *= 2  # a run too long for the tag (not met at 3 slots per key)
             table = np.zeros(max(n_homes, int(pos[-1]) + 2 if size else 1), record_dtype(dtype))
             table["key"] = _EMPTY
-            table["key"][pos] = keys[rows]
+            table["key"][pos] = keys[rows] | (shift << _TAG)
             table["logp"][pos] = tables.logp[n - 1][rows]
             if n < trie.order:
                 table["backoff"][pos] = tables.backoff[n - 1][rows]
@@ -109,27 +121,28 @@ class ProbingTables:
         table, n_homes = self.records[n - 2], self.homes[n - 2]
         home = home_slots(query, n_homes)
         rec = table[home]
-        key = rec["key"]
-        found = key == query
+        stored = rec["key"]
+        found = stored == query  # at its home: shift 0, the key itself
         slot = np.where(found, home, -1)
-        # go on where the home slot holds another key (its home is never past the query's:
-        # it sits at its own home or was pushed on from before), then while the slot holds a
-        # key whose home is not past the query's
-        left = np.flatnonzero(~found & (key >= 0))
-        query, home = query[left], home[left]
-        at = home.copy()
+        # go on where the home slot holds another key, then while the slot d places on holds a
+        # key shifted by d or more (its home is not past the query's)
+        left = np.flatnonzero(~found & (stored >= 0))
+        query = query[left]
+        at = home[left]
         keys = table["key"]
+        shift = 0
         while left.size:
+            shift += 1
             at += 1
-            key = keys[at]
-            hit = key == query
+            query += 1 << _TAG  # the query as it is stored d slots past its home
+            stored = keys[at]
+            hit = stored == query
             if hit.any():
                 rows, where = left[hit], at[hit]
                 slot[rows] = where
                 rec[rows] = table[where]
-            more = ~hit & (key >= 0)
-            more[more] = home_slots(key[more], n_homes) <= home[more]
-            left, query, home, at = left[more], query[more], home[more], at[more]
+            more = ~hit & ((stored >> _TAG) >= shift)  # an empty slot's -1 stops too
+            left, query, at = left[more], query[more], at[more]
         return slot, rec
 
 

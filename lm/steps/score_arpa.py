@@ -77,7 +77,7 @@ def score_arpa(
         "params": {"lm": str(arpa), "sha256": digest},
         "metrics": {"test": summarize(scores, n_bytes).as_dict()},
         "parameters": model.size,
-        "vocab_size": len(model.tokens),
+        "vocab_size": len(model.vocab_array),
         "train_seconds": None,  # nothing was trained
         "load_seconds": load_s,
         "eval_seconds": eval_s,
