@@ -11,7 +11,10 @@
 3. ``quality``: a 1-layer GRU of 256 units for 3 minutes on The Time Machine characters (the
    split of docs/design.md); the target is validation perplexity < 4.27 (KenLM 5-gram), aim < 3.9.
 
-    python benchmarks/neural_bench.py [--parts ptb,d2l,quality] [--seconds 20] [--quick]
+    python benchmarks/neural_bench.py [--parts ptb,d2l,quality,amp] [--seconds 20] [--quick]
+
+``amp``: one PTB epoch of the ``ptb`` recipe in fp32 (two seeds: the noise) and with ``--amp``
+(bf16 matmuls in training), their validation perplexities side by side (about 5 minutes).
 
 Prints a table and writes JSON to benchmarks/results/.
 """
@@ -236,14 +239,40 @@ def part_ptb(seconds: float) -> dict:
     )
     mine = ours(cfg, s, "lm.neural lstm 2x200, same recipe")
     mine.pop("model")
+    amp = cfg.model_copy(update={"amp": True})
+    bf16 = ours(amp, s, "the same with --amp (bf16 matmuls in training)")
+    bf16.pop("model")
     epoch_seconds = len(s.train) / mine["tokens_per_second"]
     return {
         "word_language_model": peer,
         "lm_neural": mine,
+        "lm_neural_amp": bf16,
         "speedup": mine["tokens_per_second"] / peer["tokens_per_second"],
+        "speedup_amp": bf16["tokens_per_second"] / peer["tokens_per_second"],
         "ptb_train_tokens": len(s.train),
         "lm_neural_seconds_per_epoch": epoch_seconds,
     }
+
+
+def part_amp_quality(epochs: int) -> dict:
+    """Validation perplexity after the same updates (``epochs`` of PTB, the recipe of part
+    ``ptb``) in fp32 with two seeds (the noise) and with --amp: bf16 must stay within it."""
+    s = ptb_words()
+    base = TrainConfig(
+        arch="lstm", embed=200, hidden=200, layers=2, dropout=0.0, epochs=epochs,
+        seq_len=35, batch_size=20, optimizer="sgd", lr=20.0, clip=0.25, seed=1111,
+        device="cpu", patience=0,
+    )  # fmt: skip
+    runs = {
+        "fp32_seed1111": base,
+        "fp32_seed1112": base.model_copy(update={"seed": 1112}),
+        "amp_seed1111": base.model_copy(update={"amp": True}),
+    }
+    out = {}
+    for name, cfg in runs.items():
+        r = ours(cfg, s, name)
+        out[name] = {k: r[k] for k in ("valid_perplexity", "tokens_per_second", "wall_seconds")}
+    return out
 
 
 def part_d2l(epochs: int) -> dict:
@@ -327,8 +356,16 @@ def main() -> None:
             f"{p['word_language_model']['tokens_per_second']:,.0f} tok/s, lm.neural "
             f"{p['lm_neural']['tokens_per_second']:,.0f} tok/s (x{p['speedup']:.2f}); "
             f"one epoch ~{p['lm_neural_seconds_per_epoch']:.0f} s; exact evaluation "
-            f"{p['lm_neural']['eval_tokens_per_second']:,.0f} tok/s"
+            f"{p['lm_neural']['eval_tokens_per_second']:,.0f} tok/s; with --amp "
+            f"{p['lm_neural_amp']['tokens_per_second']:,.0f} tok/s (x{p['speedup_amp']:.2f})"
         )
+    if "amp" in parts:
+        results["amp"] = a = part_amp_quality(1)
+        for name, r in a.items():
+            print(
+                f"PTB LSTM 2x200, 1 epoch, {name}: valid perplexity "
+                f"{r['valid_perplexity']:.3f}, {r['tokens_per_second']:,.0f} tok/s"
+            )
     if "d2l" in parts:
         results["d2l"] = d = part_d2l(1 if args.quick else 10)
         d2l_speed = d["d2l_RNNScratch"]["tokens_per_second"]

@@ -36,8 +36,15 @@ _HARD_EXIT = False  # set by exit_on_interrupt: this process's command line aske
 
 
 def _stop(signum: int, _frame: object = None) -> None:
+    # the handler (main thread) and the watcher may both get here for one signal: the first
+    # one says it and ends the process, the other waits for that (one line, as promised)
+    if not _STOPPING.acquire(blocking=False):
+        threading.Event().wait()
     os.write(2, b"lmpipe: interrupted\n")
     os._exit(128 + signum)
+
+
+_STOPPING = threading.Lock()
 
 
 def exit_on_interrupt() -> None:

@@ -88,7 +88,11 @@ class TrainSettings(BaseModel):
     )
     seed: int = Field(0, description="seed of every random draw")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto, cpu or cuda")
-    amp: bool = Field(False, description="bf16 autocast on CUDA")
+    amp: bool = Field(
+        False,
+        description="bf16 autocast in training, on CUDA and on CPUs with native bf16 "
+        "(AVX512-BF16/AMX; elsewhere it is off)",
+    )
     eval_window: int = Field(256, ge=1, description="tokens per evaluation window (memory only)")
 
     @field_validator("patience", "clip", mode="before")

@@ -25,3 +25,13 @@ def resolve_device(name: str = "auto", threads: int | None = None) -> torch.devi
     if device.type == "cpu":
         torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
     return device
+
+
+def bf16_autocast_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast runs natively on ``device``: CUDA with bf16, or a CPU whose oneDNN
+    has bf16 kernels (AVX512-BF16 or AMX; elsewhere bf16 is emulated, slower than fp32)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return bool(
+        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )

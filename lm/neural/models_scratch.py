@@ -61,6 +61,7 @@ class _TanhRecurrence(torch.autograd.Function):
     """
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.float32)
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
     def forward(
         ctx, x: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, w: torch.Tensor
@@ -75,6 +76,7 @@ class _TanhRecurrence(torch.autograd.Function):
         return hs
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(
         ctx, grad: torch.Tensor

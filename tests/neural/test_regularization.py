@@ -116,3 +116,32 @@ def test_a_finite_but_exploding_loss_is_divergence(streams):
         train(cfg, *streams, VOCAB, vocab_fingerprint=FP)
     assert "\n" not in str(e.value)
     assert 10 * math.log(VOCAB) < 1e3  # the bound is far below float overflow
+
+
+@pytest.mark.parametrize("arch", ["lstm", "rnn-scratch"])
+def test_amp_trains_in_bf16_where_the_cpu_has_it_and_evaluates_in_fp32(streams, arch, monkeypatch):
+    from lmpipe.lm.neural import device as device_module
+    from lmpipe.lm.neural import evaluate, perplexity, training
+
+    seen: list[torch.dtype | None] = []  # the dtype of the logits as the model returns them
+    forward = torch.nn.Module.__call__
+
+    def spy(self, *a, **kw):
+        out = forward(self, *a, **kw)
+        if isinstance(out, tuple) and isinstance(out[0], torch.Tensor) and self.training:
+            seen.append(out[0].dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.Module, "__call__", spy)
+    for native in (True, False):  # a CPU without bf16 kernels trains in fp32 as if amp were off
+        monkeypatch.setattr(training, "bf16_autocast_supported", lambda d, n=native: n)
+        seen.clear()
+        scratch = {"embed": None, "layers": 1, "dropout": 0.0} if arch == "rnn-scratch" else {}
+        cfg = config(arch=arch, amp=True, epochs=1, **scratch)
+        model, result = run(cfg, streams)
+        assert set(seen) == ({torch.bfloat16} if native else {torch.float32})
+        assert math.isfinite(result.best_valid_perplexity)
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        again = perplexity(evaluate(model, streams[1], cfg.eval_window))  # fp32, outside autocast
+        assert again == pytest.approx(result.best_valid_perplexity, rel=1e-12)
+    assert isinstance(device_module.bf16_autocast_supported(torch.device("cpu")), bool)
