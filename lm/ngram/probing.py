@@ -9,12 +9,12 @@ the order-(n-1) table (for n - 1 = 1, the word id), so a lookup extends the matc
 below by one older word, as :func:`lm.ngram.scoring.backoff_chunk` does with trie rows.
 
 Slots: ``home(key)`` = the top 32 bits of key * 2**64/phi (Fibonacci hashing), scaled to the
-table's ``2 * keys`` home slots; linear probing with no wrap-around (the table runs on past the
-last home slot until an empty slot). Keys are inserted in the order of their home slots, so
-along a run of occupied slots the homes never decrease: a search may stop at the first key whose
-home lies past the query's, and an absent n-gram costs about what a present one does. Each slot's
-key carries its shift (how far past its home it lies) in its top byte, so that test is one shift
-and one comparison, and a key found d slots on is the query with shift d.
+table's ``SLOTS_PER_KEY * keys`` home slots; linear probing with no wrap-around (the table runs
+on past the last home slot until an empty slot). Keys are inserted in the order of their home
+slots, so along a run of occupied slots the homes never decrease: a search may stop at the first
+key whose home lies past the query's, and an absent n-gram costs about what a present one does.
+Each slot's key carries its shift (how far past its home it lies) in its top byte, so that test
+is one shift and one comparison, and a key found d slots on is the query with shift d.
 
 Scores equal the trie scorer's bit for bit (the same float additions in the same order; tested).
 """
@@ -40,6 +40,7 @@ _EMPTY = -1
 _TAG = 56  # a slot's key holds, above bit 56, how far past its home slot the key lies
 _MAX_SHIFT = (1 << 7) - 1  # (7 bits: the sign bit stays for the empty slot's -1)
 _KEY_LIMIT = 1 << _TAG
+_NO_CONTEXT = -0.0  # what an absent context adds: x + -0.0 is x for every float, -0.0 too
 
 
 def record_dtype(values: np.dtype) -> np.dtype:
@@ -151,7 +152,7 @@ def probing_chunk(
 ) -> np.ndarray:
     """log10 P of a chunk's tokens (:func:`lm.ngram.scoring.stream_chunks`), as
     :func:`lm.ngram.scoring.backoff_chunk` computes it. ``carry[j-1]`` is the backoff of the
-    order-j match of the position before the chunk (0 where it has none) on entry, of the
+    order-j match of the position before the chunk (-0.0 where it has none) on entry, of the
     chunk's last position on return: the order-j match of a position is the context of length j
     of the next one, so each order keeps its matches' backoffs and the contexts need no
     lookups."""
@@ -182,23 +183,22 @@ def probing_chunk(
         order[active] = n
         score[active] = rec["logp"][hit]
         if n < n_max:
-            bo = np.zeros(size, dtype=dtype)
+            bo = np.full(size, _NO_CONTEXT, dtype=dtype)
             bo[active] = rec["backoff"][hit]
             match_bo.append(bo)
     starts = offsets == 0
     ctx = np.empty(size, dtype=dtype)
     for j in range(1, n_max):
+        ctx[0] = carry[j - 1]
         if j <= len(match_bo):
-            ctx[0] = carry[j - 1]
             ctx[1:] = match_bo[j - 1][:-1]
             carry[j - 1] = match_bo[j - 1][-1]
         else:  # no position of the chunk has an order-j match
-            ctx[1:] = 0
-            ctx[0] = carry[j - 1]
-            carry[j - 1] = 0
-        ctx[starts] = pt.unigram_backoff[BOS] if j == 1 else 0
+            ctx[1:] = _NO_CONTEXT
+            carry[j - 1] = _NO_CONTEXT
+        ctx[starts] = pt.unigram_backoff[BOS] if j == 1 else _NO_CONTEXT
         # the backoffs of the contexts longer than the match, shortest first, in the table's
-        # precision (docs/kenlm-mkn.md §7); an absent context's 0 would change nothing
+        # precision (docs/kenlm-mkn.md §7); an absent context's -0.0 changes nothing
         at = np.flatnonzero(order <= j)
         score[at] = (score[at] + ctx[at]).astype(dtype)
     return score
@@ -209,7 +209,7 @@ def score_probing(
 ) -> TokenScores:
     """Every token of a stream of the model's ids (``ends``: the sentence ends, default every
     ``</s>``), as :func:`lm.ngram.scoring.score_backoff` scores it."""
-    carry = np.zeros(max(pt.order - 1, 0), dtype=pt.dtype)
+    carry = np.full(max(pt.order - 1, 0), _NO_CONTEXT, dtype=pt.dtype)
 
     def chunk(window: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         return probing_chunk(pt, window, offsets, carry)
