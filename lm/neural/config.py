@@ -54,6 +54,9 @@ class TrainSettings(BaseModel):
     embed_dropout: float = Field(
         0.0, ge=0, lt=1, description="dropout on the embedded inputs (torch models)"
     )
+    weight_drop: float = Field(
+        0.0, ge=0, lt=1, description="dropout on the recurrent weights (torch rnn, gru, lstm)"
+    )
     tied: bool = Field(True, description="share the embedding with the output layer")
     epochs: int | None = Field(6, ge=1, description="epochs (none: until the time budget)")
     max_minutes: float | None = Field(None, gt=0, description="wall-clock budget in minutes")
@@ -75,6 +78,13 @@ class TrainSettings(BaseModel):
     lr: float = Field(0.004, gt=0, description="learning rate")
     clip: float | None = Field(1.0, gt=0, description="max global gradient norm (0: none)")
     weight_decay: float = Field(0.0, ge=0, description="weight decay (L2; decoupled in adamw)")
+    ema: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="decay per update of a moving average of the weights, the weights that "
+        "are validated and kept (0: none)",
+    )
     schedule: Literal["plateau", "cosine"] = Field(
         "cosine", description="learning-rate schedule: plateau decay or cosine decay"
     )

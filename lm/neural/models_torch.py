@@ -56,6 +56,7 @@ class TorchRNNLM(LanguageModel):
         dropout: float = 0.0,
         tied: bool = False,
         embed_dropout: float = 0.0,
+        weight_drop: float = 0.0,
     ) -> None:
         super().__init__(vocab_size)
         if arch not in CELLS:
@@ -64,6 +65,7 @@ class TorchRNNLM(LanguageModel):
             raise ValueError(f"tied weights need embed == hidden; got {embed} and {hidden}")
         cell, kwargs = CELLS[arch]
         self.arch, self.hidden, self.layers = arch, hidden, layers
+        self.weight_drop = weight_drop
         self.embedding = nn.Embedding(vocab_size, embed)
         self.drop_in = LockedDropout(embed_dropout)
         self.drop = LockedDropout(dropout)
@@ -86,6 +88,17 @@ class TorchRNNLM(LanguageModel):
         )
         return (z, z.clone()) if self.arch == "lstm" else (z,)
 
+    def _recur(self, layer: nn.RNNBase, x: torch.Tensor, s: Any) -> tuple[torch.Tensor, Any]:
+        """One layer over x (batch, steps, in) -> (batch, steps, hidden); in training with
+        ``weight_drop``, through hidden-to-hidden weights with a dropout mask drawn once per
+        forward pass, i.e. per minibatch and shared by every time step (DropConnect, Wan et al.
+        2013, on the recurrent weights as AWD-LSTM does, Merity et al. 2018). RNNBase keeps its
+        flat weight list in step with assignments, so ``functional_call`` runs the usual kernel."""
+        if not self.training or self.weight_drop == 0:
+            return layer(x, s)
+        dropped = {"weight_hh_l0": F.dropout(layer.weight_hh_l0, self.weight_drop)}
+        return torch.func.functional_call(layer, dropped, (x, s))
+
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         if state is None:
             state = self.begin_state(ids.shape[0], ids.device)
@@ -96,7 +109,7 @@ class TorchRNNLM(LanguageModel):
                 x = self.drop(x)
             # the layer's state: (1, batch, hidden) slices of each (layers, batch, hidden)
             s = tuple(t[i : i + 1] for t in state)
-            x, out = layer(x, s if self.arch == "lstm" else s[0])  # x: (batch, steps, hidden)
+            x, out = self._recur(layer, x, s if self.arch == "lstm" else s[0])
             new.append(tuple(out) if self.arch == "lstm" else (out,))
         bias = self.masked_bias(self.decoder.bias)
         logits = F.linear(self.drop(x), self.decoder.weight, bias)  # (batch, steps, vocab)

@@ -34,7 +34,7 @@ def _torch(cell: str) -> Callable[[TrainConfig, int], LanguageModel]:
 
         return TorchRNNLM(
             vocab_size, cell, config.embed_size, config.hidden, config.layers, config.dropout,
-            config.tied, config.embed_dropout,
+            config.tied, config.embed_dropout, config.weight_drop,
         )  # fmt: skip
 
     return build
@@ -56,6 +56,8 @@ def _transformer_check(config: TrainConfig) -> str | None:
         return "transformer: its decoder is tied to the embedding (tied = true)"
     if config.sampling != "random":
         return "transformer: it trains on independent windows (sampling = random)"
+    if config.weight_drop:
+        return "transformer: weight_drop is for the recurrent models; set it to 0"
     return None
 
 
@@ -77,6 +79,7 @@ TRANSFORMER: dict[str, Any] = {
     # its own regularization, not a corpus's recurrent recipe (locked dropout of 0.7 and more)
     "dropout": 0.0,
     "embed_dropout": 0.0,
+    "weight_drop": 0.0,
     "tied": True,
 }
 
@@ -88,6 +91,8 @@ def _one_layer_untied(config: TrainConfig) -> str | None:
         return f"{config.arch} cannot tie weights; use rnn, gru or lstm"
     if config.embed_dropout:
         return f"{config.arch} has no embedding (one-hot inputs): embed_dropout must be 0"
+    if config.weight_drop:
+        return f"{config.arch}: weight_drop is for the torch rnn, gru and lstm; set it to 0"
     return None
 
 
@@ -102,6 +107,7 @@ D2L: dict[str, Any] = {
     "tied": False,
     "embed_dropout": 0.0,
     "dropout": 0.0,
+    "weight_drop": 0.0,
 }
 
 

@@ -1,8 +1,9 @@
 """Train one recurrent language model: d2l's loop (truncated BPTT over sequential or random
 windows, gradient clipping) plus what a long run needs — Adam/AdamW, learning-rate decay on a
-validation plateau, early stopping, a wall-clock budget, divergence detection, an atomic
-checkpoint after every epoch with exact resumption, and the weights of the best validation
-perplexity kept and returned.
+validation plateau or a cosine schedule, an optional moving average of the weights
+(``lmpipe.lm.neural.averaging``), early stopping, a wall-clock budget, divergence detection, an
+atomic checkpoint after every epoch with exact resumption, and the weights of the best
+validation perplexity kept and returned.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import random
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from lmpipe.lm.errors import ConfigError, TrainingError
+from lmpipe.lm.neural.averaging import WeightAverage
 from lmpipe.lm.neural.batching import batches, num_batches
 from lmpipe.lm.neural.checkpoint import (
     FORMAT,
@@ -191,6 +194,8 @@ def train(
     model = build_model(config, vocab_size).to(device)
     optimizer = make_optimizer(config, model)
     params = [p for p in model.parameters() if p.requires_grad]
+    # validation, early stopping and the model returned see the averaged weights (if any)
+    average = WeightAverage(params, config.ema) if config.ema else None
     ckpt_file = checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
 
     epoch, best_epoch, bad_epochs, elapsed_before, step, lr_scale = 0, 0, 0, 0.0, 0, 1.0
@@ -207,6 +212,8 @@ def train(
         best_ppl, best_state = ckpt["best_valid_perplexity"], ckpt["best_model"]
         elapsed_before, history = ckpt["elapsed_seconds"], ckpt["history"]
         step, lr_scale = ckpt["step"], ckpt["lr_scale"]
+        if average is not None:
+            average.load_state_dict(ckpt["average"])
     resumed_from = epoch
     per_epoch = num_batches(len(train_stream), config.batch_size, window)
     planned = config.epochs * per_epoch if config.epochs is not None else None
@@ -265,19 +272,26 @@ def train(
             if not math.isfinite(norm):
                 raise _diverged("the gradient norm", norm, epoch, steps + 1, config, ckpt_file)
             optimizer.step()
+            if average is not None:
+                average.update()
             loss_sum += loss.detach() * y.numel()
             norm_sum, norm_max = norm_sum + norm, max(norm_max, norm)
             steps, tokens, step = steps + 1, tokens + y.numel(), step + 1
         train_seconds = time.perf_counter() - epoch_start
 
         valid_start = time.perf_counter()
-        valid_ppl = perplexity(
-            evaluate(model, valid_stream, config.eval_window, config.eval_stride)
-        )
+        with average.applied() if average is not None else nullcontext():
+            valid_ppl = perplexity(
+                evaluate(model, valid_stream, config.eval_window, config.eval_stride)
+            )
+            improved = valid_ppl < best_ppl
+            if improved:
+                best_state = {
+                    k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+                }
         valid_seconds = time.perf_counter() - valid_start
-        if valid_ppl < best_ppl:
+        if improved:
             best_ppl, best_epoch, bad_epochs = valid_ppl, epoch, 0
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
             if config.schedule == "plateau":
@@ -310,6 +324,7 @@ def train(
                     "model": model.state_dict(),
                     "best_model": best_state,
                     "optimizer": optimizer.state_dict(),
+                    "average": average.state_dict() if average is not None else None,
                     "rng": capture_rng(rng),
                     "best_epoch": best_epoch,
                     "best_valid_perplexity": best_ppl,

@@ -11,6 +11,7 @@ import pytest
 import torch
 from test_train import FP, VOCAB, config, run
 
+from lmpipe.lm.errors import ConfigError
 from lmpipe.lm.neural import TorchRNNLM, TrainConfig, TrainingDiverged, train
 from lmpipe.lm.neural.models_torch import LockedDropout
 from lmpipe.lm.neural.training import learning_rate, make_optimizer
@@ -27,7 +28,7 @@ def test_locked_dropout_draws_one_mask_per_sequence_and_feature():
     assert torch.equal(drop.eval()(torch.ones(3, 7, 5)), torch.ones(3, 7, 5))
 
 
-@pytest.mark.parametrize("setting", ["embed_dropout", "dropout"])
+@pytest.mark.parametrize("setting", ["embed_dropout", "dropout", "weight_drop"])
 def test_each_dropout_acts_in_training_only(setting):
     torch.manual_seed(0)
     model = TorchRNNLM(VOCAB, "gru", 8, 8, layers=2, **{setting: 0.5})
@@ -43,6 +44,28 @@ def test_each_dropout_acts_in_training_only(setting):
     plain.load_state_dict(model.state_dict())
     plain.train()
     assert torch.equal(plain(ids)[0], a)  # no dropout set: training changes nothing
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_weight_drop_is_one_mask_on_the_recurrent_weights_per_forward_pass(cell):
+    torch.manual_seed(0)
+    model = TorchRNNLM(VOCAB, cell, 8, 8, layers=1, weight_drop=0.5).train()
+    ids = torch.randint(4, VOCAB, (2, 6))
+    kept = model.rnn[0].weight_hh_l0.detach().clone()
+    torch.manual_seed(7)
+    out, _ = model(ids)
+    assert torch.equal(model.rnn[0].weight_hh_l0, kept)  # the parameter itself is untouched
+    out.sum().backward()
+    assert model.rnn[0].weight_hh_l0.grad.abs().sum() > 0
+    torch.manual_seed(7)  # the same draw, made by hand: the plain model with dropped weights
+    dropped = torch.nn.functional.dropout(kept, 0.5)
+    plain = TorchRNNLM(VOCAB, cell, 8, 8, layers=1)
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        plain.rnn[0].weight_hh_l0.copy_(dropped)
+    assert torch.allclose(plain.eval()(ids)[0], out, atol=1e-6)
+    with pytest.raises(ConfigError, match="weight_drop"):
+        TrainConfig(arch="rnn-scratch", tied=False, weight_drop=0.5)
 
 
 def test_tied_weights_share_one_tensor_and_weight_decay_uses_adamw():
@@ -145,3 +168,56 @@ def test_amp_trains_in_bf16_where_the_cpu_has_it_and_evaluates_in_fp32(streams, 
         again = perplexity(evaluate(model, streams[1], cfg.eval_window))  # fp32, outside autocast
         assert again == pytest.approx(result.best_valid_perplexity, rel=1e-12)
     assert isinstance(device_module.bf16_autocast_supported(torch.device("cpu")), bool)
+
+
+def test_weight_average_by_hand():
+    from lmpipe.lm.neural.averaging import WeightAverage
+
+    w = torch.nn.Parameter(torch.zeros(2))
+    avg = WeightAverage([w], decay=0.1)  # below the ramp (2/11, 3/12, ...): d = 0.1 throughout
+    with torch.no_grad():
+        w.fill_(10.0)
+    avg.update()
+    assert avg.average[0].tolist() == pytest.approx([9.0, 9.0])  # 0 + 0.9 * (10 - 0)
+    with torch.no_grad():
+        w.fill_(0.0)
+    avg.update()
+    assert avg.average[0].tolist() == pytest.approx([0.9, 0.9])  # 9 + 0.9 * (0 - 9)
+    with avg.applied():
+        assert w.tolist() == pytest.approx([0.9, 0.9])
+    assert w.tolist() == [0.0, 0.0]  # its own weights back after the block
+
+    ramped = WeightAverage([w], decay=0.99)  # the first update's d is 2/11, not 0.99
+    with torch.no_grad():
+        w.fill_(11.0)
+    ramped.update()
+    assert ramped.average[0].tolist() == pytest.approx([9.0, 9.0])  # 11 * (1 - 2/11)
+
+
+def test_weight_average_is_what_is_validated_kept_and_resumed(tmp_path: Path, streams):
+    from lmpipe.lm.neural import evaluate, perplexity
+
+    cfg = config(epochs=3, lr=0.02, ema=0.9)
+    seen: list[dict] = []
+    full, result = run(cfg, streams, checkpoint_dir=tmp_path / "full", on_epoch=seen.append)
+    kept = perplexity(evaluate(full, streams[1], cfg.eval_window))
+    assert kept == pytest.approx(result.best_valid_perplexity, rel=1e-12)
+    plain, plain_result = run(config(epochs=3, lr=0.02), streams)
+    assert result.best_valid_perplexity != plain_result.best_valid_perplexity
+    assert [r["train_perplexity"] for r in seen] == pytest.approx(
+        [r["train_perplexity"] for r in plain_result.history], rel=1e-12
+    )  # the same updates: only the weights validated and kept differ
+
+    class Killed(Exception):
+        pass
+
+    def kill(metrics: dict) -> None:
+        if metrics["epoch"] == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run(cfg, streams, checkpoint_dir=tmp_path / "cut", on_epoch=kill)
+    resumed, again = run(cfg, streams, checkpoint_dir=tmp_path / "cut", resume=True)
+    assert again.best_valid_perplexity == result.best_valid_perplexity
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
