@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lmpipe.flows.cli.common import parse_set
+from lmpipe.lm.config import CorpusConfig
 from lmpipe.lm.ingest import load_stream, load_vocab
 from lmpipe.lm.metrics import summarize
 from lmpipe.lm.neural import TrainConfig, evaluate, train
@@ -46,7 +47,7 @@ def main() -> None:
     ap.add_argument("--corpus", default="timemachine")
     ap.add_argument("--tokenizer", default="char")
     ap.add_argument("--arch", default="gru")
-    ap.add_argument("--min-freq", type=int, default=1)
+    ap.add_argument("--min-freq", type=int, default=None, help="default: the corpus's own")
     ap.add_argument("--grid", action="append", default=[], help="NAME=V1,V2 (repeatable)")
     ap.add_argument("--set", action="append", default=[], help="NAME=V fixed for all")
     ap.add_argument("--test", action="store_true", help="also score the best candidate on test")
@@ -54,13 +55,16 @@ def main() -> None:
     args = ap.parse_args()
 
     home = Home(args.home or Path(tempfile.mkdtemp(prefix="lmpipe-defaults-")))
-    ing = ingest_corpus(home, {"name": args.corpus}, args.tokenizer, {"min_freq": args.min_freq})
+    vocab_given = {} if args.min_freq is None else {"min_freq": args.min_freq}
+    ing = ingest_corpus(home, {"name": args.corpus}, args.tokenizer, vocab_given)
+    # the corpus's own settings (data/corpora.toml), as the default experiment trains it
+    corpus_own = CorpusConfig(name=args.corpus).neural_defaults()
     vocab = load_vocab(ing.vocab_path)
     streams = {s: load_stream(ing.splits[s].path) for s in ("train", "valid", "test")}
     fixed = {k: v for item in args.set for k, v in parse_set([item]).items()}
     rows = []
     for point in grid(args.grid):
-        cfg = TrainConfig.for_arch(args.arch, {**fixed, **point, "device": "cpu"})
+        cfg = TrainConfig.for_arch(args.arch, {**fixed, **point, "device": "cpu"}, corpus_own)
         t0 = time.perf_counter()
         model, outcome = train(
             cfg, streams["train"], streams["valid"], len(vocab), vocab_fingerprint="bench"
