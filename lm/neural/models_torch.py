@@ -88,7 +88,7 @@ class TorchRNNLM(LanguageModel):
         )
         return (z, z.clone()) if self.arch == "lstm" else (z,)
 
-    def _recur(self, layer: nn.RNNBase, x: torch.Tensor, s: Any) -> tuple[torch.Tensor, Any]:
+    def _recur(self, layer: nn.Module, x: torch.Tensor, s: Any) -> tuple[torch.Tensor, Any]:
         """One layer over x (batch, steps, in) -> (batch, steps, hidden); in training with
         ``weight_drop``, through hidden-to-hidden weights with a dropout mask drawn once per
         forward pass, i.e. per minibatch and shared by every time step (DropConnect, Wan et al.
@@ -96,7 +96,8 @@ class TorchRNNLM(LanguageModel):
         flat weight list in step with assignments, so ``functional_call`` runs the usual kernel."""
         if not self.training or self.weight_drop == 0:
             return layer(x, s)
-        dropped = {"weight_hh_l0": F.dropout(layer.weight_hh_l0, self.weight_drop)}
+        weight_hh: torch.Tensor = layer.weight_hh_l0  # type: ignore[assignment]  # RNNBase's
+        dropped = {"weight_hh_l0": F.dropout(weight_hh, self.weight_drop)}
         return torch.func.functional_call(layer, dropped, (x, s))
 
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
