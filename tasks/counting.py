@@ -16,9 +16,7 @@ from prefect import get_run_logger, task
 from lmpipe.lm.ngram import counting
 
 
-@task(
-    name="count-shard", task_run_name="count n={n} rows {start}..{stop}", tags=["ngram", "counting"]
-)
+@task(name="count-shard", task_run_name="count n={n} rows {start}..{stop}")
 def count_shard(
     tokens: str,
     n: int,
@@ -35,7 +33,7 @@ def count_shard(
     return out
 
 
-@task(name="merge-shards", task_run_name="merge n={n} ({out})", tags=["ngram", "counting"])
+@task(name="merge-shards", task_run_name="merge n={n} ({out})")
 def merge_shards(
     parts: list[str],
     n: int,

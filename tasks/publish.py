@@ -16,13 +16,13 @@ from lmpipe.lm.steps.home import Home
 from lmpipe.lm.steps.record import record_run
 
 
-@task(name="clean-warehouse", tags=["warehouse"])
+@task(name="clean-warehouse")
 def clean(home: dict[str, Any]) -> list[str]:
     """Remove what killed runs left behind (their temporary files and uncommitted rows)."""
     return clean_debris(Home.from_dict(home).warehouse)
 
 
-@task(name="record-run", task_run_name="record run {run_id}", tags=["warehouse"])
+@task(name="record-run", task_run_name="record run {run_id}")
 def record(
     home: dict[str, Any],
     run_id: str,
@@ -46,7 +46,7 @@ def record(
     )
 
 
-@task(name="report", task_run_name="report {run_id}", tags=["report"])
+@task(name="report", task_run_name="report {run_id}")
 def publish_report(home: dict[str, Any], run_id: str) -> str:
     """Write the report file, then publish it as Markdown artifacts (an overview and one per
     corpus, figures embedded: ``lmpipe.lm.report.artifacts``), a table of every model and a

@@ -49,7 +49,6 @@ def _ingest_retry(task: Any, task_run: Any, state: Any) -> bool:
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_condition_fn=_ingest_retry,
-    tags=["ingest"],
 )
 def ingest_corpus(
     home: dict[str, Any], corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]
@@ -69,7 +68,6 @@ def ingest_corpus(
     name="count-ngrams",
     task_run_name="count n-grams {ing[corpus]} ({ing[tokenizer]}) n<={max_order}",
     cache_policy=ContentKey(ignore=("memory_limit",)),
-    tags=["ngram", "counting"],
 )
 def count_ngrams(
     home: dict[str, Any], ing: dict[str, Any], max_order: int, memory_limit: int | None = None
@@ -81,7 +79,6 @@ def count_ngrams(
     name="ngram",
     task_run_name="{method} n={order} {ing[corpus]} ({ing[tokenizer]})",
     cache_policy=ContentKey(ignore=("engine", "memory_limit")),
-    tags=["ngram"],
 )
 def fit_score_ngram(
     home: dict[str, Any],
@@ -111,7 +108,6 @@ def fit_score_ngram(
     name="train",
     task_run_name="train {settings[arch]} {ing[corpus]} ({ing[tokenizer]})",
     cache_policy=ContentKey(ignore=("threads", "mode")),
-    tags=["neural", "training"],
 )
 def train_score_neural(
     home: dict[str, Any],
@@ -165,7 +161,6 @@ def train_score_neural(
     name="mix",
     task_run_name="mix {ing[corpus]} ({ing[tokenizer]})",
     cache_policy=ContentKey(),
-    tags=["mixture"],
 )
 def mix_models(
     home: dict[str, Any], ing: dict[str, Any], components: list[dict[str, Any]]

@@ -282,6 +282,32 @@ def test_tuning_halves_the_candidates_on_validation_and_trains_the_winner(
     assert "### Tuning" in report and "chosen" in report
 
 
+def test_every_task_run_carries_the_runs_tags_and_no_others(finished_run):
+    """One tag set for all task runs (the run's own: experiment, corpora, tokenizers, runner).
+    Prefect acquires tag concurrency slots for each task run with tags, through one lease
+    service per distinct set; a new set stalled its first task run about 2 s (docs/prefect.md),
+    every phase of a cached re-run paying it once."""
+    import asyncio
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    _, out = finished_run
+
+    async def read() -> tuple:
+        async with get_client() as client:
+            run = await client.read_flow_run(UUID(out["flow_run_id"]))
+            tasks = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))
+            )
+        return run, tasks
+
+    run, tasks = asyncio.run(read())
+    assert len(tasks) > 10
+    assert {frozenset(t.tags) for t in tasks} == {frozenset(run.tags)}
+
+
 def test_the_ui_shows_a_named_tagged_run_and_its_report_with_figures_embedded(finished_run):
     """What the Prefect UI shows of a run: its name (experiment and date), its tags, and the
     report artifacts (one per corpus) with every figure embedded, none a relative file link."""
