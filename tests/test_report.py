@@ -599,10 +599,47 @@ def test_rewrite_is_byte_identical_and_links_resolve(wh, reports):
         assert len(links) == 11 and all((md_path.parent / link).is_file() for link in links)
 
 
+def test_an_unchanged_figure_is_copied_from_the_previous_report_and_a_changed_one_drawn(
+    wh, tmp_path, monkeypatch
+):
+    """A re-run whose figure inputs are the same (new run id, same rows) copies every PNG from
+    the previous run's folder, byte for byte; one changed perplexity draws them again."""
+    import dataclasses
+
+    from lmpipe.lm.report import figures
+
+    data = rep.load_run(wh, CUR)
+    _, figs = rep.render(data)
+    first = tmp_path / "first"
+    rep.draw_figures(data, figs, first)
+    manifest = json.loads((first / figures.FIGURE_MANIFEST).read_text(encoding="utf-8"))
+    assert sorted(manifest) == sorted(f.name for f in figs)
+
+    drawn: list[list[str]] = []
+    monkeypatch.setattr(figures, "_draw_all", lambda d, fs, out: drawn.append([f.name for f in fs]))
+    rerun = dataclasses.replace(
+        data,
+        run={**data.run, "run_id": "20260104-000000-dddddd"},
+        results=data.results.assign(run_id="20260104-000000-dddddd"),
+    )
+    again = tmp_path / "again"
+    rep.draw_figures(rerun, figs, again, reuse_from=first)
+    assert drawn == []
+    for f in figs:
+        assert (again / f.name).read_bytes() == (first / f.name).read_bytes()
+
+    results = data.results.copy()
+    results.loc[results.index[0], "perplexity"] *= 1.01
+    changed = tmp_path / "changed"
+    rep.draw_figures(dataclasses.replace(data, results=results), figs, changed, reuse_from=first)
+    assert drawn == [[f.name for f in figs]]
+    assert json.loads((changed / figures.FIGURE_MANIFEST).read_text()).keys() == manifest.keys()
+
+
 def test_latest_points_at_the_newest_run_of_the_experiment(wh, reports, monkeypatch):
     latest = (reports / EXPERIMENT / "latest.md").read_text(encoding="utf-8")
     assert f"Run `{CUR}`" in latest and rep.newest_run(wh) == OTHER
-    monkeypatch.setattr(rep, "draw_figures", lambda *args: [])  # only the Markdown matters here
+    monkeypatch.setattr(rep, "draw_figures", lambda *a, **k: [])  # only the Markdown matters here
     rep.write_report(wh, reports, PREV)  # an older run's report leaves latest.md alone
     assert (reports / EXPERIMENT / f"2026-01-01-{PREV}" / "report.md").exists()
     assert (reports / EXPERIMENT / "latest.md").read_text(encoding="utf-8") == latest

@@ -10,6 +10,7 @@ sections share.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -39,19 +40,22 @@ __all__ = [
 ]
 
 
-def report_dir(reports_root: Path, data: RunData) -> Path:
-    date = pd.Timestamp(data.run["started_at"]).strftime("%Y-%m-%d")
-    return reports_root / str(data.run["experiment"]) / f"{date}-{data.run['run_id']}"
+def report_dir(reports_root: Path, run: dict[str, Any]) -> Path:
+    """``reports/<experiment>/<date>-<run_id>/`` of a run (its ``runs`` row)."""
+    date = pd.Timestamp(run["started_at"]).strftime("%Y-%m-%d")
+    return reports_root / str(run["experiment"]) / f"{date}-{run['run_id']}"
 
 
 def write_report(wh: Warehouse, reports_root: Path, run_id: str) -> Path:
     """Render ``run_id`` from the warehouse into ``reports/<experiment>/<date>-<run_id>/`` and,
     when it is the experiment's newest run, ``reports/<experiment>/latest.md`` (the same text,
-    its figure links going into the run's folder). Returns the report's path."""
+    its figure links going into the run's folder). Figures unchanged since the previous run's
+    report are copied from its folder. Returns the report's path."""
     data = load_run(wh, run_id)
-    out_dir = report_dir(reports_root, data)
+    out_dir = report_dir(reports_root, data.run)
     text, figs = render(data)
-    draw_figures(data, figs, out_dir)
+    previous = report_dir(reports_root, data.previous_run) if data.previous_run else None
+    draw_figures(data, figs, out_dir, reuse_from=previous)
     path = out_dir / "report.md"
     atomic_write_text(path, text)
     if newest_run_of(wh, str(data.run["experiment"])) == run_id:
