@@ -8,7 +8,7 @@
     python benchmarks/orchestration_overhead.py [--profile quick|full] [--skip-direct] [--dask]
         [--set KEY=VALUE ...]
 
-Without ``--profile`` it is the default experiment, as ``lmpipe run`` runs it.
+The quick profile is the default experiment, what ``lmpipe run`` runs.
 
 Runs 2-4 are CLI subprocesses, as a user runs them (Prefect's temporary server start included).
 Writes benchmarks/results/orchestration_overhead.json.
@@ -105,7 +105,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--profile", default=None, help="quick or full (default: none)")
+    ap.add_argument("--profile", default="quick", help="quick (lmpipe run's default) or full")
     ap.add_argument("--skip-direct", action="store_true", help="only the flow and its re-run")
     ap.add_argument("--dask", action="store_true", help="also run with --runner dask and compare")
     ap.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
@@ -113,7 +113,7 @@ def main() -> None:
     from lmpipe.flows.cli.common import parse_set
 
     cfg = build_config(None, args.profile, parse_set(args.set))
-    extra = (["--profile", args.profile] if args.profile else []) + [f"--set={s}" for s in args.set]
+    extra = ["--profile", args.profile] + [f"--set={s}" for s in args.set]
     out: dict = {"profile": args.profile, "overrides": args.set}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_p = Path(tmp)
