@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -662,3 +663,19 @@ def test_a_text_too_short_for_a_validation_split_fails_before_any_work(tmp_path,
     )  # fmt: skip
     assert time.monotonic() - t0 < 20  # no n-gram model was estimated first (23 s before)
     assert not (home / "data" / "models").exists()
+
+
+def test_a_configured_prefect_api_that_is_down_is_one_line(tmp_path):
+    """PREFECT_API_URL naming a server that does not answer: one line that names the URL and
+    what to do, exit 2, before any work (not Prefect's error from inside the flow)."""
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api"
+    r = lmpipe(
+        "run", "--profile", "quick", home=tmp_path / "home", env={"PREFECT_API_URL": url},
+        timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert_one_line_error(r, "cannot reach the Prefect API", url, "unset PREFECT_API_URL")
+    assert not (tmp_path / "home" / "data" / "warehouse").exists()

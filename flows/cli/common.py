@@ -153,7 +153,9 @@ def call_flow(
     import importlib
 
     prefect_env(home, verbose or State.debug)
-    from lmpipe.flows.server import prefect_api
+    from lmpipe.flows.server import prefect_api, start_early
+
+    start_early()  # it boots while Prefect and the flow's module import
 
     with prefect_api() as api:
         fn = getattr(importlib.import_module(module), name)
