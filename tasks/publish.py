@@ -54,8 +54,8 @@ def publish_report(home: dict[str, Any], run_id: str) -> str:
     from lmpipe.lm.report.artifacts import report_artifacts
 
     h = Home.from_dict(home)
-    path = report.write_report(h.warehouse, h.reports_dir, run_id)
     data = report.load_run(h.warehouse, run_id)
+    path = report.write_report_of(h.warehouse, h.reports_dir, data)
     for a in report_artifacts(path, str(data.run["experiment"]), run_id):
         create_markdown_artifact(a.markdown, key=a.key, description=a.description)
     create_table_artifact(

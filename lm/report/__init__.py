@@ -37,6 +37,7 @@ __all__ = [
     "render",
     "report_dir",
     "write_report",
+    "write_report_of",
 ]
 
 
@@ -51,7 +52,13 @@ def write_report(wh: Warehouse, reports_root: Path, run_id: str) -> Path:
     when it is the experiment's newest run, ``reports/<experiment>/latest.md`` (the same text,
     its figure links going into the run's folder). Figures unchanged since the previous run's
     report are copied from its folder. Returns the report's path."""
-    data = load_run(wh, run_id)
+    return write_report_of(wh, reports_root, load_run(wh, run_id))
+
+
+def write_report_of(wh: Warehouse, reports_root: Path, data: RunData) -> Path:
+    """:func:`write_report` of a run already loaded (``load_run``), for a caller that uses the
+    data again (the report task's table artifact)."""
+    run_id = str(data.run["run_id"])
     out_dir = report_dir(reports_root, data.run)
     text, figs = render(data)
     previous = report_dir(reports_root, data.previous_run) if data.previous_run else None
