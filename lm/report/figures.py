@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lmpipe.lm.fileio import atomic_path, atomic_write_text
+from lmpipe.lm.fileio import atomic_path, atomic_write_text, sha256_text
 from lmpipe.lm.report.load import RunData
 from lmpipe.lm.report.palette import (
     ORDER_STYLES,
@@ -204,7 +204,7 @@ def draw_figures(
     paths = []
     to_draw = []
     for f in figs:
-        digest = manifest[f.name] = _digest(inputs, json.dumps(asdict(f), sort_keys=True))
+        digest = manifest[f.name] = sha256_text(inputs, json.dumps(asdict(f), sort_keys=True))
         dest = out_dir / f.name
         source = reuse_from / f.name if reuse_from is not None else None
         if source is not None and earlier.get(f.name) == digest and source.is_file():
@@ -263,7 +263,7 @@ def _value_bytes(v: Any) -> bytes:
     """Bytes that change when ``v`` does (a frame without its run_id: re-used rows of a new
     run are the same data)."""
     if isinstance(v, pd.DataFrame):
-        v = v.drop(columns=[c for c in ("run_id",) if c in v.columns])
+        v = v.drop(columns="run_id", errors="ignore")
         head = repr((list(v.columns), [str(t) for t in v.dtypes])).encode()
         try:
             return head + pd.util.hash_pandas_object(v, index=True).to_numpy().tobytes()
@@ -278,10 +278,6 @@ def _value_bytes(v: Any) -> bytes:
     if isinstance(v, list | tuple):
         return b"".join(_value_bytes(x) + b"\0" for x in v)
     return repr(v).encode()
-
-
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def _read_manifest(folder: Path) -> dict[str, str]:

@@ -105,15 +105,7 @@ def test_cosine_schedule_is_applied_per_update_and_resumes_exactly(tmp_path: Pat
     lrs = [r["learning_rate"] for r in rates]  # each epoch's first update
     assert lrs[0] == pytest.approx(0.02 / 3) and lrs[1] > lrs[2]
 
-    class Killed(Exception):
-        pass
-
-    def kill(metrics: dict) -> None:
-        if metrics["epoch"] == 2:
-            raise Killed
-
-    with pytest.raises(Killed):
-        run(cfg, streams, checkpoint_dir=tmp_path / "cut", on_epoch=kill)
+    _killed_after_epoch_2(cfg, streams, tmp_path / "cut")
     resumed, _ = run(cfg, streams, checkpoint_dir=tmp_path / "cut", resume=True)
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
@@ -208,16 +200,23 @@ def test_weight_average_is_what_is_validated_kept_and_resumed(tmp_path: Path, st
         [r["train_perplexity"] for r in plain_result.history], rel=1e-12
     )  # the same updates: only the weights validated and kept differ
 
-    class Killed(Exception):
-        pass
-
-    def kill(metrics: dict) -> None:
-        if metrics["epoch"] == 2:
-            raise Killed
-
-    with pytest.raises(Killed):
-        run(cfg, streams, checkpoint_dir=tmp_path / "cut", on_epoch=kill)
+    _killed_after_epoch_2(cfg, streams, tmp_path / "cut")
     resumed, again = run(cfg, streams, checkpoint_dir=tmp_path / "cut", resume=True)
     assert again.best_valid_perplexity == result.best_valid_perplexity
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+class _Killed(Exception):
+    pass
+
+
+def _killed_after_epoch_2(cfg: TrainConfig, streams, checkpoint_dir: Path) -> None:
+    """A training of ``cfg`` stopped by an exception right after epoch 2's checkpoint."""
+
+    def kill(metrics: dict) -> None:
+        if metrics["epoch"] == 2:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        run(cfg, streams, checkpoint_dir=checkpoint_dir, on_epoch=kill)
