@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -405,6 +406,9 @@ def iter_lines(
             parts = []
 
 
+Block = list[str] | tuple[str, bool]
+
+
 def iter_pieces(
     src: TextSource,
     errors: str = "strict",
@@ -412,58 +416,102 @@ def iter_pieces(
     chunk: int | None = None,
 ) -> Iterator[tuple[str, bool]]:
     """The text of ``src`` as ``(piece, ends_line)`` pairs, streamed with bounded memory: a line
-    comes as one or more pieces of at most ``chunk`` bytes (never cutting a UTF-8 sequence), the
-    last one flagged ``ends_line`` and without its newline (``\n``, ``\r\n``). A file that does
+    comes whole or, once it runs past ``chunk`` bytes without a newline, as pieces of at most
+    ``chunk`` bytes (never cutting a UTF-8 sequence); its last piece is flagged ``ends_line`` and
+    has no newline (``\n``, ``\r\n``). A file that does
     not end with a newline still ends its last line; an empty file has no line.
+
+    Same errors as ``iter_lines``; byte offsets count from the start of the (decompressed) file."""
+    for block in iter_blocks(src, errors, stats, chunk):
+        if isinstance(block, list):
+            yield from zip(block, repeat(True))
+        else:
+            yield block
+
+
+def iter_blocks(
+    src: TextSource,
+    errors: str = "strict",
+    stats: DecodeStats | None = None,
+    chunk: int | None = None,
+) -> Iterator[Block]:
+    """The text of ``src`` as blocks, for reading at the speed of ``bytes.split``: a list of
+    whole lines (each without its newline) of about ``chunk`` bytes in all, or, for a line
+    longer than ``chunk``, that line's pieces one by one as ``(piece, ends_line)`` pairs (see
+    ``iter_pieces``), so that memory stays bounded whatever a line's length.
 
     Same errors as ``iter_lines``; byte offsets count from the start of the (decompressed) file."""
     stats = stats if stats is not None else DecodeStats()
     chunk = chunk or READ_CHUNK
-    offset = 0  # of the first byte of ``raw`` below
-    carry = b""  # an incomplete UTF-8 sequence cut off the end of the previous read
-    open_line = False  # pieces of a line were given, its end not yet
+    offset = 0  # of data[0] in the file
+    data = b""  # read, not yet given out: whole lines are given out as soon as they are read
+    long_line = False  # inside a line longer than ``chunk``, given out in pieces
     newline = carriage = False  # whether the file holds a \n, a \r
     try:
         with _open_binary(src) as f:
+            block = _drop_bom(f.read(chunk), src, stats)
+            offset = 3 if str(src) in stats.bom else 0
             while True:
-                block = f.readline(chunk)
-                newline = newline or b"\n" in block
-                carriage = carriage or b"\r" in block
-                if not block and carriage and not newline:
-                    stats.cr_only.add(str(src))
-                if offset == 0 and not carry:
-                    block = _drop_bom(block, src, stats)
-                    offset = 3 if str(src) in stats.bom else 0
-                raw = carry + block
-                if not raw:
-                    if open_line:  # the last line has no newline
-                        stats.raw_lines += 1
-                        yield "", True
-                    return
                 if b"\x00" in block:
-                    at = offset + raw.index(b"\x00")
+                    at = offset + len(data) + block.index(b"\x00")
                     raise CorpusError(
                         f"{src} contains NUL bytes at byte {at}: "
                         "it looks like a binary file, not text; point at the text file"
                     )
-                ends_line = raw.endswith(b"\n") or not block
-                cut = len(raw) if ends_line else _utf8_cut(raw)
-                raw, carry = raw[:cut], raw[cut:]
-                text = _decode(raw, src, offset, errors, stats)
-                offset += len(raw)
-                if ends_line:
-                    stats.raw_lines += 1
-                    text = text[:-1] if text.endswith("\n") else text
-                    text = text[:-1] if text.endswith("\r") else text
-                elif text.endswith("\r"):  # perhaps half of a \r\n: decide with the next piece
-                    text, carry = text[:-1], b"\r" + carry
-                    offset -= 1
-                yield text, ends_line
-                open_line = not ends_line
-                if not block:
+                newline = newline or b"\n" in block
+                carriage = carriage or b"\r" in block
+                eof = not block
+                if eof and carriage and not newline:
+                    stats.cr_only.add(str(src))
+                data += block
+                while data:
+                    if long_line:
+                        nl = data.find(b"\n", 0, chunk + 1)  # the line ends within a piece
+                        if nl >= 0 or (eof and len(data) <= chunk):
+                            end = nl + 1 if nl >= 0 else len(data)
+                            stats.raw_lines += 1
+                            text = _decode(data[:end], src, offset, errors, stats)
+                            yield _without_newline(text), True
+                            data, offset, long_line = data[end:], offset + end, False
+                            continue
+                        if len(data) < chunk and not eof:
+                            break
+                        cut = _utf8_cut(data[:chunk])
+                        if data[cut - 1 : cut] == b"\r":  # perhaps half of a \r\n
+                            cut -= 1
+                        yield _decode(data[:cut], src, offset, errors, stats), False
+                        data, offset = data[cut:], offset + cut
+                        continue
+                    end = data.rfind(b"\n") + 1
+                    if not end and len(data) >= chunk:  # a chunk's worth, no newline: long
+                        long_line = True
+                        continue
+                    if not end and eof:  # the last line has no newline
+                        end = len(data)
+                    if end:
+                        lines = _decode(data[:end], src, offset, errors, stats).split("\n")
+                        if data[end - 1 : end] == b"\n":
+                            lines.pop()  # the empty text after the last newline
+                        if carriage:
+                            lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+                        stats.raw_lines += len(lines)
+                        yield lines
+                        data, offset = data[end:], offset + end
+                        continue
+                    break
+                if eof:
+                    if long_line:  # the file's last line ran to its end in pieces
+                        stats.raw_lines += 1
+                        yield "", True
                     return
+                block = f.read(chunk)
     except (gzip.BadGzipFile, zlib.error, EOFError, zipfile.BadZipFile) as e:
         raise CorpusError(f"{src} is a corrupt or truncated archive ({e}); re-create it") from e
+
+
+def _without_newline(text: str) -> str:
+    text = text[:-1] if text.endswith("\n") else text
+    return text[:-1] if text.endswith("\r") else text
 
 
 def _drop_bom(block: bytes, src: TextSource, stats: DecodeStats) -> bytes:

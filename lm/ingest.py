@@ -18,7 +18,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
-from itertools import repeat
+from itertools import chain, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lmpipe.lm.corpus import SPLITS, CorpusSource, DecodeStats, expand_path, iter_pieces
+from lmpipe.lm.corpus import (
+    SPLITS,
+    Block,
+    CorpusSource,
+    DecodeStats,
+    TextSource,
+    expand_path,
+    iter_blocks,
+)
 from lmpipe.lm.errors import CorpusError, WarehouseError
 from lmpipe.lm.fileio import atomic_path, atomic_write_text, file_lock, sha256_text
 from lmpipe.lm.tokenize import (
@@ -174,11 +182,16 @@ def _ingest(
     counter: Counter[str] = Counter()
     tokens = _LineTokens(settings, tokenize)
     lines = 0
-    for split, piece, ends_line in _pieces(source, settings, bounds, DecodeStats()):
+    for split, block in _split_blocks(source, settings, bounds, DecodeStats()):
         if split != "train":
             if bounds is not None:
                 break
             continue
+        if isinstance(block, list):
+            lines += len(block)
+            counter.update(chain.from_iterable(tokens.lines(block)))
+            continue
+        piece, ends_line = block
         lines += ends_line
         for chunk in tokens.feed(piece, ends_line):
             counter.update(chunk)
@@ -203,18 +216,29 @@ def _ingest(
     seen_types: dict[str, set[str]] = {s: set() for s in SPLITS}
     tokens = _LineTokens(settings, tokenize)
     try:
-        for split, piece, ends_line in _pieces(source, settings, bounds, decode):
+        for split, block in _split_blocks(source, settings, bounds, decode):
             w = writers.get(split)
             if w is None:
                 w = writers[split] = _SplitWriter(
                     wh.tokens_path(source.name, settings.tokenizer, key, split)
                 )
             st = stats[split]
+            if isinstance(block, list):  # whole lines: the fast path
+                line_tokens = tokens.lines(block)
+                if split != "train":
+                    seen_types[split].update(chain.from_iterable(line_tokens))
+                ids: list[int] = list(map(index.get, chain.from_iterable(line_tokens), repeat(UNK)))
+                st.oov += ids.count(UNK)
+                st.lines += len(block)
+                st.bytes += len("\n".join(block).encode("utf-8")) + 1  # a newline per line
+                w.add_lines(ids, list(map(len, line_tokens)))
+                continue
+            piece, ends_line = block
             st.bytes += len(piece.encode("utf-8"))
             for chunk in tokens.feed(piece, ends_line):
                 if split != "train":  # the training types are the vocabulary count's keys
                     seen_types[split].update(chunk)
-                ids: list[int] = list(map(index.get, chunk, repeat(UNK)))
+                ids = list(map(index.get, chunk, repeat(UNK)))
                 st.oov += ids.count(UNK)
                 w.add(ids)
             if ends_line:
@@ -267,12 +291,15 @@ def _learn_bpe(
 
     def texts() -> Iterator[str]:
         pieces = _LineTokens(settings, lambda text: [text])
-        for split, piece, ends_line in _pieces(source, settings, bounds, DecodeStats()):
+        for split, block in _split_blocks(source, settings, bounds, DecodeStats()):
             if split != "train":
                 if bounds is not None:
                     return
                 continue
-            for chunk in pieces.feed(piece, ends_line):
+            if isinstance(block, list):
+                yield from chain.from_iterable(pieces.lines(block))
+                continue
+            for chunk in pieces.feed(*block):
                 yield from chunk
 
     return Bpe.learn(texts(), settings.bpe_vocab_size or 0)
@@ -289,15 +316,18 @@ def text_lines(
     tokens = _LineTokens(settings)
     line: list[str] = []
     size = 0
-    for src in expand_path(spec):
-        pieces = iter_pieces(src, errors=settings.encoding_errors, stats=decode)
-        for piece, ends_line in _strip_lines(pieces, True):
-            size += len(piece.encode("utf-8"))
-            for chunk in tokens.feed(piece, ends_line):
-                line.extend(chunk)
-            if ends_line:
-                yield line, size + 1
-                line, size = [], 0
+    for block in _clean_blocks(expand_path(spec), settings, decode or DecodeStats()):
+        if isinstance(block, list):
+            for text, toks in zip(block, tokens.lines(block), strict=True):
+                yield toks, len(text.encode("utf-8")) + 1
+            continue
+        piece, ends_line = block
+        size += len(piece.encode("utf-8"))
+        for chunk in tokens.feed(piece, ends_line):
+            line.extend(chunk)
+        if ends_line:
+            yield line, size + 1
+            line, size = [], 0
 
 
 def _first_source(source: CorpusSource, part: str | None = None) -> str:
@@ -305,26 +335,21 @@ def _first_source(source: CorpusSource, part: str | None = None) -> str:
     return str(srcs[0]) if len(srcs) == 1 else f"{srcs[0]} and {len(srcs) - 1} more"
 
 
-def _clean_pieces(
-    source: CorpusSource, part: str, settings: IngestSettings, decode: DecodeStats
-) -> Iterator[tuple[str, bool]]:
-    """The non-empty lines of one part of the corpus, stripped of leading and trailing whitespace
-    (docs/design.md §2), as ``(piece, ends_line)`` pairs: a line of any length streams through in
-    pieces of about ``READ_CHUNK`` bytes; each line ends with a piece flagged ``ends_line``."""
-    for src in source.parts[part]:
-        yield from _strip_lines(
-            iter_pieces(src, errors=settings.encoding_errors, stats=decode), True
-        )
-
-
-def _strip_lines(
-    pieces: Iterable[tuple[str, bool]], drop_empty: bool
-) -> Iterator[tuple[str, bool]]:
-    """Strip each line (given in pieces) of leading and trailing whitespace; with ``drop_empty``
-    a line left empty is dropped."""
-    strip = _Stripper(drop_empty)
-    for piece, ends_line in pieces:
-        yield from strip.feed(piece, ends_line)
+def _clean_blocks(
+    srcs: Iterable[TextSource], settings: IngestSettings, decode: DecodeStats
+) -> Iterator[Block]:
+    """The non-empty lines of ``srcs``, stripped of leading and trailing whitespace
+    (docs/design.md §2), in the blocks of ``iter_blocks``: lists of whole lines, or a long
+    line's ``(piece, ends_line)`` pairs (``READ_CHUNK`` bytes or so each; the last flagged)."""
+    for src in srcs:
+        strip = _Stripper(drop_empty=True)
+        for block in iter_blocks(src, errors=settings.encoding_errors, stats=decode):
+            if isinstance(block, list):
+                lines = [ln for ln in map(str.strip, block) if ln]
+                if lines:
+                    yield lines
+            else:
+                yield from strip.feed(*block)
 
 
 class _Stripper:
@@ -355,7 +380,8 @@ class _Stripper:
 
 def _split_bounds(source: CorpusSource, settings: IngestSettings) -> tuple[int, int]:
     # a counting pass: its decode statistics are not kept (pass 2 counts replacements once)
-    n = sum(ends for _, ends in _clean_pieces(source, "all", settings, DecodeStats()))
+    blocks = _clean_blocks(source.parts["all"], settings, DecodeStats())
+    n = sum(len(b) if isinstance(b, list) else b[1] for b in blocks)
     if n == 0:
         raise CorpusError(
             f"corpus {source.name!r} has no non-empty line ({_first_source(source)} is empty or "
@@ -371,25 +397,37 @@ def _split_bounds(source: CorpusSource, settings: IngestSettings) -> tuple[int, 
     return int(a * n), int(b * n)
 
 
-def _pieces(
+def _split_blocks(
     source: CorpusSource,
     settings: IngestSettings,
     bounds: tuple[int, int] | None,
     decode: DecodeStats,
-) -> Iterator[tuple[str, str, bool]]:
-    """(split, piece, ends_line) in corpus order: contiguous blocks of lines for a single text,
-    else each split's own files."""
+) -> Iterator[tuple[str, Block]]:
+    """(split, block of ``_clean_blocks``) in corpus order: contiguous runs of lines for a
+    single text (cut at the split bounds, which count lines), else each split's own files."""
     if bounds is None:
         for split in SPLITS:
             if split in source.parts:
-                for piece, ends_line in _clean_pieces(source, split, settings, decode):
-                    yield split, piece, ends_line
+                for block in _clean_blocks(source.parts[split], settings, decode):
+                    yield split, block
         return
-    train_end, valid_end = bounds
     i = 0  # index of the current line
-    for piece, ends_line in _clean_pieces(source, "all", settings, decode):
-        yield ("train" if i < train_end else "valid" if i < valid_end else "test"), piece, ends_line
-        i += ends_line
+    for block in _clean_blocks(source.parts["all"], settings, decode):
+        if not isinstance(block, list):
+            yield _split_of(i, bounds), block
+            i += block[1]
+            continue
+        while block:
+            split = _split_of(i, bounds)
+            end = bounds[0] if split == "train" else bounds[1] if split == "valid" else 1 << 62
+            take = block[: end - i]
+            yield split, take
+            i += len(take)
+            block = block[len(take) :]
+
+
+def _split_of(line: int, bounds: tuple[int, int]) -> str:
+    return "train" if line < bounds[0] else "valid" if line < bounds[1] else "test"
 
 
 class _LineTokens:
@@ -409,6 +447,14 @@ class _LineTokens:
         self._strip = _Stripper(drop_empty=False)
         self._raw = ""  # the trailing run of non-letters of the pieces so far, not normalized yet
         self._text = ""  # text after the last whitespace, not tokenized yet
+
+    def lines(self, lines: list[str]) -> list[list[str]]:
+        """The tokens of each of ``lines``, whole stripped lines (as ``feed`` gives them for
+        the line in pieces)."""
+        if self._normalizing:
+            lines = [self._normalize(ln).strip() for ln in lines]
+        tokenize = self._tokenize
+        return [tokenize(ln) if ln else [] for ln in lines]
 
     def feed(self, piece: str, ends_line: bool) -> Iterator[list[str]]:
         """Token lists of ``piece`` (one line's next piece; ``ends_line`` on its last)."""
@@ -456,6 +502,20 @@ class _SplitWriter:
 
     def add(self, ids: list[int]) -> None:
         self._buf.extend(ids)
+        if len(self._buf) >= BATCH_TOKENS:
+            self._flush()
+
+    def add_lines(self, ids: list[int], lengths: list[int]) -> None:
+        """The ids of whole lines, ``lengths[i]`` of line i; each line is ended by ``EOS``."""
+        lens = np.asarray(lengths, dtype=np.int64)
+        ends = np.cumsum(lens + 1) - 1  # each line's EOS, counting from the block's first id
+        block = np.full(int(ends[-1]) + 1, EOS, dtype=np.int32)
+        mask = np.ones(len(block), dtype=bool)
+        mask[ends] = False
+        block[mask] = ids
+        self._eos_at.extend((ends + len(self._buf)).tolist())
+        self._buf.frombytes(block.tobytes())
+        self._sent += len(lengths)
         if len(self._buf) >= BATCH_TOKENS:
             self._flush()
 

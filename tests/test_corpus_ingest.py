@@ -203,3 +203,73 @@ def test_jaychou_char_level_matches_the_published_split(corpora_dir, tmp_path):
     assert (r.splits["valid"].oov, r.splits["valid"].tokens) == (265, 6044)
     stream = load_stream(r.splits["valid"].path)
     assert int((stream == 0).sum()) == 265 and stream.dtype == np.int32
+
+
+def _reference_lines(raw: bytes, errors: str) -> list[str]:
+    """What iter_pieces must give, line by line: the whole file decoded at once, cut at \\n,
+    a \\r before the \\n dropped, no line after a final newline, a UTF-8 BOM dropped."""
+    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+    text = raw.decode("utf-8", errors="replace" if errors == "replace" else "strict")
+    lines = text.split("\n")
+    if text.endswith("\n") or not text:
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+@pytest.mark.parametrize("chunk", [4, 5, 7, 16, 1 << 20])
+def test_blocks_and_pieces_give_every_line_exactly(tmp_path, chunk):
+    """Whole lines come in blocks, a line longer than ``chunk`` in pieces of at most ``chunk``
+    bytes; joined, they are the file's lines (\\r\\n across a read boundary, a multi-byte
+    character cut by a read, a last line without newline, lone \\r kept inside a line)."""
+    from lmpipe.lm.corpus import DecodeStats, iter_blocks
+
+    rng = np.random.default_rng(0)
+    alphabet = ["a", "b", " ", "\n", "\r\n", "\r", "é", "中", "\t", "  \n"]
+    p = tmp_path / "t.txt"
+    for trial in range(150):
+        text = "".join(rng.choice(alphabet, size=int(rng.integers(0, 120))))
+        raw = (b"\xef\xbb\xbf" if trial % 7 == 0 else b"") + text.encode()
+        p.write_bytes(raw)
+        stats = DecodeStats()
+        lines, cur = [], []
+        for block in iter_blocks(TextSource(p), stats=stats, chunk=chunk):
+            if isinstance(block, list):
+                assert not cur, "whole lines never start inside a line given in pieces"
+                lines.extend(block)
+                continue
+            piece, ends_line = block
+            assert len(piece.encode()) <= chunk
+            cur.append(piece)
+            if ends_line:
+                lines.append("".join(cur))
+                cur = []
+        assert not cur and lines == _reference_lines(raw, "strict"), (raw, chunk)
+        assert stats.raw_lines == len(lines) and bool(stats.bom) == (trial % 7 == 0)
+
+
+def test_a_long_line_ingests_as_the_same_line_read_whole(tmp_path, monkeypatch):
+    """The fast path (whole lines in blocks) and the streaming path (a line in pieces) give the
+    same tokens, counts and bytes: one corpus read with a chunk above and below its lines."""
+    from lmpipe.lm import corpus
+
+    text = "".join(
+        f"w{i % 13} x{i % 5}  y\u00e9{i % 3}\t\n" if i % 9 else "  \n" for i in range(400)
+    )
+    p = tmp_path / "c.txt"
+    p.write_text(text, encoding="utf-8")
+    results = []
+    for chunk in (1 << 20, 8):
+        monkeypatch.setattr(corpus, "READ_CHUNK", chunk)
+        for tokenizer, normalize in [("whitespace", "none"), ("char", "d2l"), ("word", "none")]:
+            wh = Warehouse(tmp_path / f"wh{chunk}{tokenizer}")
+            r = ingest(resolve_files("c", all_text=p), IngestSettings(tokenizer, normalize), wh)
+            streams = [load_stream(st.path).tolist() for st in r.splits.values()]
+            splits = {
+                s: (st.lines, st.tokens, st.types, st.oov, st.bytes) for s, st in r.splits.items()
+            }
+            results.append((chunk, tokenizer, splits, streams, load_vocab(r.vocab_path)))
+    fast, slow = results[:3], results[3:]
+    assert [r[1:] for r in fast] == [r[1:] for r in slow]
+    # hand count: 400 lines, of which 45 (i % 9 == 0) blank: 355 kept, 284/35/36 by 80/10/10
+    assert {s: v[0] for s, v in fast[0][2].items()} == {"train": 284, "valid": 35, "test": 36}
+    assert fast[0][2]["train"][1] == 284 * 4  # three words and </s> per line
