@@ -26,6 +26,10 @@ from lmpipe.lm.vocab import BOS
 SORTED_LOOKUP_MIN = 1 << 20
 """Lookups of at least this many queries sort them first (:func:`find_rows`)."""
 
+HASHED_LOOKUP_MIN = 1 << 14
+"""Lookups of at least this many queries, and at least an eighth as many as there are keys, go
+through a hash table of the keys instead (:func:`find_rows`)."""
+
 NO_TOKEN = -1
 """History entry before the sentence's ``<s>``: no token there."""
 
@@ -197,6 +201,14 @@ def find_rows(
     if keys.size == 0:
         return np.full(np.shape(tokens), -1, dtype=np.int64)
     query = suffix_rows.astype(np.int64) * width + tokens
+    if query.size >= HASHED_LOOKUP_MIN and query.size * 8 >= keys.size:
+        # As many queries as keys, or about: an open-addressing table over the keys costs
+        # about one random access per query where a binary search costs twenty (PTB's 5-gram
+        # contexts, 790 k into 800 k keys: 0.10 s against 0.31 s; 18 M into 18 M: 2.5 s
+        # against 5.3 s).
+        ok = (suffix_rows >= 0) & (tokens >= 0)
+        rows = KeyHash.build(keys).find(np.where(ok, query, 0))
+        return np.where(ok, rows, -1)
     if query.size < SORTED_LOOKUP_MIN:
         idx = np.searchsorted(keys, query)
     else:
@@ -239,7 +251,7 @@ def build_trie(grams: np.ndarray, counts: np.ndarray, width: int) -> SuffixTrie:
     for n in range(2, n_max + 1):
         valid &= grams[:, n_max - n + 1] != BOS
         key = rows[valid] * width + grams[valid, n_max - n]
-        uniq, inv = np.unique(key, return_inverse=True)
+        uniq, inv = _unique_inverse(key)
         del key
         keys.append(uniq)
         parent.append((uniq // width).astype(np.int32))
@@ -255,6 +267,19 @@ def build_trie(grams: np.ndarray, counts: np.ndarray, width: int) -> SuffixTrie:
             assert (ctx >= 0).all(), "every context of a model n-gram is a model n-gram"
             context.append(ctx.astype(np.int32))
     return SuffixTrie(width, tuple(keys), tuple(parent), tuple(token), tuple(context), tuple(count))
+
+
+def _unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, return_inverse=True)``, in one pass when ``key`` is already
+    non-decreasing: so it is at every order when the full N-grams come in suffix order (as
+    :func:`lm.ngram.counting.count_full_ngrams` gives them where it can sort), since each order's
+    rows are then assigned in the order of the grams."""
+    if key.size and bool((key[1:] >= key[:-1]).all()):
+        new = np.empty(key.size, dtype=bool)
+        new[0] = True
+        np.not_equal(key[1:], key[:-1], out=new[1:])
+        return key[new], np.cumsum(new, dtype=np.int64) - 1
+    return np.unique(key, return_inverse=True)
 
 
 def histories(stream: np.ndarray, offsets: np.ndarray, length: int) -> np.ndarray:

@@ -124,3 +124,58 @@ def test_order_longer_than_every_sentence() -> None:
     grams, counts = count_full_ngrams(stream, 6)
     assert counts.sum() == stream.size
     assert (grams[:, :3] == BOS).all()
+
+
+def test_sorted_and_hashed_factorization_agree_and_the_grams_come_in_suffix_order() -> None:
+    from lmpipe.lm.ngram.counting import _factorize_hashed, _factorize_sorted
+
+    rng = np.random.default_rng(3)
+    code = rng.integers(0, 50, 2000).astype(np.int64) * 1_000_003
+    ranks, distinct = _factorize_sorted(code, 11)
+    ids, distinct_h = _factorize_hashed(code)
+    assert distinct == distinct_h == np.unique(code).size
+    assert (np.unique(code)[ranks] == code).all()  # the rank among the ascending distinct codes
+    assert all(len(set(ranks[ids == i])) == 1 for i in range(distinct))
+
+    stream = np.where(rng.random(3000) < 0.15, EOS, rng.integers(4, 30, 3000)).astype(np.int32)
+    stream[-1] = EOS
+    grams, counts = count_full_ngrams(stream, 4)
+    newest_first = grams[:, ::-1]
+    assert (np.lexsort(newest_first.T[::-1]) == np.arange(len(grams))).all()  # suffix order
+    assert as_dict(grams, counts) == _python_full_ngrams(stream, 4)
+
+
+def _python_full_ngrams(stream: np.ndarray, n: int) -> dict[tuple[int, ...], int]:
+    """Every real position ends one n-gram, its history <s>-padded at the sentence start."""
+    out: dict[tuple[int, ...], int] = {}
+    sent: list[int] = [BOS] * (n - 1)
+    for tok in stream.tolist():
+        sent.append(tok)
+        g = tuple(sent[-n:])
+        out[g] = out.get(g, 0) + 1
+        if tok == EOS:
+            sent = [BOS] * (n - 1)
+    return out
+
+
+def test_the_trie_is_the_same_from_grams_in_any_order() -> None:
+    """build_trie's one-pass unique (grams in suffix order) and np.unique (any order) agree,
+    and so do its hashed and binary-searched context lookups."""
+    from lmpipe.lm.ngram.trie import build_trie, find_rows
+
+    rng = np.random.default_rng(5)
+    stream = np.where(rng.random(40_000) < 0.1, EOS, rng.integers(4, 60, 40_000)).astype(np.int32)
+    stream[-1] = EOS
+    grams, counts = count_full_ngrams(stream, 5)
+    shuffle = rng.permutation(len(grams))
+    a, b = build_trie(grams, counts, 60), build_trie(grams[shuffle], counts[shuffle], 60)
+    for name in ("keys", "parent", "token", "context", "count"):
+        for x, y in zip(getattr(a, name), getattr(b, name), strict=True):
+            assert (x == y).all(), name
+    keys = a.keys[3]
+    rows = rng.integers(-1, a.keys[2].size, 30_000)
+    toks = rng.integers(-1, 60, 30_000)
+    hashed = find_rows(keys, 60, rows, toks)  # 30 k queries >= 2**14: the hash table
+    searched = np.concatenate([find_rows(keys, 60, rows[i : i + 1000], toks[i : i + 1000])
+                               for i in range(0, 30_000, 1000)])  # fmt: skip
+    assert (hashed == searched).all() and (hashed >= 0).sum() > 100 and (hashed < 0).any()
