@@ -493,7 +493,11 @@ class _SplitWriter:
         self.dest = dest
         self._ctx = atomic_path(dest)
         self._tmp = self._ctx.__enter__()
-        self._writer = pq.ParquetWriter(self._tmp, CONTENT_SCHEMAS["tokens"], compression="zstd")
+        # no dictionary for pos and sent (distinct or nearly so: trying one costs a third of
+        # the write and gives a larger file, 2.82 against 2.49 MB for PTB's training split)
+        self._writer = pq.ParquetWriter(
+            self._tmp, CONTENT_SCHEMAS["tokens"], compression="zstd", use_dictionary=["id"]
+        )
         self._buf = array("i")
         self._eos_at: list[int] = []  # buffer positions of the sentence ends (add_eos)
         self.tokens = 0
