@@ -645,6 +645,20 @@ def test_latest_points_at_the_newest_run_of_the_experiment(wh, reports, monkeypa
     assert (reports / EXPERIMENT / "latest.md").read_text(encoding="utf-8") == latest
 
 
+def test_latest_is_the_report_with_its_figures_linked_into_the_run_folder(wh, reports):
+    """latest.md is the run's report relinked (not rendered twice): the same text as a render
+    with the folder as figure prefix, and every figure it shows exists from its own folder."""
+    import re
+
+    latest = (reports / EXPERIMENT / "latest.md").read_text(encoding="utf-8")
+    folder = f"2026-01-02-{CUR}"
+    want, _ = rep.render(rep.load_run(wh, CUR), fig_prefix=folder + "/")
+    assert latest == want
+    targets = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", latest)
+    assert len(targets) >= 6 and all(t.startswith(folder + "/") for t in targets)
+    assert all((reports / EXPERIMENT / t).is_file() for t in targets)
+
+
 def test_figures_are_labelled_with_one_colour_per_model(wh):
     import matplotlib
 

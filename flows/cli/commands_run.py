@@ -22,6 +22,7 @@ from lmpipe.flows.cli.common import (
     home_of,
     parse_set,
     prefect_env,
+    start_prefect,
 )
 from lmpipe.flows.interrupts import exit_on_interrupt
 from lmpipe.lm.errors import ConfigError
@@ -87,13 +88,14 @@ def run(
 ) -> None:
     """Run the perplexity benchmark flow over the experiment's corpora, n values and
     architectures, ending in a report."""
+    cfg = experiment(config, profile, set_, corpus, memory_limit, engine)
+    h = home_of(home, debug, True, corpora_dir, spill_dir)
+    start_prefect(h, verbose)  # before Prefect's import (runners): the server boots meanwhile
     from lmpipe.flows.runners import RUNNERS
     from lmpipe.lm.steps.preflight import check_experiment
 
-    cfg = experiment(config, profile, set_, corpus, memory_limit, engine)
     if runner not in RUNNERS:
         raise ConfigError(f"unknown runner {runner!r}; choose one of: {', '.join(RUNNERS)}")
-    h = home_of(home, debug, True, corpora_dir, spill_dir)
     exit_on_interrupt()
     check_experiment(cfg, h)
     from lmpipe.flows.console import ConsoleProgress

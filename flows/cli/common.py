@@ -145,6 +145,17 @@ def prefect_env(home: Home, verbose: bool = True) -> None:
     )
 
 
+def start_prefect(home: Home, verbose: bool = True) -> None:
+    """Prefect's settings for this process and, unless they name an API, its temporary server,
+    starting now: it boots (3.5-4 s) while the command imports Prefect and the flow's module and
+    checks its inputs. A command calls this as soon as it knows its home; ``call_flow`` does
+    anyway (a second call changes nothing)."""
+    prefect_env(home, verbose or State.debug)
+    from lmpipe.flows.server import start_early
+
+    start_early()
+
+
 def call_flow(
     home: Home, module: str, name: str, /, verbose: bool = True, **params: Any
 ) -> dict[str, Any]:
@@ -152,10 +163,8 @@ def call_flow(
     Prefect API or to a temporary server started for it (``lmpipe.flows.server``)."""
     import importlib
 
-    prefect_env(home, verbose or State.debug)
-    from lmpipe.flows.server import prefect_api, start_early
-
-    start_early()  # it boots while Prefect and the flow's module import
+    start_prefect(home, verbose)
+    from lmpipe.flows.server import prefect_api
 
     with prefect_api() as api:
         fn = getattr(importlib.import_module(module), name)

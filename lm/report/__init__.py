@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from lmpipe.lm.fileio import atomic_write_text
+from lmpipe.lm.report.artifacts import relink_images
 from lmpipe.lm.report.figures import _DRAW, Figure, draw_figures
 from lmpipe.lm.report.load import TOP_NGRAMS, RunData, load_run, newest_run, newest_run_of
 from lmpipe.lm.report.markdown import render
@@ -66,6 +67,6 @@ def write_report_of(wh: Warehouse, reports_root: Path, data: RunData) -> Path:
     path = out_dir / "report.md"
     atomic_write_text(path, text)
     if newest_run_of(wh, str(data.run["experiment"])) == run_id:
-        latest, _ = render(data, fig_prefix=out_dir.name + "/")
-        atomic_write_text(out_dir.parent / "latest.md", latest)
+        # the same text, its figures linked into the run's folder (not rendered twice: 0.4 s)
+        atomic_write_text(out_dir.parent / "latest.md", relink_images(text, out_dir.name + "/"))
     return path

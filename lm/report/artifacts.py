@@ -32,12 +32,28 @@ def slug(text: str) -> str:
     return re.sub(r"-+", "-", "".join(c if c.isalnum() else "-" for c in text.lower())).strip("-")
 
 
+def _relative(target: str) -> bool:
+    return not target.startswith(("data:", "http://", "https://"))
+
+
+def relink_images(markdown: str, prefix: str) -> str:
+    """Every relative image link's target with ``prefix`` in front (a report read from another
+    folder: ``latest.md`` links into the run's folder), the rest unchanged."""
+
+    def relink(m: re.Match[str]) -> str:
+        if not _relative(m.group(2)):
+            return m.group(0)
+        return f"![{m.group(1)}]({prefix}{m.group(2)})"
+
+    return IMAGE_LINK.sub(relink, markdown)
+
+
 def embed_images(markdown: str, folder: Path) -> str:
     """Every relative image link replaced by the PNG itself (base64), the rest unchanged."""
 
     def embed(m: re.Match[str]) -> str:
         target = m.group(2)
-        if target.startswith(("data:", "http://", "https://")):
+        if not _relative(target):
             return m.group(0)
         data = base64.b64encode((folder / target).read_bytes()).decode("ascii")
         return f"![{m.group(1)}](data:image/png;base64,{data})"
