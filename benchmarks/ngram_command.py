@@ -2,9 +2,13 @@
 exit, on the same text, in one script (the README's speed table, row "whole lmpipe ngram").
 
     bash benchmarks/build_kenlm.sh   # lmplz and query, once
-    python benchmarks/ngram_command.py [--order 5] [--repeat 3] [--train F --valid F --test F]
+    python benchmarks/ngram_command.py [--order 5] [--repeat 3] [--train F [--valid F] --test F]
+    python benchmarks/ngram_command.py --zipf-tokens 20000000 --memory-limit 3GB --repeat 1
 
-Default text: PTB from ../shared/corpora/ptb.zip. Each repeat runs, taking turns:
+Default text: PTB from ../shared/corpora/ptb.zip; ``--zipf-tokens N`` writes N Zipf tokens
+(``synth_corpus.py``, seed 0) as the training text and 100 k more (seed 1) as the test text.
+``--memory-limit`` goes to both tools (lmpipe's ``--memory-limit``, lmplz's ``-S``); without it
+lmpipe keeps its default and lmplz gets ``-S 1G``. Each repeat runs, taking turns:
 
 * ``lmpipe ngram --train --valid --test --order N --smoothing mkn --json`` into a fresh home
   (nothing cached: ingest, count, estimate, score valid and test, record the run), then the same
@@ -63,18 +67,32 @@ def main() -> None:
     ap.add_argument("--train", type=Path)
     ap.add_argument("--valid", type=Path)
     ap.add_argument("--test", type=Path)
+    ap.add_argument("--zipf-tokens", type=int, help="a synthetic Zipf corpus of this many tokens")
+    ap.add_argument("--memory-limit", help="for both tools, e.g. 3GB (default: see above)")
     args = ap.parse_args()
     if not (KENLM_BIN / "lmplz").exists():
         sys.exit(f"no lmplz in {KENLM_BIN}: run `bash benchmarks/build_kenlm.sh` first")
     lmpipe = shutil.which("lmpipe") or sys.exit("no lmpipe command on PATH: pip install -e .")
     work = Path(tempfile.mkdtemp(prefix="lmpipe-ngram-command-"))
     try:
-        if args.train is None:
+        if args.zipf_tokens:
+            sys.path.insert(0, str(ROOT / "benchmarks"))
+            from synth_corpus import write_corpus
+
+            texts = {"train": work / "train.txt", "test": work / "test.txt"}
+            write_corpus(texts["train"], args.zipf_tokens, seed=0)
+            write_corpus(texts["test"], 100_000, seed=1)
+        elif args.train is None:
             with zipfile.ZipFile(PTB_ZIP) as z:
                 z.extractall(work)
             texts = {s: work / "ptb" / f"ptb.{s}.txt" for s in ("train", "valid", "test")}
         else:
-            texts = {"train": args.train, "valid": args.valid, "test": args.test}
+            texts = {"train": args.train, "test": args.test}
+            if args.valid:
+                texts["valid"] = args.valid
+        scored = [s for s in ("valid", "test") if s in texts]
+        limit = ["--memory-limit", args.memory_limit] if args.memory_limit else []
+        lmplz_memory = args.memory_limit.upper().removesuffix("B") if args.memory_limit else "1G"
         kenlm_texts = {}
         for split, path in texts.items():
             kenlm_texts[split] = work / f"kenlm.{split}.txt"
@@ -84,9 +102,9 @@ def main() -> None:
         for rep in range(args.repeat):
             home = work / f"home{rep}"
             cmd = [
-                lmpipe, "ngram", "--home", str(home), "--train", str(texts["train"]),
-                "--valid", str(texts["valid"]), "--test", str(texts["test"]),
-                "--order", str(args.order), "--smoothing", "mkn", "--json",
+                lmpipe, "ngram", "--home", str(home), "--order", str(args.order),
+                "--smoothing", "mkn", "--json", *limit,
+                *(a for s in texts for a in (f"--{s}", str(texts[s]))),
             ]  # fmt: skip
             first, out = timed(cmd)
             ours = json.loads(out)
@@ -95,11 +113,11 @@ def main() -> None:
             arpa = work / "kenlm.arpa"
             lmplz, _ = timed(
                 [str(KENLM_BIN / "lmplz"), "-o", str(args.order), "--discount_fallback",
-                 "-S", "1G", "-T", str(work)],
+                 "-S", lmplz_memory, "-T", str(work)],
                 stdin=kenlm_texts["train"], stdout=arpa,
             )  # fmt: skip
             query = {}
-            for split in ("valid", "test"):
+            for split in scored:
                 query[split], out = timed(
                     [str(KENLM_BIN / "query"), "-v", "summary", str(arpa)], stdin=kenlm_texts[split]
                 )
@@ -107,12 +125,12 @@ def main() -> None:
                     kenlm_ppl = float(re.search(r"including OOVs:\s*(\S+)", out)[1])  # type: ignore[index]
             rows.append(
                 {"lmpipe": first, "lmpipe_cached": again, "lmplz": lmplz,
-                 "query_valid": query["valid"], "query_test": query["test"],
+                 "query": sum(query.values()),
                  "lmpipe_test_ppl": ours["test_perplexity"], "kenlm_test_ppl": kenlm_ppl}
             )  # fmt: skip
             print(
                 f"run {rep + 1}: lmpipe {first:.2f} s (cached {again:.2f} s); lmplz {lmplz:.2f} s"
-                f" + query {query['valid'] + query['test']:.2f} s; test ppl lmpipe"
+                f" + query {sum(query.values()):.2f} s; test ppl lmpipe"
                 f" {ours['test_perplexity']:.10f}, KenLM {kenlm_ppl:.10f}",
                 flush=True,
             )
@@ -122,8 +140,10 @@ def main() -> None:
     def best(key: str) -> float:
         return min(r[key] for r in rows)
 
-    kenlm_whole = min(r["lmplz"] + r["query_valid"] + r["query_test"] for r in rows)
+    kenlm_whole = min(r["lmplz"] + r["query"] for r in rows)
     summary = {
+        "text": f"zipf {args.zipf_tokens}" if args.zipf_tokens else str(args.train or "ptb"),
+        "memory_limit": args.memory_limit,
         "order": args.order,
         "repeat": args.repeat,
         "lmpipe_seconds": best("lmpipe"),
@@ -135,12 +155,13 @@ def main() -> None:
         "runs": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ngram_command.json").write_text(json.dumps(summary, indent=1))
+    name = f"ngram_command_zipf{args.zipf_tokens}" if args.zipf_tokens else "ngram_command"
+    (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=1))
     print(
         f"best of {args.repeat}: lmpipe ngram {summary['lmpipe_seconds']:.2f} s (cached"
         f" {summary['lmpipe_cached_seconds']:.2f} s); lmplz {summary['lmplz_seconds']:.2f} s"
         f" (lmpipe's time {summary['time_ratio_lmpipe_to_lmplz']:.2f}x its); lmplz + query of"
-        f" valid and test {kenlm_whole:.2f} s"
+        f" {' and '.join(scored)} {kenlm_whole:.2f} s"
         f" (lmpipe's time {summary['time_ratio_lmpipe_to_lmplz_query']:.2f}x theirs)"
     )
     bad = [

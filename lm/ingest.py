@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lmpipe.lm.corpus import (
@@ -178,6 +179,9 @@ def _ingest(
         bpe.save(dest)
         learned_path, tokenize = str(dest), bpe.tokens
 
+    # whitespace words of whole lines split and looked up by Arrow (C++) where that is exact
+    arrow = settings.tokenizer == "whitespace" and settings.normalize == "none"
+
     # pass 1: vocabulary from the training lines only
     counter: Counter[str] = Counter()
     tokens = _LineTokens(settings, tokenize)
@@ -189,7 +193,13 @@ def _ingest(
             continue
         if isinstance(block, list):
             lines += len(block)
-            counter.update(chain.from_iterable(tokens.lines(block)))
+            words = _arrow_words(block, "\n".join(block)) if arrow else None
+            if words is None:
+                counter.update(chain.from_iterable(tokens.lines(block)))
+                continue
+            vc = pc.value_counts(words.flatten())  # in order of first appearance, as Counter
+            values, counts = vc.field("values").to_pylist(), vc.field("counts").to_pylist()
+            counter.update(dict(zip(values, counts, strict=True)))
             continue
         piece, ends_line = block
         lines += ends_line
@@ -209,6 +219,7 @@ def _ingest(
         )
     vocab = vocab_from_counts(counter, min_freq=settings.min_freq, max_size=settings.max_size)
     index = {t: i for i, t in enumerate(vocab.tokens)}  # vocab.ids, at C speed for long streams
+    vocab_tokens = pa.array(vocab.tokens, type=pa.string())
 
     # pass 2: encode every split into Parquet, in bounded batches
     stats = {s: SplitStats(split=s) for s in SPLITS}
@@ -224,13 +235,25 @@ def _ingest(
                 )
             st = stats[split]
             if isinstance(block, list):  # whole lines: the fast path
+                text = "\n".join(block)
+                st.lines += len(block)
+                st.bytes += len(text.encode("utf-8")) + 1  # a newline per line
+                words = _arrow_words(block, text) if arrow else None
+                if words is not None:
+                    flat = words.flatten()
+                    if split != "train":
+                        seen_types[split].update(pc.unique(flat).to_pylist())
+                    # a word's position in the vocabulary is its id; null: not in it
+                    found = pc.index_in(flat, value_set=vocab_tokens).fill_null(UNK)
+                    arrow_ids = found.to_numpy(zero_copy_only=False).astype(np.int32)
+                    st.oov += int(np.count_nonzero(arrow_ids == UNK))
+                    w.add_lines(arrow_ids, words.value_lengths().to_numpy(zero_copy_only=False))
+                    continue
                 line_tokens = tokens.lines(block)
                 if split != "train":
                     seen_types[split].update(chain.from_iterable(line_tokens))
                 ids: list[int] = list(map(index.get, chain.from_iterable(line_tokens), repeat(UNK)))
                 st.oov += ids.count(UNK)
-                st.lines += len(block)
-                st.bytes += len("\n".join(block).encode("utf-8")) + 1  # a newline per line
                 w.add_lines(ids, list(map(len, line_tokens)))
                 continue
             piece, ends_line = block
@@ -428,6 +451,21 @@ def _split_blocks(
 
 def _split_of(line: int, bounds: tuple[int, int]) -> str:
     return "train" if line < bounds[0] else "valid" if line < bounds[1] else "test"
+
+
+# Whitespace to str.split (Unicode's separators FS, GS, RS and US) that Arrow's ASCII split
+# keeps inside a word
+_SEPARATORS = re.compile("[\x1c-\x1f]")
+
+
+def _arrow_words(lines: list[str], text: str) -> pa.ListArray | None:
+    """Each of ``lines`` split on whitespace by Arrow (C++, no Python string per word), where
+    that is exactly ``str.split``: ``text`` (the lines joined) is ASCII and holds none of
+    \\x1c-\\x1f, which Python counts as whitespace and Arrow does not. None otherwise: the
+    caller splits in Python."""
+    if not text.isascii() or _SEPARATORS.search(text):
+        return None
+    return pc.ascii_split_whitespace(pa.array(lines, type=pa.string()))
 
 
 class _LineTokens:

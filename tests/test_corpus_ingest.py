@@ -273,3 +273,42 @@ def test_a_long_line_ingests_as_the_same_line_read_whole(tmp_path, monkeypatch):
     # hand count: 400 lines, of which 45 (i % 9 == 0) blank: 355 kept, 284/35/36 by 80/10/10
     assert {s: v[0] for s, v in fast[0][2].items()} == {"train": 284, "valid": 35, "test": 36}
     assert fast[0][2]["train"][1] == 284 * 4  # three words and </s> per line
+
+
+def test_arrow_splits_whitespace_words_exactly_as_python(tmp_path, monkeypatch):
+    """The Arrow path (ASCII blocks) and str.split give the same vocabulary (ties in first-
+    appearance order), ids, OOVs and types; a block with \\x1c-\\x1f (whitespace to Python
+    only) or non-ASCII text falls back to Python, and a literal <unk> is the <unk> id."""
+    from lmpipe.lm import corpus
+    from lmpipe.lm import ingest as ingest_module
+
+    rng = np.random.default_rng(7)
+    words = [f"w{i}" for i in range(40)]
+    lines = [" ".join(rng.choice(words, size=int(rng.integers(1, 9)))) for _ in range(600)]
+    lines[10] = "  a\tb\x0bc\x0cd  e "  # ASCII whitespace of every kind
+    lines[200] = lines[201] = "x\x1cy z"  # str.split cuts at \x1c, Arrow would not
+    lines[300] = "caf\u00e9 <unk> w1"  # non-ASCII; a literal <unk>
+    p = tmp_path / "c.txt"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setattr(corpus, "READ_CHUNK", 1000)  # many blocks: ASCII ones and the others
+    calls: list[bool] = []
+    arrow_words = ingest_module._arrow_words
+
+    def spy(block, text):
+        got = arrow_words(block, text)
+        calls.append(got is not None)
+        return got
+
+    results = []
+    for split_words in (spy, lambda block, text: None):
+        monkeypatch.setattr(ingest_module, "_arrow_words", split_words)
+        wh = Warehouse(tmp_path / f"wh{len(results)}")
+        r = ingest(resolve_files("c", all_text=p), IngestSettings("whitespace", min_freq=2), wh)
+        stats = {s: (st.lines, st.tokens, st.types, st.oov, st.bytes) for s, st in r.splits.items()}
+        streams = [load_stream(st.path).tolist() for st in r.splits.values()]
+        results.append((stats, streams, load_vocab(r.vocab_path)))
+    assert results[0] == results[1]
+    assert any(calls) and not all(calls)  # both paths ran in the first ingest
+    vocab = results[0][2]
+    assert {"x", "y"} <= set(vocab.tokens) and "x\x1cy" not in vocab.tokens  # cut at \x1c
+    assert vocab.tokens.count("<unk>") == 1
