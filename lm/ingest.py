@@ -184,6 +184,7 @@ def _ingest(
 
     # pass 1: vocabulary from the training lines only
     counter: Counter[str] = Counter()
+    arrow_counts = _ArrowCounts(counter)
     tokens = _LineTokens(settings, tokenize)
     lines = 0
     for split, block in _split_blocks(source, settings, bounds, DecodeStats()):
@@ -194,17 +195,18 @@ def _ingest(
         if isinstance(block, list):
             lines += len(block)
             words = _arrow_words(block, "\n".join(block)) if arrow else None
-            if words is None:
-                counter.update(chain.from_iterable(tokens.lines(block)))
+            if words is not None:
+                arrow_counts.add(words)
                 continue
-            vc = pc.value_counts(words.flatten())  # in order of first appearance, as Counter
-            values, counts = vc.field("values").to_pylist(), vc.field("counts").to_pylist()
-            counter.update(dict(zip(values, counts, strict=True)))
+            arrow_counts.flush()  # the counter keeps the order of first appearance
+            counter.update(chain.from_iterable(tokens.lines(block)))
             continue
+        arrow_counts.flush()
         piece, ends_line = block
         lines += ends_line
         for chunk in tokens.feed(piece, ends_line):
             counter.update(chunk)
+    arrow_counts.flush()
     if not counter and lines and (settings.tokenizer == "word" or settings.normalize == "d2l"):
         how = "--tokenizer word" if settings.tokenizer == "word" else "normalize = d2l"
         raise CorpusError(
@@ -219,7 +221,6 @@ def _ingest(
         )
     vocab = vocab_from_counts(counter, min_freq=settings.min_freq, max_size=settings.max_size)
     index = {t: i for i, t in enumerate(vocab.tokens)}  # vocab.ids, at C speed for long streams
-    vocab_tokens = pa.array(vocab.tokens, type=pa.string())
 
     # pass 2: encode every split into Parquet, in bounded batches
     stats = {s: SplitStats(split=s) for s in SPLITS}
@@ -240,12 +241,16 @@ def _ingest(
                 st.bytes += len(text.encode("utf-8")) + 1  # a newline per line
                 words = _arrow_words(block, text) if arrow else None
                 if words is not None:
-                    flat = words.flatten()
+                    # the block's distinct words looked up once each (a block has ~1 M words,
+                    # 50 k distinct of a 200 k vocabulary at 20 M Zipf tokens)
+                    enc = pc.dictionary_encode(words.flatten())
+                    distinct = enc.dictionary.to_pylist()
                     if split != "train":
-                        seen_types[split].update(pc.unique(flat).to_pylist())
-                    # a word's position in the vocabulary is its id; null: not in it
-                    found = pc.index_in(flat, value_set=vocab_tokens).fill_null(UNK)
-                    arrow_ids = found.to_numpy(zero_copy_only=False).astype(np.int32)
+                        seen_types[split].update(distinct)
+                    lookup = np.fromiter(
+                        map(index.get, distinct, repeat(UNK)), np.int32, len(distinct)
+                    )
+                    arrow_ids = lookup[enc.indices.to_numpy(zero_copy_only=False)]
                     st.oov += int(np.count_nonzero(arrow_ids == UNK))
                     w.add_lines(arrow_ids, words.value_lengths().to_numpy(zero_copy_only=False))
                     continue
@@ -466,6 +471,49 @@ def _arrow_words(lines: list[str], text: str) -> pa.ListArray | None:
     if not text.isascii() or _SEPARATORS.search(text):
         return None
     return pc.ascii_split_whitespace(pa.array(lines, type=pa.string()))
+
+
+class _ArrowCounts:
+    """Word counts of the Arrow blocks (``_arrow_words``), summed in Arrow and handed to the
+    Python counter in the order the words first appeared (the vocabulary's tie order) whenever a
+    block goes the Python way, and at the end: one dict update instead of a Python step per
+    distinct word of every block (3.7 s of a 20 M-token ingest)."""
+
+    FOLD_ROWS = 1 << 22  # partial counts kept before they are summed into one table
+
+    def __init__(self, counter: Counter[str]) -> None:
+        self.counter = counter
+        self.parts: list[pa.Table] = []
+        self.rows = 0
+        self.blocks = 0
+
+    def add(self, words: pa.ListArray) -> None:
+        vc = pc.value_counts(words.flatten())  # in order of first appearance in the block
+        # where each word first appeared: the block's number, then its place in the block
+        first = np.arange(len(vc), dtype=np.int64) + (self.blocks << 32)
+        self.blocks += 1
+        self.parts.append(pa.table({"w": vc.field("values"), "n": vc.field("counts"), "f": first}))
+        self.rows += len(vc)
+        if self.rows >= self.FOLD_ROWS:
+            self._fold()
+
+    def _fold(self) -> None:
+        if len(self.parts) > 1:
+            # Arrow's grouping does not keep the groups in order: sort them by first appearance
+            grouped = pa.concat_tables(self.parts).group_by("w", use_threads=False)
+            t = grouped.aggregate([("n", "sum"), ("f", "min")])
+            t = t.sort_by("f_min").rename_columns({"n_sum": "n", "f_min": "f"})
+            self.parts = [t.select(["w", "n", "f"])]
+            self.rows = t.num_rows
+
+    def flush(self) -> None:
+        if not self.parts:
+            return
+        self._fold()
+        t = self.parts[0]
+        counts = dict(zip(t.column("w").to_pylist(), t.column("n").to_pylist(), strict=True))
+        self.counter.update(counts)
+        self.parts, self.rows = [], 0
 
 
 class _LineTokens:

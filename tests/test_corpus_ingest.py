@@ -285,12 +285,17 @@ def test_arrow_splits_whitespace_words_exactly_as_python(tmp_path, monkeypatch):
     rng = np.random.default_rng(7)
     words = [f"w{i}" for i in range(40)]
     lines = [" ".join(rng.choice(words, size=int(rng.integers(1, 9)))) for _ in range(600)]
+    # 3,000 words seen twice each, far apart: ties everywhere, broken by first appearance
+    ties = [f"t{i}" for i in rng.permutation(3000)]
+    lines += [" ".join(ties[i : i + 10]) for i in range(0, 3000, 10)] * 2
+    rng.shuffle(lines)
     lines[10] = "  a\tb\x0bc\x0cd  e "  # ASCII whitespace of every kind
     lines[200] = lines[201] = "x\x1cy z"  # str.split cuts at \x1c, Arrow would not
     lines[300] = "caf\u00e9 <unk> w1"  # non-ASCII; a literal <unk>
     p = tmp_path / "c.txt"
     p.write_text("\n".join(lines) + "\n", encoding="utf-8")
     monkeypatch.setattr(corpus, "READ_CHUNK", 1000)  # many blocks: ASCII ones and the others
+    monkeypatch.setattr(ingest_module._ArrowCounts, "FOLD_ROWS", 50)  # counts summed on the way
     calls: list[bool] = []
     arrow_words = ingest_module._arrow_words
 
