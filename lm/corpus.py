@@ -2,7 +2,8 @@
 
 A corpus is a named registry entry (``data/corpora.toml``: URL + sha256), a local file,
 folder or glob (plain, ``.gz`` or ``.zip``), or explicit train/valid/test files. Text is read as
-bytes line by line (``\\n``), decoded as strict UTF-8 (an error names the file and byte
+bytes cut into lines at ``\\n`` (whole lines in blocks of about ``READ_CHUNK`` bytes, a longer
+line in pieces: ``iter_blocks``), decoded as strict UTF-8 (an error names the file and byte
 offset) unless ``errors="replace"``, which counts what it replaced.
 """
 

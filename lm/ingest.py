@@ -1,9 +1,11 @@
 """Ingestion: a corpus's text -> contiguous splits -> vocabulary -> token ids in Parquet.
 
-Streaming throughout (docs/design.md §2 and §4): the text is read line by line, a long line in
-pieces of about 1 MB (so a single line of 100 MB needs no more memory than a short one), the
-vocabulary is counted over the
-training lines, then every split is encoded and written in bounded batches. The output is
+Streaming throughout (docs/design.md §2 and §4): the text is read in blocks of whole lines of
+about 1 MB, a line longer than that in pieces of about 1 MB (so a single line of 100 MB needs no
+more memory than a short one); the vocabulary is counted over the training lines, then every
+split is encoded and written in bounded batches. Whitespace words of ASCII blocks are split,
+counted and encoded by Arrow, every other block line by line in Python, to the same tokens
+(``_arrow_words``). The output is
 content-addressed: its folder name is a hash of the corpus content and every setting that
 changes the tokens, so an unchanged corpus is never ingested twice, and a finished ingest is
 marked by ``manifest.json`` written last.
