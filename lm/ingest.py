@@ -242,35 +242,24 @@ def _ingest(
                 st.lines += len(block)
                 st.bytes += len(text.encode("utf-8")) + 1  # a newline per line
                 words = _arrow_words(block, text) if arrow else None
-                if words is not None:
-                    # the block's distinct words looked up once each (a block has ~1 M words,
-                    # 50 k distinct of a 200 k vocabulary at 20 M Zipf tokens)
-                    enc = pc.dictionary_encode(words.flatten())
-                    distinct = enc.dictionary.to_pylist()
-                    if split != "train":
-                        seen_types[split].update(distinct)
-                    lookup = np.fromiter(
-                        map(index.get, distinct, repeat(UNK)), np.int32, len(distinct)
-                    )
-                    arrow_ids = lookup[enc.indices.to_numpy(zero_copy_only=False)]
-                    st.oov += int(np.count_nonzero(arrow_ids == UNK))
-                    w.add_lines(arrow_ids, words.value_lengths().to_numpy(zero_copy_only=False))
-                    continue
-                line_tokens = tokens.lines(block)
-                if split != "train":
-                    seen_types[split].update(chain.from_iterable(line_tokens))
-                ids: list[int] = list(map(index.get, chain.from_iterable(line_tokens), repeat(UNK)))
-                st.oov += ids.count(UNK)
-                w.add_lines(ids, list(map(len, line_tokens)))
+                ids, lengths, types = (
+                    _arrow_ids(words, index)
+                    if words is not None
+                    else _python_ids(block, tokens, index)
+                )
+                if split != "train":  # the training types are the vocabulary count's keys
+                    seen_types[split].update(types)
+                st.oov += int(np.count_nonzero(ids == UNK))
+                w.add_lines(ids, lengths)
                 continue
             piece, ends_line = block
             st.bytes += len(piece.encode("utf-8"))
             for chunk in tokens.feed(piece, ends_line):
                 if split != "train":  # the training types are the vocabulary count's keys
                     seen_types[split].update(chunk)
-                ids = list(map(index.get, chunk, repeat(UNK)))
-                st.oov += ids.count(UNK)
-                w.add(ids)
+                piece_ids: list[int] = list(map(index.get, chunk, repeat(UNK)))
+                st.oov += piece_ids.count(UNK)
+                w.add(piece_ids)
             if ends_line:
                 st.lines += 1
                 st.bytes += 1  # the newline stands for </s>
@@ -475,6 +464,30 @@ def _arrow_words(lines: list[str], text: str) -> pa.ListArray | None:
     return pc.ascii_split_whitespace(pa.array(lines, type=pa.string()))
 
 
+def _arrow_ids(
+    words: pa.ListArray, index: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(ids, words per line, distinct words) of Arrow-split lines: each distinct word of the
+    block looked up once (a block has ~1 M words, 50 k distinct of a 200 k vocabulary at 20 M
+    Zipf tokens)."""
+    enc = pc.dictionary_encode(words.flatten())
+    distinct = enc.dictionary.to_pylist()
+    lookup = np.fromiter(map(index.get, distinct, repeat(UNK)), np.int32, len(distinct))
+    ids = lookup[enc.indices.to_numpy(zero_copy_only=False)]
+    return ids, words.value_lengths().to_numpy(zero_copy_only=False), distinct
+
+
+def _python_ids(
+    lines: list[str], tokens: _LineTokens, index: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray, Iterable[str]]:
+    """(ids, tokens per line, the tokens) of whole lines tokenized in Python."""
+    line_tokens = tokens.lines(lines)
+    flat = chain.from_iterable(line_tokens)
+    ids = np.fromiter(map(index.get, flat, repeat(UNK)), np.int32)
+    lengths = np.fromiter(map(len, line_tokens), np.int64, len(line_tokens))
+    return ids, lengths, chain.from_iterable(line_tokens)
+
+
 class _ArrowCounts:
     """Word counts of the Arrow blocks (``_arrow_words``), summed in Arrow and handed to the
     Python counter in the order the words first appeared (the vocabulary's tie order) whenever a
@@ -597,10 +610,11 @@ class _SplitWriter:
         if len(self._buf) >= BATCH_TOKENS:
             self._flush()
 
-    def add_lines(self, ids: list[int], lengths: list[int]) -> None:
+    def add_lines(self, ids: np.ndarray, lengths: np.ndarray) -> None:
         """The ids of whole lines, ``lengths[i]`` of line i; each line is ended by ``EOS``."""
-        lens = np.asarray(lengths, dtype=np.int64)
-        ends = np.cumsum(lens + 1) - 1  # each line's EOS, counting from the block's first id
+        ends = (
+            np.cumsum(lengths.astype(np.int64) + 1) - 1
+        )  # each line's EOS, counting from the block's first id
         block = np.full(int(ends[-1]) + 1, EOS, dtype=np.int32)
         mask = np.ones(len(block), dtype=bool)
         mask[ends] = False

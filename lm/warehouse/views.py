@@ -19,19 +19,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
 from lmpipe.lm.fileio import atomic_path, file_lock
 from lmpipe.lm.ngram.registry import MAX_ORDER
 from lmpipe.lm.sqlfiles import statements
 from lmpipe.lm.warehouse.schemas import CONTENT_SCHEMAS, RUN_SCHEMAS
 from lmpipe.lm.warehouse.store import Warehouse
-
-if TYPE_CHECKING:
-    import pyarrow.dataset as ds
 
 # What each view holds (``lmpipe sql`` lists them; the README documents their columns).
 VIEW_DOCS: dict[str, str] = {
@@ -109,9 +107,6 @@ def _derived_views() -> list[str]:
 
 
 def _run_dataset(wh: Warehouse, dataset: str, committed: list[str]) -> ds.Dataset | pa.Table:
-    import pyarrow.dataset as ds  # here: pyarrow.dataset imports pandas (0.2 s) at import
-    import pyarrow.fs as pafs
-
     schema = RUN_SCHEMAS[dataset]
     paths = [str(p) for r in committed if (p := wh.run_path(dataset, r)).is_file()]
     if not paths:
@@ -122,9 +117,6 @@ def _run_dataset(wh: Warehouse, dataset: str, committed: list[str]) -> ds.Datase
 
 
 def _content_dataset(wh: Warehouse, view: ContentView) -> ds.Dataset | pa.Table:
-    import pyarrow.dataset as ds
-    import pyarrow.fs as pafs
-
     files = view.files(wh.root)
     if not files:
         return view.schema.empty_table()
