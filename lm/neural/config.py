@@ -100,8 +100,8 @@ class TrainSettings(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto, cpu or cuda")
     amp: bool = Field(
         False,
-        description="bf16 autocast in training, on CUDA and on CPUs with native bf16 "
-        "(AVX512-BF16/AMX; elsewhere it is off)",
+        description="bf16 matmuls in training: autocast on CUDA; on CPUs with native bf16 "
+        "(AVX512-BF16/AMX) the output layer's (elsewhere it is off)",
     )
     eval_window: int = Field(256, ge=1, description="tokens per evaluation window (memory only)")
 

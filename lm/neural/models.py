@@ -4,6 +4,9 @@ the ids that are never predicted, and the factory from a ``TrainConfig``.
 Contract: ``model(ids, state) -> (logits, state)`` with ``ids`` int64 (batch, steps), ``logits``
 (batch, steps, vocab) already masked (``<s>`` and ``<pad>`` at ``-inf``, so softmax normalises
 over the predictable vocabulary), ``state`` a tuple of tensors (``None`` = fresh zero state).
+The same in two halves: ``features(ids, state) -> (h, state)``, the output layer's inputs
+(batch, steps, dim), and ``output_layer() -> (weight (vocab, dim), masked bias (vocab,))``;
+training computes its loss from them without keeping the logits (``lmpipe.lm.neural.output_loss``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ NEVER_PREDICTED: tuple[int, ...] = (BOS, PAD)
 
 
 class LanguageModel(nn.Module):
-    """Base class: subclasses implement ``forward`` and ``begin_state``."""
+    """Base class: subclasses implement ``features``, ``output_layer`` and ``begin_state``
+    (and may override ``forward`` with a faster equivalent)."""
 
     def __init__(self, vocab_size: int) -> None:
         super().__init__()
@@ -33,6 +37,19 @@ class LanguageModel(nn.Module):
 
     def begin_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
         raise NotImplementedError
+
+    def features(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """The output layer's inputs (batch, steps, dim), dropout applied, and the new state."""
+        raise NotImplementedError
+
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output layer: weight (vocab, dim) and bias (vocab,) with the mask folded in."""
+        raise NotImplementedError
+
+    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        h, state = self.features(ids, state)
+        weight, bias = self.output_layer()
+        return F.linear(h, weight, bias), state  # (batch, steps, vocab)
 
     def masked_bias(self, bias: torch.Tensor) -> torch.Tensor:
         """The output bias (vocab,) with the mask folded in: one add over the vocabulary instead

@@ -42,15 +42,28 @@ class _ScratchBase(LanguageModel):
         z = torch.zeros(batch_size, self.hidden, device=device, dtype=self.W_hq.dtype)
         return tuple(z.clone() for _ in range(self.n_states))
 
-    def _output(self, hs: torch.Tensor) -> torch.Tensor:
-        """hs: (steps, batch, hidden), as the recurrence makes it -> masked logits as a
-        (batch, steps, vocab) view of a step-major tensor: one addmm, and no copy of the
-        hidden states into batch-major order (the training loss reads the step-major
-        tensor directly, see ``lm.neural.training``)."""
+    def recur(self, ids: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """The recurrence over ids (batch, steps) -> hidden states (steps, batch, hidden), as
+        it makes them, and the new state."""
+        raise NotImplementedError
+
+    def features(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """(batch, steps, hidden) as a view of the step-major states: no copy into batch-major
+        order (the training loss reads the step-major tensor directly, see
+        ``lmpipe.lm.neural.training``)."""
+        hs, state = self.recur(ids, state)
+        return self.drop(hs).transpose(0, 1), state
+
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.W_hq.t(), self.masked_bias(self.b_q)
+
+    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Masked logits as a (batch, steps, vocab) view of a step-major tensor: one addmm."""
+        hs, state = self.recur(ids, state)
         t, b, _ = hs.shape
         flat = self.drop(hs).view(t * b, self.hidden)
         logits = torch.addmm(self.masked_bias(self.b_q), flat, self.W_hq)  # (steps*batch, vocab)
-        return logits.view(t, b, -1).transpose(0, 1)
+        return logits.view(t, b, -1).transpose(0, 1), state
 
 
 class _TanhRecurrence(torch.autograd.Function):
@@ -104,11 +117,11 @@ class RNNScratch(_ScratchBase):
         self.W_hh = _weight(hidden, hidden)
         self.b_h = _bias(hidden)
 
-    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+    def recur(self, ids: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         (h,) = state if state is not None else self.begin_state(ids.shape[0], ids.device)
         # (steps, batch, hidden) = one_hot(X) W_xh, the bias added inside
         hs = _TanhRecurrence.apply(rows(self.W_xh, ids.t()), self.b_h, h, self.W_hh)
-        return self._output(hs), (hs[-1],)
+        return hs, (hs[-1],)
 
 
 class GRUScratch(_ScratchBase):
@@ -122,7 +135,7 @@ class GRUScratch(_ScratchBase):
             setattr(self, f"W_h{g}", _weight(hidden, hidden))
             setattr(self, f"b_{g}", _bias(hidden))
 
-    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+    def recur(self, ids: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         (h,) = state if state is not None else self.begin_state(ids.shape[0], ids.device)
         n = self.hidden
         w_x = torch.cat((self.W_xz, self.W_xr, self.W_xh), dim=1)  # (vocab, 3 hidden)
@@ -136,7 +149,7 @@ class GRUScratch(_ScratchBase):
             h_tilde = torch.tanh(torch.addmm(x_t[:, 2 * n :], r * h, self.W_hh))
             h = h_tilde + z * (h - h_tilde)  # = Z * H + (1 - Z) * H~
             hs.append(h)
-        return self._output(torch.stack(hs)), (h,)
+        return torch.stack(hs), (h,)
 
 
 class LSTMScratch(_ScratchBase):
@@ -152,7 +165,7 @@ class LSTMScratch(_ScratchBase):
             setattr(self, f"W_h{g}", _weight(hidden, hidden))
             setattr(self, f"b_{g}", _bias(hidden))
 
-    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+    def recur(self, ids: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         h, c = state if state is not None else self.begin_state(ids.shape[0], ids.device)
         n = self.hidden
         w_x = torch.cat((self.W_xi, self.W_xf, self.W_xo, self.W_xc), dim=1)  # (vocab, 4 hidden)
@@ -166,4 +179,4 @@ class LSTMScratch(_ScratchBase):
             c = ifo[:, n : 2 * n] * c + ifo[:, :n] * torch.tanh(gates[:, 3 * n :])
             h = ifo[:, 2 * n :] * torch.tanh(c)
             hs.append(h)
-        return self._output(torch.stack(hs)), (h, c)
+        return torch.stack(hs), (h, c)

@@ -29,7 +29,7 @@ INIT_RANGE = 0.1
 
 class LockedDropout(nn.Module):
     """Dropout with one mask per sequence and feature, shared by every time step:
-    x (batch, steps, features) * mask (batch, 1, features) / (1 - p)."""
+    x (steps, batch, features) * mask (1, batch, features) / (1 - p)."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
@@ -38,7 +38,7 @@ class LockedDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - self.p).div_(1 - self.p)
+        mask = x.new_empty(1, x.shape[1], x.shape[2]).bernoulli_(1 - self.p).div_(1 - self.p)
         return x * mask
 
 
@@ -69,10 +69,10 @@ class TorchRNNLM(LanguageModel):
         self.embedding = nn.Embedding(vocab_size, embed)
         self.drop_in = LockedDropout(embed_dropout)
         self.drop = LockedDropout(dropout)
-        # one module per layer, so that the dropout between layers can be locked over time
+        # one module per layer, so that the dropout between layers can be locked over time;
+        # step-major as torch's kernels are: batch-major input and output would be copied
         self.rnn = nn.ModuleList(
-            cell(embed if i == 0 else hidden, hidden, 1, batch_first=True, **kwargs)
-            for i in range(layers)
+            cell(embed if i == 0 else hidden, hidden, 1, **kwargs) for i in range(layers)
         )
         self.decoder = nn.Linear(hidden, vocab_size)
         nn.init.uniform_(self.embedding.weight, -INIT_RANGE, INIT_RANGE)
@@ -89,7 +89,7 @@ class TorchRNNLM(LanguageModel):
         return (z, z.clone()) if self.arch == "lstm" else (z,)
 
     def _recur(self, layer: nn.Module, x: torch.Tensor, s: Any) -> tuple[torch.Tensor, Any]:
-        """One layer over x (batch, steps, in) -> (batch, steps, hidden); in training with
+        """One layer over x (steps, batch, in) -> (steps, batch, hidden); in training with
         ``weight_drop``, through hidden-to-hidden weights with a dropout mask drawn once per
         forward pass, i.e. per minibatch and shared by every time step (DropConnect, Wan et al.
         2013, on the recurrent weights as AWD-LSTM does, Merity et al. 2018). RNNBase keeps its
@@ -100,10 +100,10 @@ class TorchRNNLM(LanguageModel):
         dropped = {"weight_hh_l0": F.dropout(weight_hh, self.weight_drop)}
         return torch.func.functional_call(layer, dropped, (x, s))
 
-    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+    def features(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         if state is None:
             state = self.begin_state(ids.shape[0], ids.device)
-        x = self.drop_in(rows(self.embedding.weight, ids))  # (batch, steps, embed)
+        x = self.drop_in(rows(self.embedding.weight, ids.t()))  # (steps, batch, embed)
         new: list[tuple[torch.Tensor, ...]] = []
         for i, layer in enumerate(self.rnn):
             if i:
@@ -112,6 +112,10 @@ class TorchRNNLM(LanguageModel):
             s = tuple(t[i : i + 1] for t in state)
             x, out = self._recur(layer, x, s if self.arch == "lstm" else s[0])
             new.append(tuple(out) if self.arch == "lstm" else (out,))
-        bias = self.masked_bias(self.decoder.bias)
-        logits = F.linear(self.drop(x), self.decoder.weight, bias)  # (batch, steps, vocab)
-        return logits, tuple(torch.cat(parts) for parts in zip(*new, strict=True))
+        # (batch, steps, hidden) as a view of the step-major states (read step-major by the
+        # training loss, see lmpipe.lm.neural.training), and the state (layers, batch, hidden)
+        states = tuple(torch.cat(parts) for parts in zip(*new, strict=True))
+        return self.drop(x).transpose(0, 1), states
+
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.decoder.weight, self.masked_bias(self.decoder.bias)

@@ -105,7 +105,7 @@ class TransformerLM(LanguageModel):
     def begin_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
         return (torch.empty(batch_size, 0, dtype=torch.int64, device=device),)
 
-    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+    def features(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         new = ids.shape[1]
         if state is not None and state[0].numel():
             ids = torch.cat([state[0], ids], dim=1)[:, -self.context :]
@@ -117,5 +117,7 @@ class TransformerLM(LanguageModel):
         for block in self.blocks:
             x = block(x)
         x = self.norm(x[:, -new:])  # (batch, new, dim)
-        logits = F.linear(x, self.decoder.weight, self.masked_bias(self.decoder.bias))
-        return logits, (ids[:, -(self.context - 1) :] if self.context > 1 else ids[:, :0],)
+        return x, (ids[:, -(self.context - 1) :] if self.context > 1 else ids[:, :0],)
+
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.decoder.weight, self.masked_bias(self.decoder.bias)

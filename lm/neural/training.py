@@ -39,6 +39,7 @@ from lmpipe.lm.neural.device import bf16_autocast_supported, resolve_device
 from lmpipe.lm.neural.evaluation import evaluate, perplexity
 from lmpipe.lm.neural.factory import build_model
 from lmpipe.lm.neural.models import LanguageModel, State, count_parameters, detach_state
+from lmpipe.lm.neural.output_loss import LinearCrossEntropy
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -150,13 +151,13 @@ def _diverged(
     return TrainingDiverged(msg, epoch, ckpt if epoch > 1 else None)
 
 
-def _flat(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(batch, steps, vocab) logits and (batch, steps) targets as rows for the loss; a model
-    whose logits are a transposed view of a step-major tensor (the from-scratch ones) is read
-    step-major, so that the logits are not copied (the mean loss is the same)."""
-    if not logits.is_contiguous() and logits.transpose(0, 1).is_contiguous():
-        return logits.transpose(0, 1).flatten(0, 1), y.t().flatten()
-    return logits.flatten(0, 1), y.flatten()
+def _flat(h: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, steps, dim) features and (batch, steps) targets as rows for the loss; a model
+    whose features are a transposed view of a step-major tensor (the from-scratch ones) is read
+    step-major, so that nothing is copied (the mean loss is the same)."""
+    if not h.is_contiguous() and h.transpose(0, 1).is_contiguous():
+        return h.transpose(0, 1).flatten(0, 1), y.t().flatten()
+    return h.flatten(0, 1), y.flatten()
 
 
 def train(
@@ -222,11 +223,15 @@ def train(
     # weights are ruined even if the loss is still a float (a perplexity of V^10 and more).
     exploded = EXPLODED_LOSS_FACTOR * math.log(vocab_size)
     budget = config.max_minutes * 60.0 if config.max_minutes is not None else math.inf
-    # bf16 matmuls in training only (evaluation stays fp32): on a CPU with AVX512-BF16 the
-    # PTB LSTM 2x200 trains twice as fast, the 10k-word output layer being most of the work
-    amp = torch.autocast(
-        device.type, dtype=torch.bfloat16, enabled=config.amp and bf16_autocast_supported(device)
-    )
+    # --amp, bf16 matmuls in training only (evaluation stays fp32). On CUDA autocast; on a CPU
+    # with native bf16 only the output layer's products, most of the work at 10k words:
+    # autocast's bf16 recurrence was no faster there and cost 0.7 % validation perplexity
+    # after one PTB epoch, the output layer alone stays within the seeds' noise
+    # (lmpipe.lm.neural.output_loss)
+    use_amp = config.amp and bf16_autocast_supported(device)
+    autocast = use_amp and device.type != "cpu"
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast)
+    output_loss = LinearCrossEntropy(bf16=use_amp and not autocast)
 
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - wall_start
@@ -260,8 +265,15 @@ def train(
             # random sampling: windows are unrelated, start each fresh (d2l); sequential: carry
             state = None if config.sampling == "random" else detach_state(state)
             with amp:
-                logits, state = model(x, state)  # (batch, seq_len, vocab)
-            loss = F.cross_entropy(*_flat(logits.float(), y))
+                h, state = model.features(x, state)  # (batch, seq_len, dim)
+                weight, bias = model.output_layer()  # (vocab, dim), (vocab,)
+                rows, targets = _flat(h, y)  # (batch * seq_len, dim), (batch * seq_len,)
+                # autocast's bf16 logits, else the fused loss: no logits kept
+                loss = (
+                    F.cross_entropy(F.linear(rows, weight, bias).float(), targets)
+                    if autocast
+                    else output_loss(rows, weight, bias, targets)
+                )
             if not torch.isfinite(loss) or loss.item() > exploded:
                 raise _diverged("the loss", loss.item(), epoch, steps + 1, config, ckpt_file)
             optimizer.zero_grad(set_to_none=True)
