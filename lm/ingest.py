@@ -612,9 +612,8 @@ class _SplitWriter:
 
     def add_lines(self, ids: np.ndarray, lengths: np.ndarray) -> None:
         """The ids of whole lines, ``lengths[i]`` of line i; each line is ended by ``EOS``."""
-        ends = (
-            np.cumsum(lengths.astype(np.int64) + 1) - 1
-        )  # each line's EOS, counting from the block's first id
+        # each line's EOS, counting from the block's first id
+        ends = np.cumsum(lengths.astype(np.int64) + 1) - 1
         block = np.full(int(ends[-1]) + 1, EOS, dtype=np.int32)
         mask = np.ones(len(block), dtype=bool)
         mask[ends] = False

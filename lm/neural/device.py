@@ -33,7 +33,7 @@ def resolve_device(name: str = "auto", threads: int | None = None) -> torch.devi
 
 # mallopt(3) parameters
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD = 32 << 20  # the largest glibc accepts on 64-bit (HEAP_MAX_SIZE / 2)
+MMAP_THRESHOLD = 32 << 20  # glibc's own bound for its sliding threshold on 64-bit
 TRIM_THRESHOLD = 256 << 20
 _tuned = False
 

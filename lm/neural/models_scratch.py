@@ -59,11 +59,10 @@ class _ScratchBase(LanguageModel):
 
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """Masked logits as a (batch, steps, vocab) view of a step-major tensor: one addmm."""
-        hs, state = self.recur(ids, state)
-        t, b, _ = hs.shape
-        flat = self.drop(hs).view(t * b, self.hidden)
-        logits = torch.addmm(self.masked_bias(self.b_q), flat, self.W_hq)  # (steps*batch, vocab)
-        return logits.view(t, b, -1).transpose(0, 1), state
+        h, state = self.features(ids, state)
+        hs = h.transpose(0, 1)  # (steps, batch, hidden), contiguous
+        logits = torch.addmm(self.masked_bias(self.b_q), hs.flatten(0, 1), self.W_hq)
+        return logits.view(*hs.shape[:2], -1).transpose(0, 1), state
 
 
 class _TanhRecurrence(torch.autograd.Function):

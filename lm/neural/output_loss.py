@@ -6,9 +6,10 @@ log-softmax, a zero-filled gradient for the NLL's scatter, and the log-softmax's
 result. Here the logits' buffer is turned into log-probabilities in place (the loss gathers its
 targets from it), then into ``softmax - onehot`` in place, which is the gradient of the summed
 loss with respect to the logits; backward is then only the two products of the linear layer
-and a column sum. On PTB's 10k-word output layer (700 rows a minibatch) that is 12 of 51 ms of
-the head's forward and backward on 2 cores (benchmarks/neural_bench.py), with the same maths:
-gradients agree with autograd's to float rounding (tests/neural/test_output_loss.py).
+and a column sum. On PTB's 10k-word output layer (700 rows a minibatch) the layer's forward and
+backward, timed alone on 2 cores, went from 51 to 39 ms, with the same maths: gradients agree
+with autograd's to float rounding (tests/neural/test_output_loss.py). docs/neural-defaults.md
+("Training speed on a CPU") has the whole update's figures.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class LinearCrossEntropy:
     is safe: writing it bumps its version, so a graph still holding it refuses its backward
     instead of using overwritten values. ``bf16``: the layer's three matrix products in
     bfloat16 (``--amp`` on a CPU with native bf16: 2.5-3x faster each with AMX; one PTB epoch
-    ends within 0.3 % of float32's validation perplexity, seeds differ by 1.7 %,
+    ends within 0.3 % of float32's validation perplexity, seeds differ by 1.7-2.9 %,
     benchmarks/neural_bench.py --parts amp). Elsewhere, and under reduced precision,
     ``F.cross_entropy`` of ``F.linear``: the in-place log-softmax is relied on only for the CPU
     kernel.

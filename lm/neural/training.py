@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lmpipe.lm.errors import ConfigError, TrainingError
 from lmpipe.lm.neural.averaging import WeightAverage
@@ -268,12 +267,7 @@ def train(
                 h, state = model.features(x, state)  # (batch, seq_len, dim)
                 weight, bias = model.output_layer()  # (vocab, dim), (vocab,)
                 rows, targets = _flat(h, y)  # (batch * seq_len, dim), (batch * seq_len,)
-                # autocast's bf16 logits, else the fused loss: no logits kept
-                loss = (
-                    F.cross_entropy(F.linear(rows, weight, bias).float(), targets)
-                    if autocast
-                    else output_loss(rows, weight, bias, targets)
-                )
+                loss = output_loss(rows, weight, bias, targets)
             if not torch.isfinite(loss) or loss.item() > exploded:
                 raise _diverged("the loss", loss.item(), epoch, steps + 1, config, ckpt_file)
             optimizer.zero_grad(set_to_none=True)
