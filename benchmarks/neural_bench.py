@@ -241,7 +241,7 @@ def part_ptb(seconds: float) -> dict:
     )
     mine = ours(cfg, s, "lm.neural lstm 2x200, same recipe")
     mine.pop("model")
-    # training set glibc's allocator up (lm.neural.device.keep_freed_memory) for the rest of
+    # training set glibc's allocator up (lm.process_memory.keep_freed_memory) for the rest of
     # this process: the example again, with that setting, separates it from the fused loss
     peer_tuned = wlm_train_speed(s.train, len(s.vocab), seconds)
     amp = cfg.model_copy(update={"amp": True})

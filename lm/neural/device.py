@@ -1,16 +1,15 @@
 """Where a training runs: ``auto`` picks CUDA when available, else the CPU with one torch thread
 per core this process may use (or the share of the cores it is given), and glibc's allocator
-told to keep the memory it is given back (``keep_freed_memory``)."""
+told to keep the memory it is given back (:func:`lmpipe.lm.process_memory.keep_freed_memory`)."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 
 import torch
 
 from lmpipe.lm.errors import ConfigError
+from lmpipe.lm.process_memory import keep_freed_memory
 
 
 def resolve_device(name: str = "auto", threads: int | None = None) -> torch.device:
@@ -29,37 +28,6 @@ def resolve_device(name: str = "auto", threads: int | None = None) -> torch.devi
         torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
         keep_freed_memory()
     return device
-
-
-# mallopt(3) parameters
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD = 32 << 20  # glibc's own bound for its sliding threshold on 64-bit
-TRIM_THRESHOLD = 256 << 20
-_tuned = False
-
-
-def keep_freed_memory() -> None:
-    """Serve allocations under 32 MB from the heap and return its free top to the system only
-    past 256 MB (glibc; elsewhere nothing). A CPU training frees and reallocates the same
-    tensors at every update (activations, gradients: 64 MB a PTB LSTM minibatch); under glibc's
-    defaults much of that comes back as fresh pages, each one a page fault on first touch, which
-    cost 7-15 ms of a 75 ms update on this project's 2-core machines (13,000-20,000 faults an
-    update, 10 with this). The process keeps up to 256 MB of freed memory for reuse. Idempotent;
-    settings are process-wide, as torch's thread count is."""
-    global _tuned
-    if _tuned:
-        return
-    _tuned = True
-    name = ctypes.util.find_library("c")
-    if not name or os.uname().sysname != "Linux":
-        return
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return
-    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
 
 def bf16_autocast_supported(device: torch.device) -> bool:

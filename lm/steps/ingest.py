@@ -7,6 +7,7 @@ from typing import Any
 
 from lmpipe.lm.corpus import CorpusSource, resolve_files, resolve_registry
 from lmpipe.lm.ingest import IngestResult, IngestSettings, data_key, ingest
+from lmpipe.lm.process_memory import keep_freed_memory
 from lmpipe.lm.steps.home import Home
 
 
@@ -57,6 +58,7 @@ def _default(name: str) -> Any:
 def ingest_corpus(
     home: Home, corpus: dict[str, Any], tokenizer: str, vocab: dict[str, Any]
 ) -> IngestResult:
+    keep_freed_memory()  # arrays of a few MB each, freed and allocated again block by block
     source = resolve_source(home, corpus, tokenizer)
     return ingest(source, ingest_settings(tokenizer, vocab, source), home.warehouse)
 

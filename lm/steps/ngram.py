@@ -10,6 +10,7 @@ from typing import Any
 from lmpipe.lm.errors import ConfigError
 from lmpipe.lm.ingest import IngestResult, load_stream, load_vocab
 from lmpipe.lm.metrics import summarize
+from lmpipe.lm.process_memory import keep_freed_memory
 from lmpipe.lm.steps.cache import cached, model_key
 from lmpipe.lm.steps.home import Home
 from lmpipe.lm.warehouse.token_scores import has_token_scores, write_token_scores
@@ -78,6 +79,7 @@ def evaluate_ngram(
     splits = [s for s in EVAL_SPLITS if s in ing.splits]
 
     def compute() -> dict[str, Any]:
+        keep_freed_memory()  # counting, the trie and scoring free and reallocate MB-size arrays
         vocab = load_vocab(ing.vocab_path)
         prune = float(params.get("prune") or 0.0)
         in_memory = prune or params.get("prune_counts")  # the out-of-core estimator has neither
