@@ -184,6 +184,23 @@ def test_contiguous_split_and_exact_counts(tiny_text, tmp_path):
     assert again.key == r.key and again.seconds == r.seconds
 
 
+def test_token_positions_are_delta_encoded(tiny_text, tmp_path):
+    """pos and sent ascend: stored DELTA_BINARY_PACKED (a few bits a row), ids in a dictionary;
+    the rows read back as written, by Arrow and by DuckDB."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    r = ingest(resolve_files("tiny", all_text=tiny_text), IngestSettings(), Warehouse(tmp_path))
+    path = r.splits["train"].path
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    enc = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(3)}
+    assert "DELTA_BINARY_PACKED" in enc["pos"] and "DELTA_BINARY_PACKED" in enc["sent"]
+    assert "RLE_DICTIONARY" in enc["id"]
+    rows = duckdb.execute("SELECT pos, sent FROM read_parquet(?) ORDER BY pos", [path]).fetchall()
+    assert [p for p, _ in rows] == list(range(r.splits["train"].tokens))
+    assert rows[-1][1] == 7  # 8 training lines: sentences 0..7
+
+
 def test_an_edited_file_gets_a_new_key(tiny_text, tmp_path):
     wh = Warehouse(tmp_path / "wh")
     k1 = ingest(resolve_files("tiny", all_text=tiny_text), IngestSettings(), wh).key

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,10 +121,34 @@ def order_path(ngrams_dir: str | Path, n: int) -> Path:
     return Path(ngrams_dir) / f"n={n}" / "ngrams.parquet"
 
 
-def write_parquet(table: pa.Table, dest: Path) -> None:
-    """Atomic Parquet write (temporary name in the same folder, then rename)."""
+DELTA = "DELTA_BINARY_PACKED"
+"""The encoding for a column of ascending integers (positions, sentence numbers): a few bits a
+row, where a dictionary of its distinct values costs more than the column and a third of the
+write (PTB's training tokens: 1.49 MB and 22 ms against 2.82 MB and 41 ms)."""
+
+
+def write_parquet(
+    table: pa.Table,
+    dest: Path,
+    *,
+    dictionary: bool | Sequence[str] = True,
+    delta: Sequence[str] = (),
+) -> None:
+    """Atomic Parquet write (temporary name in the same folder, then rename), zstd.
+
+    ``dictionary``: the columns to dictionary-encode (all by default); ``delta``: columns of
+    ascending integers, :data:`DELTA`-encoded (never also in ``dictionary``)."""
+    use_dictionary = dictionary if isinstance(dictionary, bool) else list(dictionary)
+    if delta and use_dictionary is True:
+        use_dictionary = [c for c in table.column_names if c not in delta]
     with atomic_path(dest) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            use_dictionary=use_dictionary,
+            column_encoding={c: DELTA for c in delta} or None,
+        )
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -4,8 +4,8 @@ One file per model key and split (``Warehouse.token_scores_path``), written once
 that evaluated the model and shared by every run that records it. Rows follow the split's token
 stream (``pos`` 0..N-1, the order of the ``tokens`` view), so two models of the same data key
 line up position by position; ``sum(logprob)`` is the ``-nats`` of their ``results`` row.
-Stored: ``pos`` and ``id`` compress to almost nothing, ``logprob`` is a float64 (8 bytes, the
-sums stay exact), so about 9 bytes per token on disk.
+Stored: ``pos`` (delta-encoded) and ``id`` compress to almost nothing, ``logprob`` is a float64
+(8 bytes, the sums stay exact), so about 9 bytes per token on disk.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ def write_token_scores(
         schema=SCHEMA,
     )
     dest = wh.token_scores_path(corpus, tokenizer, model_key, split)
-    write_parquet(table, dest)
+    # pos ascending (delta); no dictionary for the logprobs, nearly all distinct: trying one
+    # doubles the write (PTB's test split: 9.3 against 4.4 ms)
+    write_parquet(table, dest, dictionary=["id", "oov"], delta=["pos"])
     return dest
 
 
