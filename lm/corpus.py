@@ -17,7 +17,6 @@ import re
 import socket
 import tomllib
 import urllib.error
-import urllib.request
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -179,6 +178,8 @@ def fetch(entry: RegistryEntry, cache_dir: Path, corpora_dir: Path | None = None
 
 
 def _download(url: str, dest: Path) -> None:
+    import urllib.request  # http.client, email and ssl: imported when a download happens
+
     with urllib.request.urlopen(url, timeout=30) as resp, open(dest, "wb") as out:
         while block := resp.read(READ_CHUNK):
             out.write(block)
