@@ -334,3 +334,50 @@ def test_arrow_splits_whitespace_words_exactly_as_python(tmp_path, monkeypatch):
     vocab = results[0][2]
     assert {"x", "y"} <= set(vocab.tokens) and "x\x1cy" not in vocab.tokens  # cut at \x1c
     assert vocab.tokens.count("<unk>") == 1
+
+
+@pytest.mark.parametrize("own_splits", [False, True], ids=["one-text", "own-split-files"])
+def test_training_blocks_kept_from_pass_1_give_the_same_ingest(tmp_path, monkeypatch, own_splits):
+    """Pass 2 takes the training blocks that pass 1 split and encoded (and does not read own
+    training files again): tokens, vocabulary, statistics and decode counts (a BOM dropped from
+    the training file) equal those of an ingest that keeps none."""
+    from lmpipe.lm import corpus
+    from lmpipe.lm import ingest as ingest_module
+
+    rng = np.random.default_rng(11)
+    words = [f"w{i}" for i in range(300)]
+    lines = [" ".join(rng.choice(words, size=int(rng.integers(1, 12)))) for _ in range(900)]
+    texts = {"train": lines[:700], "valid": lines[700:800], "test": lines[800:]}
+    paths = {}
+    for split, part in texts.items():
+        paths[split] = tmp_path / f"{split}.txt"
+        bom = b"\xef\xbb\xbf" if split == "train" else b""
+        paths[split].write_bytes(bom + ("\n".join(part) + "\n").encode())
+    paths["all"] = tmp_path / "all.txt"
+    paths["all"].write_bytes(b"".join(paths[s].read_bytes() for s in texts))
+    monkeypatch.setattr(corpus, "READ_CHUNK", 1000)  # many blocks
+    calls: list[int] = []
+    arrow_words = ingest_module._arrow_words
+
+    def spy(block, text):
+        calls[-1] += 1
+        return arrow_words(block, text)
+
+    monkeypatch.setattr(ingest_module, "_arrow_words", spy)
+    results = []
+    for keep in (ingest_module.KEEP_TRAIN_BYTES, 0):  # 0: nothing fits, pass 2 reads again
+        monkeypatch.setattr(ingest_module, "KEEP_TRAIN_BYTES", keep)
+        calls.append(0)
+        files = {s: paths[s] for s in texts} if own_splits else {"all_text": paths["all"]}
+        r = ingest(
+            resolve_files("c", **files),
+            IngestSettings("whitespace"),
+            Warehouse(tmp_path / str(keep)),
+        )
+        stats = {s: (st.lines, st.tokens, st.types, st.oov, st.bytes) for s, st in r.splits.items()}
+        streams = [load_stream(st.path).tolist() for st in r.splits.values()]
+        results.append((stats, streams, load_vocab(r.vocab_path), r.bom_files, r.replaced))
+    assert results[0] == results[1]
+    assert results[0][0]["train"][0] == (700 if own_splits else 720)  # own files or 80 %
+    assert results[0][3] == 1
+    assert calls[0] < calls[1]  # the kept blocks were not split again
