@@ -374,3 +374,40 @@ def test_rebuild_and_a_moved_home(home, tmp_path):
     assert rows == [(3,)]
     with pytest.raises(WarehouseError, match="no warehouse at"):
         run_query(Warehouse.at_home(tmp_path / "nowhere"), "select 1")
+
+
+def test_recording_a_run_keeps_the_database_file_while_its_views_stay_the_same(home, tmp_path):
+    """A new run's files show through the views' globs: rebuild_database(if_changed=True),
+    what recording a run calls, leaves the file alone; a change of the views (a dataset that
+    had files has none), a file not built here or ``lmpipe sql --rebuild`` build it again."""
+    import duckdb
+
+    from lmpipe.lm.warehouse import rebuild_database
+
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    wh = Warehouse.at_home(copy)
+
+    def identity() -> tuple[int, int]:
+        st = wh.db_path.stat()
+        return st.st_ino, st.st_mtime_ns
+
+    def runs_in_file() -> int:
+        with duckdb.connect(str(wh.db_path), read_only=True) as con:
+            return con.execute("select count(*) from runs").fetchone()[0]
+
+    rebuild_database(wh)  # the copy's own file (the copied one names the old folder)
+    built = identity()
+    wh.commit_run("r-extra", {"experiment": "x", "status": "completed"})
+    assert rebuild_database(wh, if_changed=True) == wh.db_path
+    assert identity() == built and runs_in_file() == 4  # the new run shows, same file
+    shutil.rmtree(wh.root / "token_scores")  # a view that had files now has none
+    rebuild_database(wh, if_changed=True)
+    assert identity() != built
+    built = identity()
+    shutil.copy(wh.db_path, tmp_path / "db")
+    os.replace(tmp_path / "db", wh.db_path)  # the same bytes, but not the file built here
+    rebuild_database(wh, if_changed=True)
+    assert identity() != built and runs_in_file() == 4
+    built = identity()
+    assert lmpipe_sql(copy, "--rebuild").returncode == 0 and identity() != built

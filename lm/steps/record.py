@@ -160,7 +160,7 @@ def record_run(
         },
     )
     marker.unlink(missing_ok=True)
-    rebuild_database(wh)
+    rebuild_database(wh, if_changed=True)
     return counts
 
 

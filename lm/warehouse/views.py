@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from lmpipe.lm.fileio import atomic_path, file_lock
+from lmpipe.lm.fileio import atomic_path, atomic_write_text, file_lock, sha256_text
 from lmpipe.lm.ngram.registry import MAX_ORDER
 from lmpipe.lm.sqlfiles import statements
 from lmpipe.lm.warehouse.schemas import CONTENT_SCHEMAS, RUN_SCHEMAS
@@ -230,19 +230,51 @@ def _file_view_statements(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> list
     return stmts + _derived_views()
 
 
-def rebuild_database(wh: Warehouse) -> Path:
+def rebuild_database(wh: Warehouse, *, if_changed: bool = False) -> Path:
     """(Re)create the DuckDB file of views from the Parquet files present now.
 
     Built under a temporary name and renamed into place, so a reader holding the old file
-    keeps a consistent one and never meets a half-built database."""
+    keeps a consistent one and never meets a half-built database. ``if_changed`` (what
+    recording a run asks for) leaves the file alone where it is the one this function last
+    built (:func:`_stamp`) and holds these same statements: the views read their datasets
+    through globs, so a new run's files show without a new file (25-35 ms of every run)."""
     wh.root.mkdir(parents=True, exist_ok=True)
-    with file_lock(wh.root / ".views.lock"), atomic_path(wh.db_path) as tmp:
-        tmp.unlink()
-        con = duckdb.connect(str(tmp))
+    stamp_path = wh.db_path.with_name(wh.db_path.name + ".built")
+    with file_lock(wh.root / ".views.lock"):
+        probe = duckdb.connect()  # in memory: DESCRIBE reads only the files' footers
         try:
-            for stmt in _file_view_statements(con, wh):
-                con.execute(stmt)
-            con.execute("CHECKPOINT")
+            stmts = _file_view_statements(probe, wh)
         finally:
-            con.close()
+            probe.close()
+        digest = sha256_text(*stmts)
+        if if_changed and _read_stamp(stamp_path) == _stamp(wh.db_path, digest):
+            return wh.db_path
+        with atomic_path(wh.db_path) as tmp:
+            tmp.unlink()
+            con = duckdb.connect(str(tmp))
+            try:
+                for stmt in stmts:
+                    con.execute(stmt)
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+        atomic_write_text(stamp_path, _stamp(wh.db_path, digest) or "")
     return wh.db_path
+
+
+def _stamp(db: Path, digest: str) -> str | None:
+    """The digest of a database's statements with the identity of its file (inode, size,
+    modification time): a file put there by anything else (another version of lmpipe, a
+    user's own tool) never matches. None when there is no file."""
+    try:
+        st = db.stat()
+    except FileNotFoundError:
+        return None
+    return f"{digest} {st.st_ino} {st.st_size} {st.st_mtime_ns}"
+
+
+def _read_stamp(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
