@@ -30,6 +30,11 @@ HASHED_LOOKUP_MIN = 1 << 14
 """Lookups of at least this many queries, and at least an eighth as many as there are keys, go
 through a hash table of the keys instead (:func:`find_rows`)."""
 
+KEEP_HASH_SLOTS = 1 << 24
+""":func:`build_trie` keeps the hash tables of its context lookups (orders 2..N-1) for scoring
+while they have at most this many slots together (64 MB of int32; PTB's 5-gram: 5 M slots,
+24 ms of building saved when it is scored); past that, each is built when first scored."""
+
 NO_TOKEN = -1
 """History entry before the sentence's ``<s>``: no token there."""
 
@@ -235,7 +240,8 @@ def build_trie(grams: np.ndarray, counts: np.ndarray, width: int) -> SuffixTrie:
     Memory: parent, token and context rows, and the counts of orders >= 2, are int32 (4 bytes
     instead of 8; a row or a count never exceeds the number of positions, checked below), so a
     node costs 24 bytes with its int64 key. The largest transient is one order's ``np.unique``
-    (about 5 int64 arrays of the n-gram count)."""
+    (about 5 int64 arrays of the n-gram count). The context lookups' hash tables are kept in the
+    trie's cache up to :data:`KEEP_HASH_SLOTS`."""
     n_max = grams.shape[1]
     total = int(counts.sum())
     if total >= np.iinfo(np.int32).max:
@@ -248,6 +254,8 @@ def build_trie(grams: np.ndarray, counts: np.ndarray, width: int) -> SuffixTrie:
     count = [np.bincount(last, weights=counts, minlength=width).astype(np.int64)]
     rows = last
     valid = np.ones(len(grams), dtype=bool)
+    hashes: dict[int, KeyHash] = {}
+    kept_slots = 0
     for n in range(2, n_max + 1):
         valid &= grams[:, n_max - n + 1] != BOS
         key = rows[valid] * width + grams[valid, n_max - n]
@@ -262,11 +270,21 @@ def build_trie(grams: np.ndarray, counts: np.ndarray, width: int) -> SuffixTrie:
         del inv
         if n == 2:
             context.append(token[1])
+            continue
+        ctx_suffix = context[n - 2][parent[n - 1]]  # row of suf(ctx(g)) = ctx(suf(g))
+        if kept_slots + 4 * keys[n - 2].size <= KEEP_HASH_SLOTS:  # a table: 2-4 slots a key
+            # the table that scoring looks the order's n-grams up in: kept for it
+            table = hashes[n - 1] = KeyHash.build(keys[n - 2])
+            kept_slots += table.table.size
+            ctx = table.find(ctx_suffix.astype(np.int64) * width + token[n - 1])
         else:
-            ctx = find_rows(keys[n - 2], width, context[n - 2][parent[n - 1]], token[n - 1])
-            assert (ctx >= 0).all(), "every context of a model n-gram is a model n-gram"
-            context.append(ctx.astype(np.int32))
-    return SuffixTrie(width, tuple(keys), tuple(parent), tuple(token), tuple(context), tuple(count))
+            ctx = find_rows(keys[n - 2], width, ctx_suffix, token[n - 1])
+        del ctx_suffix
+        assert (ctx >= 0).all(), "every context of a model n-gram is a model n-gram"
+        context.append(ctx.astype(np.int32))
+    trie = SuffixTrie(width, tuple(keys), tuple(parent), tuple(token), tuple(context), tuple(count))
+    trie._hashes.update(hashes)
+    return trie
 
 
 def _unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -179,3 +179,26 @@ def test_the_trie_is_the_same_from_grams_in_any_order() -> None:
     searched = np.concatenate([find_rows(keys, 60, rows[i : i + 1000], toks[i : i + 1000])
                                for i in range(0, 30_000, 1000)])  # fmt: skip
     assert (hashed == searched).all() and (hashed >= 0).sum() > 100 and (hashed < 0).any()
+
+
+def test_the_context_lookups_hash_tables_are_kept_for_scoring(monkeypatch) -> None:
+    """build_trie keeps the tables of its context lookups (orders 2..N-1) in the trie's cache,
+    as scoring would build them, up to KEEP_HASH_SLOTS; past it, none: same contexts."""
+    from lmpipe.lm.ngram import trie as trie_module
+
+    rng = np.random.default_rng(8)
+    stream = np.where(rng.random(20_000) < 0.1, EOS, rng.integers(4, 50, 20_000)).astype(np.int32)
+    stream[-1] = EOS
+    grams, counts = count_full_ngrams(stream, 5)
+    kept = trie_module.build_trie(grams, counts, 50)
+    assert sorted(kept._hashes) == [2, 3, 4]
+    for n, table in kept._hashes.items():
+        fresh = trie_module.KeyHash.build(kept.keys[n - 1])
+        assert table.bits == fresh.bits and (table.table == fresh.table).all()
+    monkeypatch.setattr(trie_module, "KEEP_HASH_SLOTS", 4 * kept.size(2))  # order 2's only
+    assert sorted(trie_module.build_trie(grams, counts, 50)._hashes) == [2]
+    monkeypatch.setattr(trie_module, "KEEP_HASH_SLOTS", 0)
+    none = trie_module.build_trie(grams, counts, 50)
+    assert not none._hashes
+    for x, y in zip(kept.context, none.context, strict=True):
+        assert (x == y).all()
