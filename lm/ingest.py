@@ -255,11 +255,12 @@ def _ingest(
                     ids, lengths, types = block.ids(index)
                 else:
                     text = "\n".join(block)
+                    size = len(text.encode("utf-8")) + 1  # a newline per line
                     st.lines += len(block)
-                    st.bytes += len(text.encode("utf-8")) + 1  # a newline per line
+                    st.bytes += size
                     words = _arrow_words(block, text) if arrow else None
                     ids, lengths, types = (
-                        _EncodedLines.of(words, len(block), 0).ids(index)
+                        _EncodedLines.of(words, len(block), size).ids(index)
                         if words is not None
                         else _python_ids(block, tokens, index)
                     )
