@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -65,8 +66,9 @@ def first_appearance_ranks(stream: np.ndarray, width: int, unk_is_word: bool) ->
     """KenLM's word ids (§1): ``<unk>``=0, ``<s>``=1, ``</s>``=2, then words in order of first
     appearance. Only the suffix order of §3.3 depends on them. A literal ``<unk>`` that occurs in
     the training text is numbered like a word when it is treated as one."""
-    ids, first = np.unique(stream, return_index=True)
-    return ranks_in_order(ids[np.argsort(first, kind="stable")], width, unk_is_word)
+    # pandas.unique: hash-based, "uniques are returned in order of appearance" (PTB: 3 ms, where
+    # np.unique's stable sort for the first indices took 55)
+    return ranks_in_order(pd.unique(np.asarray(stream)), width, unk_is_word)
 
 
 def ranks_in_order(words: np.ndarray, width: int, unk_is_word: bool) -> np.ndarray:

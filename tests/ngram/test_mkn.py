@@ -109,3 +109,18 @@ def test_unk_in_training_counts_as_word_plus_zeroton() -> None:
         model = fit(stream, 2, "mkn", vocab_size=len(vocab))
     assert model.details["uniform_size"] == vocab.predictable_size + 1
     assert model.trie.count[0][UNK] == 2
+
+
+def test_kenlm_word_ids_follow_first_appearance() -> None:
+    """<unk>=0, <s>=1, </s>=2, then the words in the order they first appear in the training
+    stream (not by id or count); ids never seen rank past every seen one. A literal <unk> seen
+    in training is numbered where it first appears when it is treated as a word."""
+    from lmpipe.lm.ngram.mkn import first_appearance_ranks
+
+    stream = np.array([7, 5, 7, 2, 4, 5, 0, 9, 2], dtype=np.int32)  # ids 4..9 words, 0 <unk>
+    ranks = first_appearance_ranks(stream, 10, unk_is_word=False)
+    assert ranks[[0, 1, 2]].tolist() == [0, 1, 2]
+    assert ranks[[7, 5, 4, 9]].tolist() == [3, 4, 5, 6]  # first seen at positions 0, 1, 4, 7
+    assert ranks[[3, 6, 8]].tolist() == [11, 11, 11]  # <pad> and ids not in the stream
+    as_word = first_appearance_ranks(stream, 10, unk_is_word=True)
+    assert as_word[[7, 5, 4, 0, 9]].tolist() == [3, 4, 5, 6, 7]
