@@ -79,10 +79,22 @@ def history_column(stream: np.ndarray, offsets: np.ndarray, j: int, fill: int) -
 
 
 def count_full_ngrams(stream: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct padded n-grams of a stream and their counts, in memory.
+    """Distinct padded n-grams of a stream and their counts, in memory
+    (:func:`count_linked_ngrams` without the links)."""
+    grams, counts, _ = count_linked_ngrams(stream, n)
+    return grams, counts
 
-    Returns ``(grams, counts)``: ``grams`` is (U, n) int32, oldest token first; ``counts`` (U,)
-    int64. Tokens are packed into int64 codes, newest in the highest bits, as many per pass as
+
+def count_linked_ngrams(stream: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct padded n-grams of a stream, their counts, and each one's predecessor, in memory.
+
+    Returns ``(grams, counts, previous)``: ``grams`` is (U, n) int32, oldest token first;
+    ``counts`` (U,) int64; ``previous`` (U,) int64 the row of the window one position before
+    the first occurrence of each, -1 where that occurrence starts a sentence (the windows of
+    one sentence overlap: the context of a trie node is a suffix of its predecessor's,
+    :func:`lm.ngram.trie.build_trie`).
+
+    Tokens are packed into int64 codes, newest in the highest bits, as many per pass as
     fit beside the code of the suffix counted so far, and factorized per pass. Where the codes
     leave room for a position index (2 x index bits + token bits <= 63: PTB's 930 k tokens of a
     10 k vocabulary, or 20 M characters), each pass is one ``np.sort`` of code and position
@@ -120,7 +132,8 @@ def count_full_ngrams(stream: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarra
     grams = np.empty((counts.size, n), dtype=np.int32)
     for k in range(n):
         grams[:, n - 1 - k] = history_column(stream, offsets, k, BOS)[first]
-    return grams, counts
+    previous = np.where(offsets[first] > 0, code[np.maximum(first - 1, 0)], -1)
+    return grams, counts, previous
 
 
 def _factorize_sorted(code: np.ndarray, index_bits: int) -> tuple[np.ndarray, int]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from lmpipe.lm.metrics import LN10, TokenScores
 from lmpipe.lm.ngram import estimators, mkn
-from lmpipe.lm.ngram.counting import check_stream, count_full_ngrams
+from lmpipe.lm.ngram.counting import check_stream, count_linked_ngrams
 from lmpipe.lm.ngram.mkn import adjusted_counts, first_appearance_ranks
 from lmpipe.lm.ngram.scoring import (
     SCORE_CHUNK,
@@ -188,9 +188,9 @@ def fit(
         raise ValueError("cannot fit an n-gram model on an empty training stream")
     if int(stream.max()) >= vocab_size:
         raise ValueError(f"token id {int(stream.max())} >= vocab_size={vocab_size}")
-    grams, counts = count_full_ngrams(stream, order)
-    trie = build_trie(grams, counts, vocab_size)
-    del grams, counts  # the trie holds them; at 20 M tokens the (U, N) grams are 0.4 GB
+    grams, counts, previous = count_linked_ngrams(stream, order)
+    trie = build_trie(grams, counts, vocab_size, previous)
+    del grams, counts, previous  # the trie holds them; at 20 M tokens the (U, N) grams: 0.4 GB
     common = {"order": order, "method": method, "vocab_size": vocab_size, "trie": trie, "params": p}
     return entry.estimate(Fitting(stream, trie, vocab_size - 2, common), p)
 

@@ -31,9 +31,10 @@ HASHED_LOOKUP_MIN = 1 << 14
 through a hash table of the keys instead (:func:`find_rows`)."""
 
 KEEP_HASH_SLOTS = 1 << 24
-""":func:`build_trie` keeps the hash tables of its context lookups (orders 2..N-1) for scoring
-while they have at most this many slots together (64 MB of int32; PTB's 5-gram: 5 M slots,
-24 ms of building saved when it is scored); past that, each is built when first scored."""
+"""Where :func:`build_trie` looks contexts up (no ``previous`` links), it keeps the hash tables
+of those lookups (orders 2..N-1) for scoring while they have at most this many slots together
+(64 MB of int32; PTB's 5-gram: 5 M slots, 24 ms of building saved when it is scored); past
+that, each is built when first scored."""
 
 NO_TOKEN = -1
 """History entry before the sentence's ``<s>``: no token there."""
@@ -229,10 +230,20 @@ def find_rows(
     return np.where(found, idx, -1)
 
 
-def build_trie(grams: np.ndarray, counts: np.ndarray, width: int) -> SuffixTrie:
+def build_trie(
+    grams: np.ndarray, counts: np.ndarray, width: int, previous: np.ndarray | None = None
+) -> SuffixTrie:
     """The suffix trie of all model n-grams of orders 1..N, from the distinct padded full
     N-grams (``grams`` (U, N), oldest first, as :func:`lm.ngram.counting.count_full_ngrams`
     returns) and their counts.
+
+    Contexts: the context (g_1..g_{n-1}) of an order-n node (n >= 3) ends one position before
+    the node's end, inside the same sentence (it ends at a real token), so it is the
+    order-(n-1) suffix of the window one position earlier. With ``previous`` (that window's row
+    among the grams, :func:`lm.ngram.counting.count_linked_ngrams`) each order's contexts are
+    one gather from any of the node's grams; without, one lookup of (ctx(suf(g)), g_1) per
+    node (a hash table, kept for scoring up to :data:`KEEP_HASH_SLOTS`). PTB's 5-gram: 5 ms
+    against 75 ms.
 
     A full N-gram whose suffix of length n-1 already starts with ``<s>`` stops there: its longer
     suffixes would start with ``<s> <s>`` (docs/kenlm-mkn.md §1 "collapsing").
@@ -240,8 +251,7 @@ def build_trie(grams: np.ndarray, counts: np.ndarray, width: int) -> SuffixTrie:
     Memory: parent, token and context rows, and the counts of orders >= 2, are int32 (4 bytes
     instead of 8; a row or a count never exceeds the number of positions, checked below), so a
     node costs 24 bytes with its int64 key. The largest transient is one order's ``np.unique``
-    (about 5 int64 arrays of the n-gram count). The context lookups' hash tables are kept in the
-    trie's cache up to :data:`KEEP_HASH_SLOTS`."""
+    (about 5 int64 arrays of the n-gram count)."""
     n_max = grams.shape[1]
     total = int(counts.sum())
     if total >= np.iinfo(np.int32).max:
@@ -259,8 +269,9 @@ def build_trie(grams: np.ndarray, counts: np.ndarray, width: int) -> SuffixTrie:
     for n in range(2, n_max + 1):
         valid &= grams[:, n_max - n + 1] != BOS
         key = rows[valid] * width + grams[valid, n_max - n]
-        uniq, inv = _unique_inverse(key)
+        uniq, inv, first = _unique_inverse(key)
         del key
+        below = rows  # order n-1's row of every full N-gram
         keys.append(uniq)
         parent.append((uniq // width).astype(np.int32))
         token.append((uniq % width).astype(np.int32))
@@ -270,6 +281,14 @@ def build_trie(grams: np.ndarray, counts: np.ndarray, width: int) -> SuffixTrie:
         del inv
         if n == 2:
             context.append(token[1])
+            continue
+        if previous is not None:
+            before = previous[np.flatnonzero(valid)[first]]  # a gram of the node, one back
+            assert (before >= 0).all(), "an order-n node (n >= 3) never starts its sentence"
+            ctx = below[before]
+            del before
+            assert (ctx >= 0).all(), "every context of a model n-gram is a model n-gram"
+            context.append(ctx.astype(np.int32))
             continue
         ctx_suffix = context[n - 2][parent[n - 1]]  # row of suf(ctx(g)) = ctx(suf(g))
         if kept_slots + 4 * keys[n - 2].size <= KEEP_HASH_SLOTS:  # a table: 2-4 slots a key
@@ -287,17 +306,19 @@ def build_trie(grams: np.ndarray, counts: np.ndarray, width: int) -> SuffixTrie:
     return trie
 
 
-def _unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(key, return_inverse=True)``, in one pass when ``key`` is already
-    non-decreasing: so it is at every order when the full N-grams come in suffix order (as
+def _unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(key, return_index=True, return_inverse=True)`` (the index: one occurrence
+    of each distinct key), in one pass when ``key`` is already non-decreasing: so it is at
+    every order when the full N-grams come in suffix order (as
     :func:`lm.ngram.counting.count_full_ngrams` gives them where it can sort), since each order's
     rows are then assigned in the order of the grams."""
     if key.size and bool((key[1:] >= key[:-1]).all()):
         new = np.empty(key.size, dtype=bool)
         new[0] = True
         np.not_equal(key[1:], key[:-1], out=new[1:])
-        return key[new], np.cumsum(new, dtype=np.int64) - 1
-    return np.unique(key, return_inverse=True)
+        return key[new], np.cumsum(new, dtype=np.int64) - 1, np.flatnonzero(new)
+    uniq, index, inv = np.unique(key, return_index=True, return_inverse=True)
+    return uniq, inv, index
 
 
 def histories(stream: np.ndarray, offsets: np.ndarray, length: int) -> np.ndarray:

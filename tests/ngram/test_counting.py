@@ -202,3 +202,29 @@ def test_the_context_lookups_hash_tables_are_kept_for_scoring(monkeypatch) -> No
     assert not none._hashes
     for x, y in zip(kept.context, none.context, strict=True):
         assert (x == y).all()
+
+
+def test_contexts_from_the_previous_window_equal_the_looked_up_ones() -> None:
+    """build_trie's contexts gathered through each gram's predecessor (count_linked_ngrams) equal
+    those looked up from (ctx(suf(g)), g_1), for grams in suffix order and shuffled (the links
+    renumbered with them); a sentence's first window has no predecessor."""
+    from lmpipe.lm.ngram.counting import count_linked_ngrams
+    from lmpipe.lm.ngram.trie import build_trie
+
+    rng = np.random.default_rng(9)
+    stream = np.where(rng.random(30_000) < 0.12, EOS, rng.integers(4, 40, 30_000)).astype(np.int32)
+    stream[-1] = EOS
+    for order in (3, 5):
+        grams, counts, previous = count_linked_ngrams(stream, order)
+        assert previous[(grams[:, -2] == BOS)].tolist() == [-1] * int((grams[:, -2] == BOS).sum())
+        looked_up = build_trie(grams, counts, 40)
+        shuffle = rng.permutation(len(grams))
+        renumber = np.empty_like(shuffle)
+        renumber[shuffle] = np.arange(len(grams))
+        linked = np.where(previous[shuffle] >= 0, renumber[previous[shuffle]], -1)
+        for trie in (
+            build_trie(grams, counts, 40, previous),
+            build_trie(grams[shuffle], counts[shuffle], 40, linked),
+        ):
+            for x, y in zip(trie.context, looked_up.context, strict=True):
+                assert (x == y).all()
