@@ -307,17 +307,19 @@ def build_trie(
 
 
 def _unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``np.unique(key, return_index=True, return_inverse=True)`` (the index: one occurrence
-    of each distinct key), in one pass when ``key`` is already non-decreasing: so it is at
-    every order when the full N-grams come in suffix order (as
-    :func:`lm.ngram.counting.count_full_ngrams` gives them where it can sort), since each order's
-    rows are then assigned in the order of the grams."""
+    """(distinct keys, inverse, the index of one occurrence of each), as ``np.unique`` gives
+    them, in one pass when ``key`` is already non-decreasing: so it is at every order when the
+    full N-grams come in suffix order (as :func:`lm.ngram.counting.count_full_ngrams` gives them
+    where it can sort), since each order's rows are then assigned in the order of the grams."""
     if key.size and bool((key[1:] >= key[:-1]).all()):
         new = np.empty(key.size, dtype=bool)
         new[0] = True
         np.not_equal(key[1:], key[:-1], out=new[1:])
         return key[new], np.cumsum(new, dtype=np.int64) - 1, np.flatnonzero(new)
-    uniq, index, inv = np.unique(key, return_index=True, return_inverse=True)
+    # not return_index: np.unique then sorts stably (mergesort): 1.5 s against 0.55 s at 8 M keys
+    uniq, inv = np.unique(key, return_inverse=True)
+    index = np.empty(uniq.size, dtype=np.int64)
+    index[inv] = np.arange(key.size)  # one occurrence of each (any one: numpy picks which)
     return uniq, inv, index
 
 
