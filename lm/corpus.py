@@ -370,6 +370,13 @@ class DecodeStats:
     # files whose lines end in \r alone (classic Mac OS): read as one line, since lines end at \n
     cr_only: set[str] = field(default_factory=set)
 
+    def add(self, other: DecodeStats) -> None:
+        """Count ``other``'s reading too (files read by another pass)."""
+        self.replaced += other.replaced
+        self.raw_lines += other.raw_lines
+        self.bom |= other.bom
+        self.cr_only |= other.cr_only
+
 
 def _open_binary(src: TextSource) -> io.BufferedIOBase:
     path = src.path

@@ -567,10 +567,7 @@ def _pass2_blocks(
         return
     kept.reverse()  # each block let go once written
     if bounds is None:
-        decode.replaced += train_decode.replaced
-        decode.raw_lines += train_decode.raw_lines
-        decode.bom |= train_decode.bom
-        decode.cr_only |= train_decode.cr_only
+        decode.add(train_decode)
         while kept:
             yield "train", kept.pop()
         for split in SPLITS[1:]:

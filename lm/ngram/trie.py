@@ -30,12 +30,6 @@ HASHED_LOOKUP_MIN = 1 << 14
 """Lookups of at least this many queries, and at least an eighth as many as there are keys, go
 through a hash table of the keys instead (:func:`find_rows`)."""
 
-KEEP_HASH_SLOTS = 1 << 24
-"""Where :func:`build_trie` looks contexts up (no ``previous`` links), it keeps the hash tables
-of those lookups (orders 2..N-1) for scoring while they have at most this many slots together
-(64 MB of int32; PTB's 5-gram: 5 M slots, 24 ms of building saved when it is scored); past
-that, each is built when first scored."""
-
 NO_TOKEN = -1
 """History entry before the sentence's ``<s>``: no token there."""
 
@@ -231,19 +225,18 @@ def find_rows(
 
 
 def build_trie(
-    grams: np.ndarray, counts: np.ndarray, width: int, previous: np.ndarray | None = None
+    grams: np.ndarray, counts: np.ndarray, width: int, previous: np.ndarray
 ) -> SuffixTrie:
     """The suffix trie of all model n-grams of orders 1..N, from the distinct padded full
-    N-grams (``grams`` (U, N), oldest first, as :func:`lm.ngram.counting.count_full_ngrams`
-    returns) and their counts.
+    N-grams (``grams`` (U, N), oldest first), their counts and each one's predecessor
+    (``previous``), as :func:`lm.ngram.counting.count_linked_ngrams` returns them.
 
     Contexts: the context (g_1..g_{n-1}) of an order-n node (n >= 3) ends one position before
     the node's end, inside the same sentence (it ends at a real token), so it is the
-    order-(n-1) suffix of the window one position earlier. With ``previous`` (that window's row
-    among the grams, :func:`lm.ngram.counting.count_linked_ngrams`) each order's contexts are
-    one gather from any of the node's grams; without, one lookup of (ctx(suf(g)), g_1) per
-    node (a hash table, kept for scoring up to :data:`KEEP_HASH_SLOTS`). PTB's 5-gram: 5 ms
-    against 75 ms.
+    order-(n-1) suffix of the window one position earlier: each order's contexts are one
+    gather through ``previous`` from any of the node's grams, where a lookup of
+    (ctx(suf(g)), g_1) per node took a hash table's build and probe (PTB's 5-gram: 5 ms
+    against 75 ms).
 
     A full N-gram whose suffix of length n-1 already starts with ``<s>`` stops there: its longer
     suffixes would start with ``<s> <s>`` (docs/kenlm-mkn.md §1 "collapsing").
@@ -264,8 +257,6 @@ def build_trie(
     count = [np.bincount(last, weights=counts, minlength=width).astype(np.int64)]
     rows = last
     valid = np.ones(len(grams), dtype=bool)
-    hashes: dict[int, KeyHash] = {}
-    kept_slots = 0
     for n in range(2, n_max + 1):
         valid &= grams[:, n_max - n + 1] != BOS
         key = rows[valid] * width + grams[valid, n_max - n]
@@ -282,28 +273,13 @@ def build_trie(
         if n == 2:
             context.append(token[1])
             continue
-        if previous is not None:
-            before = previous[np.flatnonzero(valid)[first]]  # a gram of the node, one back
-            assert (before >= 0).all(), "an order-n node (n >= 3) never starts its sentence"
-            ctx = below[before]
-            del before
-            assert (ctx >= 0).all(), "every context of a model n-gram is a model n-gram"
-            context.append(ctx.astype(np.int32))
-            continue
-        ctx_suffix = context[n - 2][parent[n - 1]]  # row of suf(ctx(g)) = ctx(suf(g))
-        if kept_slots + 4 * keys[n - 2].size <= KEEP_HASH_SLOTS:  # a table: 2-4 slots a key
-            # the table that scoring looks the order's n-grams up in: kept for it
-            table = hashes[n - 1] = KeyHash.build(keys[n - 2])
-            kept_slots += table.table.size
-            ctx = table.find(ctx_suffix.astype(np.int64) * width + token[n - 1])
-        else:
-            ctx = find_rows(keys[n - 2], width, ctx_suffix, token[n - 1])
-        del ctx_suffix
+        before = previous[np.flatnonzero(valid)[first]]  # a gram of the node, one back
+        assert (before >= 0).all(), "an order-n node (n >= 3) never starts its sentence"
+        ctx = below[before]
+        del before
         assert (ctx >= 0).all(), "every context of a model n-gram is a model n-gram"
         context.append(ctx.astype(np.int32))
-    trie = SuffixTrie(width, tuple(keys), tuple(parent), tuple(token), tuple(context), tuple(count))
-    trie._hashes.update(hashes)
-    return trie
+    return SuffixTrie(width, tuple(keys), tuple(parent), tuple(token), tuple(context), tuple(count))
 
 
 def _unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -158,17 +158,28 @@ def _python_full_ngrams(stream: np.ndarray, n: int) -> dict[tuple[int, ...], int
     return out
 
 
+def _shuffled(grams, counts, previous, perm):
+    """The linked grams in the order ``perm``, their predecessor links renumbered with them."""
+    renumber = np.empty_like(perm)
+    renumber[perm] = np.arange(len(perm))
+    linked = np.where(previous[perm] >= 0, renumber[previous[perm]], -1)
+    return grams[perm], counts[perm], linked
+
+
 def test_the_trie_is_the_same_from_grams_in_any_order() -> None:
     """build_trie's one-pass unique (grams in suffix order) and np.unique (any order) agree,
-    and so do its hashed and binary-searched context lookups."""
+    and so do the hashed and binary-searched lookups of find_rows."""
+    from lmpipe.lm.ngram.counting import count_linked_ngrams
     from lmpipe.lm.ngram.trie import build_trie, find_rows
 
     rng = np.random.default_rng(5)
     stream = np.where(rng.random(40_000) < 0.1, EOS, rng.integers(4, 60, 40_000)).astype(np.int32)
     stream[-1] = EOS
-    grams, counts = count_full_ngrams(stream, 5)
+    grams, counts, previous = count_linked_ngrams(stream, 5)
     shuffle = rng.permutation(len(grams))
-    a, b = build_trie(grams, counts, 60), build_trie(grams[shuffle], counts[shuffle], 60)
+    a = build_trie(grams, counts, 60, previous)
+    s_grams, s_counts, s_previous = _shuffled(grams, counts, previous, shuffle)
+    b = build_trie(s_grams, s_counts, 60, s_previous)
     for name in ("keys", "parent", "token", "context", "count"):
         for x, y in zip(getattr(a, name), getattr(b, name), strict=True):
             assert (x == y).all(), name
@@ -181,33 +192,11 @@ def test_the_trie_is_the_same_from_grams_in_any_order() -> None:
     assert (hashed == searched).all() and (hashed >= 0).sum() > 100 and (hashed < 0).any()
 
 
-def test_the_context_lookups_hash_tables_are_kept_for_scoring(monkeypatch) -> None:
-    """build_trie keeps the tables of its context lookups (orders 2..N-1) in the trie's cache,
-    as scoring would build them, up to KEEP_HASH_SLOTS; past it, none: same contexts."""
-    from lmpipe.lm.ngram import trie as trie_module
-
-    rng = np.random.default_rng(8)
-    stream = np.where(rng.random(20_000) < 0.1, EOS, rng.integers(4, 50, 20_000)).astype(np.int32)
-    stream[-1] = EOS
-    grams, counts = count_full_ngrams(stream, 5)
-    kept = trie_module.build_trie(grams, counts, 50)
-    assert sorted(kept._hashes) == [2, 3, 4]
-    for n, table in kept._hashes.items():
-        fresh = trie_module.KeyHash.build(kept.keys[n - 1])
-        assert table.bits == fresh.bits and (table.table == fresh.table).all()
-    monkeypatch.setattr(trie_module, "KEEP_HASH_SLOTS", 4 * kept.size(2))  # order 2's only
-    assert sorted(trie_module.build_trie(grams, counts, 50)._hashes) == [2]
-    monkeypatch.setattr(trie_module, "KEEP_HASH_SLOTS", 0)
-    none = trie_module.build_trie(grams, counts, 50)
-    assert not none._hashes
-    for x, y in zip(kept.context, none.context, strict=True):
-        assert (x == y).all()
-
-
 def test_contexts_from_the_previous_window_equal_the_looked_up_ones() -> None:
-    """build_trie's contexts gathered through each gram's predecessor (count_linked_ngrams) equal
-    those looked up from (ctx(suf(g)), g_1), for grams in suffix order and shuffled (the links
-    renumbered with them); a sentence's first window has no predecessor."""
+    """build_trie's contexts gathered through each gram's predecessor (count_linked_ngrams) are
+    the rows that looking each node's (g_1..g_{n-1}) up in the trie finds, for grams in suffix
+    order and shuffled (the links renumbered with them); a sentence's first window has no
+    predecessor."""
     from lmpipe.lm.ngram.counting import count_linked_ngrams
     from lmpipe.lm.ngram.trie import build_trie
 
@@ -217,14 +206,13 @@ def test_contexts_from_the_previous_window_equal_the_looked_up_ones() -> None:
     for order in (3, 5):
         grams, counts, previous = count_linked_ngrams(stream, order)
         assert previous[(grams[:, -2] == BOS)].tolist() == [-1] * int((grams[:, -2] == BOS).sum())
-        looked_up = build_trie(grams, counts, 40)
-        shuffle = rng.permutation(len(grams))
-        renumber = np.empty_like(shuffle)
-        renumber[shuffle] = np.arange(len(grams))
-        linked = np.where(previous[shuffle] >= 0, renumber[previous[shuffle]], -1)
+        s_grams, s_counts, s_previous = _shuffled(
+            grams, counts, previous, rng.permutation(len(grams))
+        )
         for trie in (
             build_trie(grams, counts, 40, previous),
-            build_trie(grams[shuffle], counts[shuffle], 40, linked),
+            build_trie(s_grams, s_counts, 40, s_previous),
         ):
-            for x, y in zip(trie.context, looked_up.context, strict=True):
-                assert (x == y).all()
+            for n in range(2, order + 1):
+                looked_up = trie.lookup(trie.grams(n)[:, :-1])
+                assert (looked_up >= 0).all() and (trie.context[n - 1] == looked_up).all()
