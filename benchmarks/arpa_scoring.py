@@ -36,6 +36,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from lmpipe.flows.cpu_dispatch import prefer_avx2_sort  # noqa: E402
+
+prefer_avx2_sort(os.environ)  # numpy's kernels as the command line gets them, before numpy
+
 from lmpipe.lm import ngram  # noqa: E402
 from lmpipe.lm.ingest import load_stream, load_vocab  # noqa: E402
 from lmpipe.lm.ngram.arpa import load_arpa  # noqa: E402

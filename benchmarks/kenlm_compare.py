@@ -34,10 +34,14 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from lmpipe.flows.cpu_dispatch import prefer_avx2_sort  # noqa: E402
+
+prefer_avx2_sort(os.environ)  # numpy's kernels as the command line gets them, before numpy
+
+import numpy as np  # noqa: E402
 
 from lmpipe.lm import ngram  # noqa: E402
 from lmpipe.lm.ingest import load_stream, load_vocab  # noqa: E402

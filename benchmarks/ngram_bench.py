@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import tempfile
 import time
@@ -21,13 +22,17 @@ import warnings
 import zipfile
 from pathlib import Path
 
-import duckdb
-import kenlm
-import numpy as np
+from lmpipe.flows.cpu_dispatch import prefer_avx2_sort
 
-from lmpipe.lm.ngram import count_full_ngrams, fit, kenlm_perplexity, write_arpa
-from lmpipe.lm.ngram.counting import query_ngram_counts, stream_table
-from lmpipe.lm.vocab import build_vocab, encode_sentences
+prefer_avx2_sort(os.environ)  # numpy's kernels as the command line gets them, before numpy
+
+import duckdb  # noqa: E402
+import kenlm  # noqa: E402
+import numpy as np  # noqa: E402
+
+from lmpipe.lm.ngram import count_full_ngrams, fit, kenlm_perplexity, write_arpa  # noqa: E402
+from lmpipe.lm.ngram.counting import query_ngram_counts, stream_table  # noqa: E402
+from lmpipe.lm.vocab import build_vocab, encode_sentences  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ROOT.parent / "shared" / "corpora"

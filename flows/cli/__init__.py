@@ -10,6 +10,7 @@ imported only by the commands that run flows, so ``sql``/``report``/``check`` st
 from __future__ import annotations
 
 import errno
+import os
 import sys
 import warnings
 from typing import Any
@@ -18,6 +19,7 @@ import typer
 
 from lmpipe.flows.cli import commands_ngram, commands_run, commands_train, commands_warehouse
 from lmpipe.flows.cli.common import State, app
+from lmpipe.flows.cpu_dispatch import prefer_avx2_sort
 from lmpipe.lm.errors import LmpipeError
 
 INTERRUPTED = 130  # exit status after Ctrl-C (128 + SIGINT), as shells report it
@@ -27,6 +29,7 @@ __all__ = ["app", "main", "commands_ngram", "commands_run", "commands_train", "c
 
 def main() -> None:
     """Console entry point: one-line errors, no traceback unless --debug."""
+    prefer_avx2_sort(os.environ)  # before anything imports numpy (lmpipe.flows.cpu_dispatch)
     State.debug = "--debug" in sys.argv[1:]
     if not State.debug:
         warnings.showwarning = _show_warning

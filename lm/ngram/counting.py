@@ -127,8 +127,8 @@ def count_linked_ngrams(stream: np.ndarray, n: int) -> tuple[np.ndarray, np.ndar
         if j == n:
             break
     counts = np.bincount(code).astype(np.int64)
-    first = np.empty(counts.size, dtype=np.int64)
-    first[code[::-1]] = np.arange(code.size - 1, -1, -1)
+    first = np.full(counts.size, code.size, dtype=np.int64)  # each gram's first position
+    np.minimum.at(first, code, np.arange(code.size, dtype=np.int64))
     grams = np.empty((counts.size, n), dtype=np.int32)
     for k in range(n):
         grams[:, n - 1 - k] = history_column(stream, offsets, k, BOS)[first]

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -66,9 +65,13 @@ def first_appearance_ranks(stream: np.ndarray, width: int, unk_is_word: bool) ->
     """KenLM's word ids (§1): ``<unk>``=0, ``<s>``=1, ``</s>``=2, then words in order of first
     appearance. Only the suffix order of §3.3 depends on them. A literal ``<unk>`` that occurs in
     the training text is numbered like a word when it is treated as one."""
-    # pandas.unique: hash-based, "uniques are returned in order of appearance" (PTB: 3 ms, where
+    stream = np.asarray(stream)
+    # each id's first position, an unbuffered minimum over its positions (PTB: 2 ms, where
     # np.unique's stable sort for the first indices took 55)
-    return ranks_in_order(pd.unique(np.asarray(stream)), width, unk_is_word)
+    first = np.full(width, stream.size, dtype=np.int64)
+    np.minimum.at(first, stream, np.arange(stream.size, dtype=np.int64))
+    seen = np.flatnonzero(first < stream.size)
+    return ranks_in_order(seen[np.argsort(first[seen])], width, unk_is_word)
 
 
 def ranks_in_order(words: np.ndarray, width: int, unk_is_word: bool) -> np.ndarray:
