@@ -235,7 +235,7 @@ def estimate_mkn(
                 adjusted_count(trie, n), ctx, trie.size(n - 1), d[n - 1], marked
             )
             p = (u + (g[ctx] * lower[trie.parent[n - 1]]).astype(F32)).astype(F32)
-            backoff.append(_log10_backoff(g))
+            backoff.append(log10_backoff(g))
             del u, g
         logp.append(np.minimum(log10f(p), F32(0.0)))
         lower = p
@@ -293,7 +293,7 @@ def unigram_probabilities(a: np.ndarray, d: np.ndarray, uniform_size: int) -> np
     return p
 
 
-def _log10_backoff(gamma: np.ndarray) -> np.ndarray:
+def log10_backoff(gamma: np.ndarray) -> np.ndarray:
     """ARPA backoff log10f(gamma), 0 where the node is no context (gamma 0)."""
     return np.where(gamma > 0, log10f(np.where(gamma > 0, gamma, 1)), F32(0.0)).astype(F32)
 

@@ -2,7 +2,7 @@
 -- Each section below is one statement, named by its `-- name:` line. Braced fields are column
 -- lists and table names made from the order n (never user input); values are bound parameters.
 -- Orders are tables g{n} (adjusted counts a), ctx{n} (the order-n contexts' sums), p{n}
--- (interpolated probabilities) and m{n} (the model: log10 p and log10 backoff); n-grams are
+-- (interpolated probabilities) and m{n} (the model: p and the backoff weight); n-grams are
 -- columns w1..wn, oldest token first. All arithmetic on FLOAT (float32) is DuckDB's IEEE single
 -- precision, in lmplz's rounding order, so the values are bit-identical to lm/ngram/mkn.py.
 
@@ -104,20 +104,17 @@ JOIN ctx{n} AS h ON {ctx_join}
 JOIN p{below} AS l ON {suffix_join};
 
 -- name: model_order
--- The ARPA values of one order (§6): log10 p capped at 0, and the log10 backoff of the n-grams
--- that are contexts of the next order (0 for the others), with the C library's log10f.
+-- One order of the model (§6): each n-gram's p, and the backoff weight gamma of the n-grams that
+-- are contexts of the next order (NULL for the others). Their log10 values (ARPA's) are taken
+-- where the tables are read, a batch at a time, with the C library's log10f.
 CREATE TABLE m{n} AS
-SELECT
-    {p_cols},
-    least(log10f(p.p), CAST(0 AS FLOAT)) AS logp,
-    CASE WHEN h.gamma > 0 THEN log10f(h.gamma) ELSE CAST(0 AS FLOAT) END AS bo
+SELECT {p_cols}, p.p, h.gamma
 FROM p{n} AS p
 LEFT JOIN ctx{above} AS h ON {ctx_join};
 
 -- name: model_highest
-CREATE TABLE m{n} AS
-SELECT {cols}, least(log10f(p), CAST(0 AS FLOAT)) AS logp, CAST(0 AS FLOAT) AS bo
-FROM p{n};
+-- The highest order's p as they are: no n-gram of it is a context.
+ALTER TABLE p{n} RENAME TO m{n};
 
 -- name: evaluation_windows
 -- The evaluation windows (pos, w1..wN as lm/ngram/windows.padded_windows cuts them), kept: each
@@ -130,12 +127,12 @@ FROM windows;
 -- One order's lookup: the positions whose window of length n is in the model. An inner join, so
 -- DuckDB hashes the (small) evaluation side and streams the model table past it; a left join
 -- would hash the model table for every evaluation.
-SELECT q.pos, m.logp, m.bo
+SELECT q.pos, {values}
 FROM eval_windows AS q
 JOIN m{n} AS m ON {match}
 
 -- name: score
--- Per position, the model's log10 p and backoff of the window of every length that ends there
+-- Per position, the model's p and gamma of the window of every length that ends there
 -- (NULL where that n-gram is not in the model), in stream order; h1 is the token before the
 -- word (`<s>` at a sentence start).
 SELECT q.pos, q.w{order} AS word, q.w{history} AS h1, {values}
