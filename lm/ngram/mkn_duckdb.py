@@ -211,18 +211,29 @@ class DuckdbMknModel:
     def sizes(self) -> list[int]:
         """Number of n-grams per order (the unigrams: every id of the vocabulary)."""
         return [
-            int(self.con.sql(f"SELECT count(*) FROM m{n}").fetchall()[0][0])  # noqa: S608
+            int(self.con.sql(f"SELECT count(*) FROM p{n}").fetchall()[0][0])  # noqa: S608
             for n in range(1, self.order + 1)
         ]
 
     def tables(self, n: int) -> pa.Table:
         """The order-n n-grams and their ARPA values (``w1..wn``, ``logp``, ``bo``; bo 0 at
         the highest order), for tests and small models: in memory."""
-        table = self.con.sql(f"SELECT * FROM m{n} ORDER BY ALL").to_arrow_table()  # noqa: S608
+        table = self.con.sql(self._rows(n) + " ORDER BY ALL").to_arrow_table()
         logp = _arpa_logp(_values(table, "p"))
         bo = _arpa_backoff(_values(table, "gamma")) if n < self.order else np.zeros_like(logp)
         grams = table.select([f"w{k}" for k in range(1, n + 1)])
         return grams.append_column("logp", pa.array(logp)).append_column("bo", pa.array(bo))
+
+    def _rows(self, n: int) -> str:
+        """The query of the order-n n-grams with their p and (below the highest order) gamma."""
+        if n == self.order:
+            return f"SELECT * FROM p{n}"  # noqa: S608
+        return (
+            SQL["model_rows"]
+            .format(n=n, p_cols=_cols(n, "p."), match=_match("p", "b", n))
+            .rstrip()
+            .rstrip(";")
+        )
 
     def arpa_sizes(self) -> list[int]:
         """Number of n-grams per order in an ARPA file (:func:`lm.ngram.arpa.unigram_entries`)."""
@@ -233,11 +244,11 @@ class DuckdbMknModel:
         with_bo = n < self.order
         if n == 1:
             ids = unigram_entries(self.seen)
-            m1 = self.con.sql("SELECT * FROM m1 ORDER BY w1").to_arrow_table()
+            m1 = self.con.sql(self._rows(1) + " ORDER BY w1").to_arrow_table()
             logp1, bo1 = _arpa_logp(_values(m1, "p")), _arpa_backoff(_values(m1, "gamma"))
             write_lines(f, strings, ids[:, None], logp1[ids], bo1[ids])
             return
-        reader = self.con.sql(f"SELECT * FROM m{n}").to_arrow_reader(SCORE_BATCH)  # noqa: S608
+        reader = self.con.sql(self._rows(n)).to_arrow_reader(SCORE_BATCH)
         try:
             for batch in reader:
                 grams = np.column_stack([batch.column(f"w{k}").to_numpy() for k in range(1, n + 1)])
@@ -261,25 +272,26 @@ class DuckdbMknModel:
         """Score a token Parquet file (or table of its layout) without loading it whole."""
         n_max = self.order
         con = self.con
-        gamma = con.execute("SELECT gamma FROM m1 WHERE w1 = $bos", {"bos": BOS}).fetchall()
-        bos_bo = _arpa_backoff(np.array([gamma[0][0]], dtype=F32))[0]  # NULL (no context): 0
+        gamma = con.execute("SELECT gamma FROM b1 WHERE w1 = $bos", {"bos": BOS}).fetchall()
+        bos_bo = _arpa_backoff(np.array([gamma[0][0] if gamma else 0], dtype=F32))[0]
         con.register("windows", padded_windows(tokens, n_max))
         con.execute(SQL["evaluation_windows"])
         con.unregister("windows")
 
-        def kept(n: int) -> list[str]:  # the highest order has no backoff weights
-            return ["p", "gamma"] if n < n_max else ["p"]
-
-        values = ", ".join(f"o{n}.{c} AS {c}{n}" for n in range(1, n_max + 1) for c in kept(n))
+        values = ", ".join(
+            [f"o{n}.p AS p{n}" for n in range(1, n_max + 1)]
+            + [f"c{n}.gamma AS gamma{n}" for n in range(1, n_max)]
+        )
         joins = "\n".join(
-            "LEFT JOIN ("
-            + SQL["order_lookup"].format(
-                n=n,
-                values=", ".join(f"m.{c}" for c in kept(n)),
-                match=_match("m", "q", n, n_max - n + 1),
-            )
-            + f") AS o{n} ON o{n}.pos = q.pos"
-            for n in range(1, n_max + 1)
+            [
+                f"LEFT JOIN ({SQL[lookup].format(n=n, match=_match('m', 'q', n, n_max - n + 1))})"
+                f" AS {alias}{n} ON {alias}{n}.pos = q.pos"
+                for lookup, alias, top in (
+                    ("order_lookup", "o", n_max),
+                    ("backoff_lookup", "c", n_max - 1),
+                )
+                for n in range(1, top + 1)
+            ]
         )
         query = SQL["score"].format(order=n_max, history=n_max - 1, values=values, joins=joins)
         parts: list[np.ndarray] = []
@@ -341,8 +353,11 @@ def _backoff_batch(
     starts = batch.column("h1").to_numpy() == BOS
     new_carry = np.empty_like(carry)
     for j in range(1, n_max):
-        p, bo = logp[j - 1], _arpa_backoff(_values(batch, f"gamma{j}"))
-        bo[np.isnan(p)] = np.nan  # no such context in the model: nothing to add
+        # NaN where the window is no context (in the model or not): nothing to add, as KenLM
+        # adds a backoff of 0 for an n-gram that is no context
+        bo = _values(batch, f"gamma{j}")
+        known = ~np.isnan(bo)
+        bo[known] = log10_backoff(bo[known])
         ctx = np.empty(size, dtype=np.float32)
         ctx[0] = carry[j - 1]
         ctx[1:] = bo[:-1]
@@ -459,15 +474,9 @@ def _estimate(
         if n < n_max:
             con.execute(f"DROP TABLE g{n}")
         # order n-1 is complete once its n-grams' backoffs (the contexts of order n) are known
-        con.execute(
-            SQL["model_order"].format(
-                n=n - 1, above=n, p_cols=_cols(n - 1, "p."), ctx_join=_match("p", "h", n - 1)
-            )
-        )
-        con.execute(f"DROP TABLE p{n - 1}")
-        con.execute(f"DROP TABLE ctx{n}")
+        con.execute(SQL["drop_context_sums"].format(n=n))
+        con.execute(SQL["rename_backoffs"].format(n=n, below=n - 1))
         con.execute("CHECKPOINT")  # the dropped tables' blocks become free for the next ones
-    con.execute(SQL["model_highest"].format(n=n_max))
     con.execute(f"DROP VIEW g{n_max}")
     con.execute("DROP TABLE full_counts")
     con.execute("CHECKPOINT")

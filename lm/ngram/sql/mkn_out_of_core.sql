@@ -1,8 +1,8 @@
 -- KenLM's modified Kneser-Ney (docs/kenlm-mkn.md) as DuckDB statements, for lm/ngram/mkn_duckdb.py.
 -- Each section below is one statement, named by its `-- name:` line. Braced fields are column
 -- lists and table names made from the order n (never user input); values are bound parameters.
--- Orders are tables g{n} (adjusted counts a), ctx{n} (the order-n contexts' sums), p{n}
--- (interpolated probabilities) and m{n} (the model: p and the backoff weight); n-grams are
+-- Orders are tables g{n} (adjusted counts a), ctx{n} (the order-n contexts' sums and gamma),
+-- p{n} (interpolated probabilities) and b{n} (backoff weights); n-grams are
 -- columns w1..wn, oldest token first. All arithmetic on FLOAT (float32) is DuckDB's IEEE single
 -- precision, in lmplz's rounding order, so the values are bit-identical to lm/ngram/mkn.py.
 
@@ -103,18 +103,23 @@ FROM g{n} AS g
 JOIN ctx{n} AS h ON {ctx_join}
 JOIN p{below} AS l ON {suffix_join};
 
--- name: model_order
--- One order of the model (§6): each n-gram's p, and the backoff weight gamma of the n-grams that
--- are contexts of the next order (NULL for the others). Their log10 values (ARPA's) are taken
--- where the tables are read, a batch at a time, with the C library's log10f.
-CREATE TABLE m{n} AS
-SELECT {p_cols}, p.p, h.gamma
-FROM p{n} AS p
-LEFT JOIN ctx{above} AS h ON {ctx_join};
+-- name: drop_context_sums
+-- The backoff weights of order n - 1 are the gamma of the contexts of order n: once order n
+-- is interpolated, ctx{n} keeps them, without the sums, as that order's b table
+-- (rename_backoffs). The model is then p1..pN (every n-gram's p) and b1..bN-1 (the gamma of the n-grams that are
+-- contexts of the next order); ARPA's log10 values are taken where the tables are read, a batch
+-- at a time, with the C library's log10f.
+ALTER TABLE ctx{n} DROP COLUMN s;
 
--- name: model_highest
--- The highest order's p as they are: no n-gram of it is a context.
-ALTER TABLE p{n} RENAME TO m{n};
+-- name: rename_backoffs
+ALTER TABLE ctx{n} RENAME TO b{below};
+
+-- name: model_rows
+-- One order of the model as ARPA lists it: each n-gram's p and its backoff weight (NULL where
+-- it is no context).
+SELECT {p_cols}, p.p, b.gamma
+FROM p{n} AS p
+LEFT JOIN b{n} AS b ON {match};
 
 -- name: evaluation_windows
 -- The evaluation windows (pos, w1..wN as lm/ngram/windows.padded_windows cuts them), kept: each
@@ -127,13 +132,19 @@ FROM windows;
 -- One order's lookup: the positions whose window of length n is in the model. An inner join, so
 -- DuckDB hashes the (small) evaluation side and streams the model table past it; a left join
 -- would hash the model table for every evaluation.
-SELECT q.pos, {values}
+SELECT q.pos, m.p
 FROM eval_windows AS q
-JOIN m{n} AS m ON {match}
+JOIN p{n} AS m ON {match}
+
+-- name: backoff_lookup
+-- The same for the backoff weights: the positions whose window of length n is a context.
+SELECT q.pos, m.gamma
+FROM eval_windows AS q
+JOIN b{n} AS m ON {match}
 
 -- name: score
 -- Per position, the model's p and gamma of the window of every length that ends there
--- (NULL where that n-gram is not in the model), in stream order; h1 is the token before the
+-- (NULL where that n-gram is not in the model, or no context), in stream order; h1 is the token before the
 -- word (`<s>` at a sentence start).
 SELECT q.pos, q.w{order} AS word, q.w{history} AS h1, {values}
 FROM eval_windows AS q
