@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -131,6 +132,9 @@ def step_lmplz(work: Path, order: int, memory_limit: int) -> dict[str, Any]:
 
 
 def child(args: argparse.Namespace) -> None:
+    from lmpipe.flows.cpu_dispatch import prefer_avx2_sort
+
+    prefer_avx2_sort(os.environ)  # numpy's kernels as the command line gets them, before numpy
     t0 = time.perf_counter()
     work = args.workdir
     if args.child == "ingest":
