@@ -404,7 +404,9 @@ def estimate_mkn_duckdb(
     model = DuckdbMknModel(order, vocab_size, path, {}, limit, facts.raw_unigram > 0, _con=con)
     try:
         with _plain_errors(f"estimating the {order}-gram model", limit, root):
-            model.details.update(_estimate(con, tokens, order, facts, discount_fallback))
+            model.details.update(
+                _estimate(con, tokens, order, facts, discount_fallback, int(limit * DUCKDB_SHARE))
+            )
     except BaseException:
         model.close()
         raise
@@ -417,6 +419,7 @@ def _estimate(
     n_max: int,
     facts: StreamFacts,
     fallback: Sequence[float] | None,
+    duckdb_bytes: int,
 ) -> dict[str, Any]:
     width = facts.raw_unigram.size
     con.register("windows", padded_windows(tokens, n_max))
@@ -461,16 +464,20 @@ def _estimate(
     for n in range(2, n_max + 1):
         dk = {"d1": float(d[n - 1][0]), "d2": float(d[n - 1][1]), "d3": float(d[n - 1][2])}
         con.execute(SQL["contexts"].format(n=n, ctx_cols=_cols(n - 1)), dk)
-        con.execute(
-            SQL["interpolate"].format(
-                n=n,
-                below=n - 1,
-                g_cols=_cols(n, "g."),
-                ctx_join=_match("g", "h", n - 1),
-                suffix_join=_match("l", "g", n - 1, 2),
-            ),
-            dk,
-        )
+        parts = _join_parts(con, n, facts.raw_unigram, duckdb_bytes) if n > 2 else [(0, width)]
+        for i, (lo, hi) in enumerate(parts):
+            con.execute(
+                SQL["interpolate"].format(
+                    n=n,
+                    below=n - 1,
+                    into=f"CREATE TABLE p{n} AS" if i == 0 else f"INSERT INTO p{n}",
+                    g_cols=_cols(n, "g."),
+                    ctx_join=_match("g", "h", n - 1),
+                    suffix_join=_match("l", "g", n - 1, 2),
+                    ctx_w2="h.w2" if n > 2 else "g.w2",
+                ),
+                {**dk, "lo": lo, "hi": hi},
+            )
         if n < n_max:
             con.execute(f"DROP TABLE g{n}")
         # order n-1 is complete once its n-grams' backoffs (the contexts of order n) are known
@@ -487,6 +494,34 @@ def _estimate(
         "fallback_orders": fell_back,
         "uniform_size": uniform_size,
     }
+
+
+JOIN_ROW_BYTES = 32
+"""Bytes of a hash-join row beyond its columns' (4 each): its hash, chain pointer and slot of
+the pointer table, for :func:`_join_parts`. At 100 M Zipf tokens (4 GB) 24, 32 and 64 gave
+176.5, 167.3 and 171.9 s, one part at 20 M (3 GB) with any of them, in the noise."""
+MAX_JOIN_PARTS = 64
+
+
+def _join_parts(
+    con: duckdb.DuckDBPyConnection, n: int, raw_unigram: np.ndarray, duckdb_bytes: int
+) -> list[tuple[int, int]]:
+    """Ranges of the second token that split order n's interpolation so that each part's two
+    hash tables (the contexts, n+1 columns; the order below, n columns) fit DuckDB's memory
+    limit: one range where they fit, as at 20 M Zipf tokens; at 100 M the two joins of one
+    statement spilled (126 of 222 s of the estimate; in parts, the whole estimate took
+    167 s). Ranges hold about equal shares of the tokens' counts."""
+    ctx_rows = int(con.execute(f"SELECT count(*) FROM ctx{n}").fetchall()[0][0])  # noqa: S608
+    below_rows = int(con.execute(f"SELECT count(*) FROM p{n - 1}").fetchall()[0][0])  # noqa: S608
+    need = ctx_rows * (4 * (n + 1) + JOIN_ROW_BYTES) + below_rows * (4 * n + JOIN_ROW_BYTES)
+    k = min(MAX_JOIN_PARTS, max(1, -(-need // max(duckdb_bytes, 1))))
+    width = raw_unigram.size
+    if k == 1:
+        return [(0, width)]
+    share = np.cumsum(raw_unigram, dtype=np.float64)
+    cuts = np.searchsorted(share, share[-1] * np.arange(1, k) / k, side="right")
+    bounds = np.unique(np.concatenate([[0], cuts, [width + 1]]))
+    return [(int(lo), int(hi) - 1) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _greatest_ngram_quirk(

@@ -105,6 +105,36 @@ def test_orders_longer_than_sentences_and_literal_unk(tmp_path: Path) -> None:
         assert_same_model(mem, disk)
 
 
+def test_interpolation_in_parts_of_the_second_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the two hash tables of an order's interpolation would outgrow DuckDB's memory,
+    the order is interpolated in ranges of its second token: the same model and scores."""
+    text = (CORPORA / "timemachine.txt").read_text(encoding="utf-8")
+    train = [ln.split() for ln in text.splitlines()[:1200] if ln.strip()]
+    vocab = build_vocab(train)
+    seen: list[list[tuple[int, int]]] = []
+    real = mkn_duckdb_mod._join_parts
+
+    def spy(*args: object) -> list[tuple[int, int]]:
+        seen.append(real(*args))  # type: ignore[arg-type]
+        return seen[-1]
+
+    monkeypatch.setattr(mkn_duckdb_mod, "JOIN_ROW_BYTES", 10**9)
+    monkeypatch.setattr(mkn_duckdb_mod, "_join_parts", spy)
+    mem, disk = both(vocab, encode_sentences(vocab, train), 4, tmp_path)
+    with disk:
+        assert len(seen) == 2  # orders 3 and 4 (order 2's hash tables are vocabulary-sized)
+        assert all(1 < len(parts) <= mkn_duckdb_mod.MAX_JOIN_PARTS for parts in seen)
+        for parts in seen:  # consecutive ranges covering every id
+            assert parts[0][0] == 0 and parts[-1][1] == len(vocab)
+            assert all(a[1] + 1 == b[0] for a, b in zip(parts, parts[1:], strict=False))
+        assert_same_model(mem, disk)
+        assert_same_scores(
+            mem, disk, encode_sentences(vocab, [ln.split() for ln in text.splitlines()[1200:1300]])
+        )
+
+
 def test_time_machine_across_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Windows cut from 1,000-id batches and scores fetched 777 rows at a time: the carried
     history and backoffs make every batch boundary invisible."""

@@ -93,15 +93,19 @@ FROM (
 );
 
 -- name: interpolate
--- p(h w) = u(h w) + gamma(h) p(suf(h w)), u(h w) = (a - D(a)) / S(h) (§4, §5), float32.
-CREATE TABLE p{n} AS
+-- p(h w) = u(h w) + gamma(h) p(suf(h w)), u(h w) = (a - D(a)) / S(h) (§4, §5), float32, of
+-- the n-grams whose second token is in $lo..$hi ({into}: the first part creates the table, the
+-- others append). The token appears in both join keys, so both hash tables hold that part
+-- only: parts small enough for the memory limit keep the joins from spilling.
+{into}
 SELECT
     {g_cols},
     (CAST(g.a AS FLOAT) - CASE g.a WHEN 1 THEN CAST($d1 AS FLOAT) WHEN 2 THEN CAST($d2 AS FLOAT)
         ELSE CAST($d3 AS FLOAT) END) / h.s + h.gamma * l.p AS p
 FROM g{n} AS g
 JOIN ctx{n} AS h ON {ctx_join}
-JOIN p{below} AS l ON {suffix_join};
+JOIN p{below} AS l ON {suffix_join}
+WHERE g.w2 BETWEEN $lo AND $hi AND {ctx_w2} BETWEEN $lo AND $hi AND l.w1 BETWEEN $lo AND $hi;
 
 -- name: drop_context_sums
 -- The backoff weights of order n - 1 are the gamma of the contexts of order n: once order n
