@@ -127,13 +127,21 @@ def count_linked_ngrams(stream: np.ndarray, n: int) -> tuple[np.ndarray, np.ndar
         if j == n:
             break
     counts = np.bincount(code).astype(np.int64)
-    first = np.full(counts.size, code.size, dtype=np.int64)  # each gram's first position
-    np.minimum.at(first, code, np.arange(code.size, dtype=np.int64))
+    first = first_positions(code, counts.size)
     grams = np.empty((counts.size, n), dtype=np.int32)
     for k in range(n):
         grams[:, n - 1 - k] = history_column(stream, offsets, k, BOS)[first]
     previous = np.where(offsets[first] > 0, code[np.maximum(first - 1, 0)], -1)
     return grams, counts, previous
+
+
+def first_positions(values: np.ndarray, size: int) -> np.ndarray:
+    """The first position of each value ``0..size-1`` in ``values``, ``values.size`` where it
+    never occurs: an unbuffered minimum, which numpy defines for repeated indices (where a
+    scatter of the positions in reverse keeps an unspecified one)."""
+    first = np.full(size, values.size, dtype=np.int64)
+    np.minimum.at(first, values, np.arange(values.size, dtype=np.int64))
+    return first
 
 
 def _factorize_sorted(code: np.ndarray, index_bits: int) -> tuple[np.ndarray, int]:

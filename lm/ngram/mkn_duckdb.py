@@ -133,9 +133,13 @@ def _arpa_logp(p: np.ndarray) -> np.ndarray:
     return np.minimum(log10f(p), F32(0.0))
 
 
-def _arpa_backoff(gamma: np.ndarray) -> np.ndarray:
-    """ARPA's log10 backoff from the model's gamma (NaN where the n-gram is no context)."""
-    return log10_backoff(np.nan_to_num(gamma, nan=0.0))
+def _arpa_backoff(gamma: np.ndarray, missing: float = 0.0) -> np.ndarray:
+    """ARPA's log10 backoff from the model's gamma; ``missing`` where gamma is NaN (the n-gram
+    is no context: ARPA writes 0, scoring adds nothing)."""
+    bo = np.full(gamma.shape, missing, dtype=F32)
+    known = ~np.isnan(gamma)
+    bo[known] = log10_backoff(gamma[known])
+    return bo
 
 
 @dataclass(frozen=True)
@@ -228,12 +232,7 @@ class DuckdbMknModel:
         """The query of the order-n n-grams with their p and (below the highest order) gamma."""
         if n == self.order:
             return f"SELECT * FROM p{n}"  # noqa: S608
-        return (
-            SQL["model_rows"]
-            .format(n=n, p_cols=_cols(n, "p."), match=_match("p", "b", n))
-            .rstrip()
-            .rstrip(";")
-        )
+        return SQL["model_rows"].format(n=n, p_cols=_cols(n, "p."), match=_match("p", "b", n))
 
     def arpa_sizes(self) -> list[int]:
         """Number of n-grams per order in an ARPA file (:func:`lm.ngram.arpa.unigram_entries`)."""
@@ -273,7 +272,7 @@ class DuckdbMknModel:
         n_max = self.order
         con = self.con
         gamma = con.execute("SELECT gamma FROM b1 WHERE w1 = $bos", {"bos": BOS}).fetchall()
-        bos_bo = _arpa_backoff(np.array([gamma[0][0] if gamma else 0], dtype=F32))[0]
+        bos_bo = _arpa_backoff(np.array([gamma[0][0] if gamma else np.nan], dtype=F32))[0]
         con.register("windows", padded_windows(tokens, n_max))
         con.execute(SQL["evaluation_windows"])
         con.unregister("windows")
@@ -355,9 +354,7 @@ def _backoff_batch(
     for j in range(1, n_max):
         # NaN where the window is no context (in the model or not): nothing to add, as KenLM
         # adds a backoff of 0 for an n-gram that is no context
-        bo = _values(batch, f"gamma{j}")
-        known = ~np.isnan(bo)
-        bo[known] = log10_backoff(bo[known])
+        bo = _arpa_backoff(_values(batch, f"gamma{j}"), missing=np.nan)
         ctx = np.empty(size, dtype=np.float32)
         ctx[0] = carry[j - 1]
         ctx[1:] = bo[:-1]

@@ -110,9 +110,9 @@ WHERE g.w2 BETWEEN $lo AND $hi AND {ctx_w2} BETWEEN $lo AND $hi AND l.w1 BETWEEN
 -- name: drop_context_sums
 -- The backoff weights of order n - 1 are the gamma of the contexts of order n: once order n
 -- is interpolated, ctx{n} keeps them, without the sums, as that order's b table
--- (rename_backoffs). The model is then p1..pN (every n-gram's p) and b1..bN-1 (the gamma of the n-grams that are
--- contexts of the next order); ARPA's log10 values are taken where the tables are read, a batch
--- at a time, with the C library's log10f.
+-- (rename_backoffs). The model is then p1..pN (every n-gram's p) and b1..bN-1 (the gamma of
+-- the n-grams that are contexts of the next order); ARPA's log10 values are taken where the
+-- tables are read, a batch at a time, with the C library's log10f.
 ALTER TABLE ctx{n} DROP COLUMN s;
 
 -- name: rename_backoffs
@@ -123,7 +123,7 @@ ALTER TABLE ctx{n} RENAME TO b{below};
 -- it is no context).
 SELECT {p_cols}, p.p, b.gamma
 FROM p{n} AS p
-LEFT JOIN b{n} AS b ON {match};
+LEFT JOIN b{n} AS b ON {match}
 
 -- name: evaluation_windows
 -- The evaluation windows (pos, w1..wN as lm/ngram/windows.padded_windows cuts them), kept: each
@@ -147,9 +147,9 @@ FROM eval_windows AS q
 JOIN b{n} AS m ON {match}
 
 -- name: score
--- Per position, the model's p and gamma of the window of every length that ends there
--- (NULL where that n-gram is not in the model, or no context), in stream order; h1 is the token before the
--- word (`<s>` at a sentence start).
+-- Per position, the model's p and gamma of the window of every length that ends there (NULL
+-- where that n-gram is not in the model, or no context), in stream order; h1 is the token
+-- before the word (`<s>` at a sentence start).
 SELECT q.pos, q.w{order} AS word, q.w{history} AS h1, {values}
 FROM eval_windows AS q
 {joins}
